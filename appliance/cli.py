@@ -1,0 +1,191 @@
+"""`lotedge` command line: run the appliance, verify the ledger, and the other tools."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from appliance.errors import LotedgeError
+
+app = typer.Typer(help="lotedge: offline-first parking-lot edge appliance",
+                  pretty_exceptions_enable=False, no_args_is_help=True)
+db_app = typer.Typer(help="Ledger database tools", no_args_is_help=True)
+config_app = typer.Typer(help="Configuration tools", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(config_app, name="config")
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="lot configuration TOML")]
+
+
+def _load(config: Path):
+    from appliance.config import load_config
+
+    return load_config(config)
+
+
+@app.command()
+def run(
+    config: ConfigOpt,
+    simulate: Annotated[bool, typer.Option(help="fake hardware + traffic generator")] = False,
+    data_dir: Annotated[Path | None, typer.Option(help="override storage.data_dir")] = None,
+    duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
+    max_cars: Annotated[int | None, typer.Option(help="simulation: stop after N cars")] = None,
+    display: Annotated[bool, typer.Option(help="live availability table")] = True,
+) -> None:
+    """Run the appliance (with --simulate: on a simulated lot)."""
+    import dataclasses
+
+    cfg = _load(config)
+    if data_dir is not None:
+        cfg = dataclasses.replace(
+            cfg, storage=dataclasses.replace(cfg.storage, data_dir=str(data_dir)))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(_run(cfg, simulate=simulate, duration=duration, max_cars=max_cars,
+                     display=display and sys.stdout.isatty()))
+
+
+async def _run(cfg, *, simulate: bool, duration: float | None, max_cars: int | None,
+               display: bool) -> None:
+    from appliance.clock import SimClock, SystemClock
+    from appliance.service import Service
+    from appliance.simulate import TrafficGenerator
+
+    clock = SimClock(speed=cfg.simulation.speed) if simulate else SystemClock()
+    service = Service(cfg, simulate=simulate, clock=clock)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await service.start()
+    extra = []
+    traffic = None
+    if simulate:
+        traffic = TrafficGenerator(service, cfg.simulation, clock, max_cars=max_cars)
+
+        async def drive() -> None:
+            await traffic.run()
+            if max_cars is not None:
+                stop.set()
+
+        extra.append(drive)
+    if duration is not None:
+        loop.call_later(duration, stop.set)
+    if display:
+        extra.append(lambda: _display(service, traffic, clock))
+    else:
+        extra.append(lambda: _report(service, traffic, clock))
+    try:
+        await service.run(stop, extra=extra)
+    finally:
+        await service.stop()
+    if traffic is not None:
+        s = traffic.stats
+        print(f"simulation: arrived={s.arrived} entered={s.entered} refused={s.refused} "
+              f"exited={s.exited} trapped={s.trapped} inside={len(s.inside)}")
+
+
+async def _display(service, traffic, clock) -> None:
+    from rich.live import Live
+
+    from appliance.display import availability_table
+
+    def render():
+        s = traffic.stats if traffic else None
+        footer = (f"lot time {clock.now().astimezone(service.cfg.lot.tz):%a %H:%M}  "
+                  + (f"entered {s.entered}  exited {s.exited}  refused {s.refused}  "
+                     f"trapped {s.trapped}" if s else "") + "   Ctrl-C to stop")
+        return availability_table(service.availability, title=f"lotedge - {service.cfg.lot.id}",
+                                  lanes=[c.snapshot() for c in service.lanes.values()],
+                                  footer=footer)
+
+    with Live(render(), refresh_per_second=2) as live:
+        while True:
+            await asyncio.sleep(0.5)
+            live.update(render())
+
+
+async def _report(service, traffic, clock) -> None:
+    log = logging.getLogger("lotedge.report")
+    while True:
+        await asyncio.sleep(5)
+        av = service.availability
+        s = traffic.stats if traffic else None
+        log.info("availability free=%d/%d %s%s", av.free, av.capacity,
+                 " ".join(f"{k}:{v['free']}" for k, v in av.by_level().items()),
+                 f" entered={s.entered} exited={s.exited} refused={s.refused}" if s else "")
+
+
+@config_app.command("check")
+def config_check(path: Annotated[Path, typer.Argument(help="lot configuration TOML")]) -> None:
+    """Validate a configuration file."""
+    cfg = _load(path)
+    print(f"ok: lot {cfg.lot.id}: {len(cfg.levels)} levels, {len(cfg.spots)} spots, "
+          f"{len(cfg.lanes)} lanes, mode {cfg.lot.mode}")
+
+
+@db_app.command("verify")
+def db_verify(
+    config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
+    db: Annotated[Path | None, typer.Option(help="ledger file (instead of --config)")] = None,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Check integrity_check, seq contiguity and the hash chain; exit 1 if anything is wrong."""
+    from zoneinfo import ZoneInfo
+
+    from appliance.ledger import Ledger
+
+    if db is None:
+        if config is None:
+            raise LotedgeError("give --config or --db")
+        cfg = _load(config)
+        db, lot_id, tz = cfg.db_path(), cfg.lot.id, cfg.lot.tz
+    else:
+        lot_id, tz = "?", ZoneInfo("UTC")
+    if not db.exists():
+        raise LotedgeError(f"no ledger at {db}")
+
+    async def verify():
+        ledger = await Ledger.open(db, lot_id=lot_id, tz=tz)
+        try:
+            return await ledger.verify()
+        finally:
+            await ledger.close()
+
+    report = asyncio.run(verify())
+    if json_out:
+        print(json.dumps({"ok": report.ok, "integrity": report.integrity, "events": report.events,
+                          "first_seq": report.first_seq, "last_seq": report.last_seq,
+                          "problems": report.problems[:100]}))
+    else:
+        print(f"integrity_check: {report.integrity}")
+        print(f"events: {report.events} (seq {report.first_seq}..{report.last_seq})")
+        for problem in report.problems[:20]:
+            print(f"PROBLEM: {problem}")
+        print("ledger OK" if report.ok else f"ledger FAILED ({len(report.problems)} problems)")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """Console entry point: clear one-line errors, exit 2 on bad input."""
+    try:
+        app()
+    except LotedgeError as err:
+        print(f"lotedge: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        with contextlib.suppress(Exception):
+            print("interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,295 @@
+"""Lot configuration: one TOML file, validated once at start-up into frozen values.
+
+Errors name the key and the file line: `lot.toml:42: lanes[1].arming_loop_pin: ...`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import TypeAdapter, ValidationError
+
+from appliance.core.layout import LaneDef, LevelDef, SpotDef, SpotRange
+from appliance.core.tariff import Tariff
+from appliance.core.types import AllocationStrategy, LaneDirection, LotMode
+from appliance.errors import ConfigError
+
+_FORBID = {"extra": "forbid"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class LotSection:
+    """Identity and policy of the lot."""
+
+    __pydantic_config__ = _FORBID
+
+    id: str
+    name: str = ""
+    timezone: str = "UTC"
+    currency: str = "USD"
+    mode: LotMode = LotMode.COUNTER
+    allocation: AllocationStrategy = AllocationStrategy.NEAREST
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.id):
+            raise ValueError("id: must be 1-64 letters, digits, '-' or '_' (it is used in topics)")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"timezone: unknown time zone {self.timezone!r}") from err
+        if not re.fullmatch(r"[A-Z]{3}", self.currency):
+            raise ValueError("currency: must be a three-letter ISO code such as USD")
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The lot's time zone."""
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HardwareSection:
+    """Which backends drive the devices."""
+
+    __pydantic_config__ = _FORBID
+
+    pin_factory: Literal["mock", "lgpio", "rpigpio", "native"] = "mock"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CloudSection:
+    """Cloud endpoints; with `enabled = false` the appliance runs fully offline."""
+
+    __pydantic_config__ = _FORBID
+
+    enabled: bool = False
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    api_url: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StorageSection:
+    """Where the ledger and files live."""
+
+    __pydantic_config__ = _FORBID
+
+    data_dir: str = "var"
+    db_file: str = "ledger.sqlite3"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimulationSection:
+    """Traffic generator settings for `lotedge run --simulate`."""
+
+    __pydantic_config__ = _FORBID
+
+    arrivals_per_hour_per_lane: int = 240
+    speed: float = 60.0
+    mean_stay_minutes: int = 90
+    passage_ms: int = 400
+    unreadable_plate_rate: float = 0.05
+    gate_wait_ms: int = 3000
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.arrivals_per_hour_per_lane < 0:
+            raise ValueError("arrivals_per_hour_per_lane: must not be negative")
+        if self.speed <= 0:
+            raise ValueError("speed: must be positive")
+        if not 0 <= self.unreadable_plate_rate <= 1:
+            raise ValueError("unreadable_plate_rate: must be between 0 and 1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LotConfig:
+    """A whole lot, as validated from its TOML file."""
+
+    __pydantic_config__ = _FORBID
+
+    lot: LotSection
+    levels: tuple[LevelDef, ...]
+    spots: tuple[SpotDef, ...] = ()
+    spot_ranges: tuple[SpotRange, ...] = ()
+    lanes: tuple[LaneDef, ...] = ()
+    tariff: Tariff = field(default_factory=Tariff)
+    hardware: HardwareSection = field(default_factory=HardwareSection)
+    cloud: CloudSection = field(default_factory=CloudSection)
+    storage: StorageSection = field(default_factory=StorageSection)
+    simulation: SimulationSection = field(default_factory=SimulationSection)
+    source_path: str | None = None
+    source_sha256: str | None = None
+
+    def lane(self, lane_id: str) -> LaneDef:
+        """The lane with this id."""
+        for lane in self.lanes:
+            if lane.id == lane_id:
+                return lane
+        raise KeyError(lane_id)
+
+    def db_path(self, base: Path | None = None) -> Path:
+        """Absolute path of the ledger database (relative data_dir is against `base` or cwd)."""
+        data_dir = Path(self.storage.data_dir)
+        if not data_dir.is_absolute():
+            data_dir = (base or Path.cwd()) / data_dir
+        return data_dir / self.storage.db_file
+
+    def entry_lanes(self) -> list[LaneDef]:
+        """Lanes that let vehicles in."""
+        return [lane for lane in self.lanes if lane.direction == LaneDirection.ENTRY]
+
+    def exit_lanes(self) -> list[LaneDef]:
+        """Lanes that let vehicles out."""
+        return [lane for lane in self.lanes if lane.direction == LaneDirection.EXIT]
+
+
+_ADAPTER = TypeAdapter(LotConfig)
+
+
+def _loc_text(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\"' ]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"']+(?:\s*\.\s*[A-Za-z0-9_\-\"']+)*)\s*=")
+
+
+def key_lines(text: str) -> dict[tuple[Any, ...], int]:
+    """Map each key path of a TOML document to the 1-based line where it is written."""
+    lines: dict[tuple[Any, ...], int] = {}
+    counts: dict[tuple[str, ...], int] = {}
+    current: tuple[Any, ...] = ()
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header:
+            names = tuple(p.strip().strip("\"'") for p in header.group(2).split("."))
+            if header.group(1) == "[[":
+                index = counts.get(names, 0)
+                counts[names] = index + 1
+                current = (*names, index)
+            else:
+                current = names
+            lines.setdefault(current, number)
+            continue
+        key = _KEY.match(line)
+        if key:
+            names = tuple(p.strip().strip("\"'") for p in key.group(1).split("."))
+            lines.setdefault((*current, *names), number)
+    return lines
+
+
+def _line_for(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int | None:
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _fail(message: str, loc: tuple[Any, ...], path: str | None, lines: dict) -> ConfigError:
+    return ConfigError(f"{_loc_text(loc)}: {message}", path=path, line=_line_for(loc, lines))
+
+
+def _check_references(cfg: LotConfig, path: str | None, lines: dict) -> None:
+    level_ids = [lvl.id for lvl in cfg.levels]
+    if not level_ids:
+        raise _fail("a lot needs at least one level", ("levels",), path, lines)
+    for i, lvl in enumerate(cfg.levels):
+        if level_ids.count(lvl.id) > 1:
+            raise _fail(f"duplicate level id {lvl.id!r}", ("levels", i, "id"), path, lines)
+    for i, spot in enumerate(cfg.spots):
+        if spot.level not in level_ids:
+            raise _fail(f"unknown level {spot.level!r}", ("spots", i, "level"), path, lines)
+    for i, rng in enumerate(cfg.spot_ranges):
+        if rng.level not in level_ids:
+            raise _fail(f"unknown level {rng.level!r}", ("spot_ranges", i, "level"), path, lines)
+    seen_spots: set[str] = set()
+    for spot in [*cfg.spots, *(s for r in cfg.spot_ranges for s in r.expand())]:
+        if spot.id in seen_spots:
+            raise _fail(f"duplicate spot id {spot.id!r}", ("spots",), path, lines)
+        seen_spots.add(spot.id)
+    lane_ids: set[str] = set()
+    pin_owner: dict[int, str] = {}
+    for i, lane in enumerate(cfg.lanes):
+        if lane.id in lane_ids:
+            raise _fail(f"duplicate lane id {lane.id!r}", ("lanes", i, "id"), path, lines)
+        lane_ids.add(lane.id)
+        if lane.level is not None and lane.level not in level_ids:
+            raise _fail(f"unknown level {lane.level!r}", ("lanes", i, "level"), path, lines)
+        for key in ("arming_loop_pin", "safety_loop_pin", "barrier_relay_pin", "gate_feedback_pin"):
+            pin = getattr(lane, key)
+            if pin is None:
+                continue
+            if pin in pin_owner:
+                raise _fail(
+                    f"GPIO pin {pin} is already used by {pin_owner[pin]}",
+                    ("lanes", i, key), path, lines,
+                )
+            pin_owner[pin] = f"lane {lane.id}"
+    if cfg.lot.mode == "per_spot" and not seen_spots:
+        raise _fail("per_spot mode needs spots or spot_ranges", ("lot", "mode"), path, lines)
+    if cfg.lot.mode == "counter" and not seen_spots and not any(lv.capacity for lv in cfg.levels):
+        raise _fail("counter mode needs a capacity on some level (or spots)",
+                    ("levels",), path, lines)
+
+
+def parse_config(text: str, *, path: str | None = None) -> LotConfig:
+    """Validate TOML text into a LotConfig; raise ConfigError naming the key and line."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        match = re.search(r"line (\d+)", str(err))
+        raise ConfigError(f"not valid TOML: {err}", path=path,
+                          line=int(match.group(1)) if match else None) from err
+    lines = key_lines(text)
+    for key in ("source_path", "source_sha256"):
+        if key in raw:
+            raise _fail("unknown key", (key,), path, lines)
+    raw["source_path"] = path
+    raw["source_sha256"] = hashlib.sha256(text.encode()).hexdigest()
+    try:
+        cfg = _ADAPTER.validate_python(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = tuple(first["loc"])
+        msg = first["msg"].removeprefix("Value error, ")
+        # __post_init__ checks say which field they reject as "field: reason".
+        field_prefix = re.match(r"^([a-z_][a-z0-9_]*(?:\.[A-Za-z0-9_]+)*): (.*)$", msg)
+        if first["type"] == "value_error" and field_prefix:
+            loc = (*loc, *field_prefix.group(1).split("."))
+            msg = field_prefix.group(2)
+        if first["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+            msg = "unknown key (typo?)"
+        elif first["type"] == "missing":
+            msg = "required key is missing"
+        elif "input" in first and not isinstance(first["input"], dict | list):
+            msg = f"{msg} (got {first['input']!r})"
+        more = len(err.errors()) - 1
+        if more:
+            msg += f" (and {more} more problem{'s' if more > 1 else ''})"
+        raise _fail(msg, loc, path, lines) from None
+    _check_references(cfg, path, lines)
+    expanded = (*cfg.spots, *(s for r in cfg.spot_ranges for s in r.expand()))
+    return dataclasses.replace(cfg, spots=expanded, spot_ranges=())
+
+
+def load_config(path: str | Path) -> LotConfig:
+    """Read and validate a lot configuration file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise ConfigError("file not found", path=str(p)) from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read file: {err}", path=str(p)) from err
+    return parse_config(text, path=str(p))

@@ -1,0 +1,218 @@
+"""Lane state machine: pure. The shell feeds it inputs with the time; it returns commands.
+
+Transition table (state + input -> new state, commands):
+
+| state        | input                       | next         | commands                      |
+|--------------|-----------------------------|--------------|-------------------------------|
+| IDLE         | ArmingOccupied              | IDENTIFYING  | ReadPlate                     |
+| IDENTIFYING  | PlateRead                   | DECIDING     | Decide(plate)                 |
+| IDENTIFYING  | timeout (identify_timeout)  | DECIDING     | Decide(None)  (ticket/QR)     |
+| IDENTIFYING  | ArmingCleared               | IDLE         | Note(backed_out)              |
+| DECIDING     | Decided(allow)              | OPEN         | OpenGate                      |
+| DECIDING     | Decided(refuse)             | REFUSED      | ShowRefusal                   |
+| OPEN         | SafetyOccupied              | PASSING      |                               |
+| OPEN         | ArmingCleared               | IDLE         | CloseGate, Note(backed_out)   |
+| OPEN         | timeout (open_timeout)      | IDLE         | CloseGate, Note(no_passage)   |
+| PASSING      | SafetyCleared               | IDLE/IDENT.  | CloseGate, Note(passed)       |
+| REFUSED      | ArmingCleared               | IDLE         |                               |
+| any          | SafetyOccupied out of turn  | same         | Note(tailgate_or_reverse)     |
+
+After PASSING, if the arming loop is already occupied (the next car), the lane goes straight to
+IDENTIFYING. Inputs that do not apply to a state are ignored (returned as no commands).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class LaneState(StrEnum):
+    """Where a lane is in serving one vehicle."""
+
+    IDLE = "IDLE"
+    IDENTIFYING = "IDENTIFYING"
+    DECIDING = "DECIDING"
+    OPEN = "OPEN"
+    PASSING = "PASSING"
+    REFUSED = "REFUSED"
+
+
+# Inputs ---------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ArmingOccupied:
+    """A vehicle arrived on the arming loop."""
+
+
+@dataclass(frozen=True, slots=True)
+class ArmingCleared:
+    """The arming loop is free again."""
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyOccupied:
+    """A vehicle is on the safety loop under the barrier."""
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyCleared:
+    """The safety loop is free again."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlateRead:
+    """Result of a plate read; plate None means no read."""
+
+    plate: str | None
+    confidence: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """The shell's decision for the vehicle at the lane."""
+
+    allow: bool
+    reason: str
+    ticket_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Time passes (used for timeouts)."""
+
+
+LaneInput = ArmingOccupied | ArmingCleared | SafetyOccupied | SafetyCleared | PlateRead | Decided | Tick
+
+
+# Commands -------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ReadPlate:
+    """Ask the camera/LPR for a read of the vehicle at the lane."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decide:
+    """Ask the shell to decide (entry: allocate/issue; exit: match/pay) for this plate."""
+
+    plate: str | None
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class OpenGate:
+    """Raise the barrier."""
+
+    reason: str
+    ticket_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CloseGate:
+    """Lower the barrier (the gate driver refuses while the safety loop is occupied)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShowRefusal:
+    """Show why the vehicle is not let through."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Something worth recording that changes nothing else (backed out, passed, ...)."""
+
+    what: str
+    ticket_id: str | None = None
+
+
+LaneCommand = ReadPlate | Decide | OpenGate | CloseGate | ShowRefusal | Note
+
+
+@dataclass
+class LaneMachine:
+    """One lane's state; `step` is the whole behaviour.
+
+    Args:
+        identify_timeout_s: give up on a plate read after this long (ticket/QR fallback).
+        open_timeout_s: close the gate if nobody drives through within this long.
+    """
+
+    identify_timeout_s: float = 3.0
+    open_timeout_s: float = 30.0
+    state: LaneState = LaneState.IDLE
+    since: float = 0.0
+    arming: bool = False
+    safety: bool = False
+    ticket_id: str | None = None
+    last_reason: str = ""
+    history: list[tuple[float, LaneState, LaneState, str]] = field(default_factory=list)
+
+    def _go(self, now: float, new: LaneState, why: str) -> None:
+        self.history.append((now, self.state, new, why))
+        if len(self.history) > 50:
+            del self.history[:-50]
+        self.state = new
+        self.since = now
+
+    def step(self, event: LaneInput, now: float) -> list[LaneCommand]:
+        """Apply one input at time `now` (seconds, monotonic); return commands to carry out."""
+        s = self.state
+        match event:
+            case ArmingOccupied():
+                self.arming = True
+                if s == LaneState.IDLE:
+                    self._go(now, LaneState.IDENTIFYING, "vehicle at arming loop")
+                    return [ReadPlate()]
+            case ArmingCleared():
+                self.arming = False
+                if s == LaneState.IDENTIFYING:
+                    self._go(now, LaneState.IDLE, "backed out before identification")
+                    return [Note("backed_out")]
+                if s == LaneState.OPEN:
+                    ticket, self.ticket_id = self.ticket_id, None
+                    self._go(now, LaneState.IDLE, "backed out with gate open")
+                    return [CloseGate(), Note("backed_out", ticket)]
+                if s == LaneState.REFUSED:
+                    self._go(now, LaneState.IDLE, "refused vehicle left")
+            case SafetyOccupied():
+                self.safety = True
+                if s == LaneState.OPEN:
+                    self._go(now, LaneState.PASSING, "vehicle under barrier")
+                elif s != LaneState.PASSING:
+                    return [Note("safety_loop_out_of_turn")]
+            case SafetyCleared():
+                self.safety = False
+                if s == LaneState.PASSING:
+                    ticket, self.ticket_id = self.ticket_id, None
+                    cmds: list[LaneCommand] = [CloseGate(), Note("passed", ticket)]
+                    if self.arming:
+                        self._go(now, LaneState.IDENTIFYING, "next vehicle waiting")
+                        cmds.append(ReadPlate())
+                    else:
+                        self._go(now, LaneState.IDLE, "vehicle cleared")
+                    return cmds
+            case PlateRead(plate=plate, confidence=conf):
+                if s == LaneState.IDENTIFYING:
+                    self._go(now, LaneState.DECIDING, "plate read" if plate else "no plate read")
+                    return [Decide(plate, conf)]
+            case Decided(allow=allow, reason=reason, ticket_id=ticket_id):
+                if s == LaneState.DECIDING:
+                    self.last_reason = reason
+                    if allow:
+                        self.ticket_id = ticket_id
+                        self._go(now, LaneState.OPEN, reason)
+                        return [OpenGate(reason, ticket_id)]
+                    self._go(now, LaneState.REFUSED, reason)
+                    if not self.arming:
+                        self._go(now, LaneState.IDLE, "refused vehicle already gone")
+                    return [ShowRefusal(reason)]
+            case Tick():
+                if s == LaneState.IDENTIFYING and now - self.since >= self.identify_timeout_s:
+                    self._go(now, LaneState.DECIDING, "plate read timed out")
+                    return [Decide(None, 0.0)]
+                if s == LaneState.OPEN and now - self.since >= self.open_timeout_s:
+                    ticket, self.ticket_id = self.ticket_id, None
+                    self._go(now, LaneState.IDLE, "no vehicle passed")
+                    return [CloseGate(), Note("no_passage", ticket)]
+        return []

@@ -1,0 +1,17 @@
+"""Exact money: integer cents, one rounding rule (half up to the cent, applied once at the end)."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+
+def round_cents(amount: Decimal) -> int:
+    """Round a Decimal amount of cents half up to a whole cent."""
+    return int(amount.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def format_cents(amount_cents: int, currency: str = "USD") -> str:
+    """Render cents for people: 1234 -> '12.34 USD'."""
+    sign = "-" if amount_cents < 0 else ""
+    whole, cents = divmod(abs(amount_cents), 100)
+    return f"{sign}{whole}.{cents:02d} {currency}"

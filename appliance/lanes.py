@@ -1,0 +1,186 @@
+"""Lane controllers: the shell around the pure lane state machine.
+
+Loop edges and plate reads become machine inputs; machine commands become gate moves,
+ledger events and decisions. A lane never waits on the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from appliance.core.events import NewEvent
+from appliance.core.lane import (
+    ArmingCleared,
+    ArmingOccupied,
+    CloseGate,
+    Decide,
+    Decided,
+    LaneInput,
+    LaneMachine,
+    Note,
+    OpenGate,
+    PlateRead,
+    ReadPlate,
+    SafetyCleared,
+    SafetyOccupied,
+    ShowRefusal,
+    Tick,
+)
+from appliance.core.layout import LaneDef
+from appliance.ledger import Ledger
+from appliance.tickets import Outcome
+from drivers.gate import BarrierGate, GateInterlockError
+from drivers.loops import LoopDetector, LoopEdge
+from lpr.source import PlateResult, PlateSource
+
+log = logging.getLogger(__name__)
+
+Decider = Callable[[str, PlateResult], Awaitable[Outcome]]
+
+
+@dataclass
+class LaneStats:
+    """Counters a lane keeps for status and the per-hour report."""
+
+    vehicles_passed: int = 0
+    refused: int = 0
+    backed_out: int = 0
+    no_read: int = 0
+    last_plate: str | None = None
+    last_confidence: float = 0.0
+    last_decision: str = ""
+    decision_latency_ms: list[float] = field(default_factory=list)
+
+
+class LaneController:
+    """Runs one lane: inputs from its loops and camera, outputs to its barrier and the ledger.
+
+    Args:
+        lane: the lane's definition.
+        arming, safety: its loop detectors.
+        gate: its barrier.
+        plates: where plate reads come from.
+        decide: the entry or exit decision (a ledger transaction).
+        ledger: where lane facts are recorded.
+        monotonic: the time base for the machine's timeouts.
+    """
+
+    def __init__(self, lane: LaneDef, *, arming: LoopDetector, safety: LoopDetector,
+                 gate: BarrierGate, plates: PlateSource, decide: Decider, ledger: Ledger,
+                 monotonic: Callable[[], float]):
+        self.lane = lane
+        self.arming = arming
+        self.safety = safety
+        self.gate = gate
+        self.plates = plates
+        self._decide = decide
+        self.ledger = ledger
+        self._monotonic = monotonic
+        self.machine = LaneMachine()
+        self.stats = LaneStats()
+        self._inputs: asyncio.Queue[LaneInput] = asyncio.Queue()
+        self._last_read: PlateResult | None = None
+        self._trigger_ns = 0
+        arming.on_edge(self._on_arming)
+        safety.on_edge(self._on_safety)
+
+    def _on_arming(self, edge: LoopEdge) -> None:
+        if edge.present:
+            self._trigger_ns = edge.stable_ns
+        self._inputs.put_nowait(ArmingOccupied() if edge.present else ArmingCleared())
+
+    def _on_safety(self, edge: LoopEdge) -> None:
+        self._inputs.put_nowait(SafetyOccupied() if edge.present else SafetyCleared())
+
+    def feed(self, event: LaneInput) -> None:
+        """Queue an input for the machine."""
+        self._inputs.put_nowait(event)
+
+    async def run(self) -> None:
+        """Process inputs forever; ticks drive the machine's timeouts."""
+        while True:
+            try:
+                event = await asyncio.wait_for(self._inputs.get(), timeout=0.5)
+            except TimeoutError:
+                event = Tick()
+            for command in self.machine.step(event, self._monotonic()):
+                await self._execute(command)
+
+    async def _execute(self, command) -> None:
+        lane_id = self.lane.id
+        match command:
+            case ReadPlate():
+                asyncio.get_running_loop().create_task(self._read_plate())
+            case Decide(plate=plate, confidence=conf):
+                read = self._last_read or PlateResult(plate=None)
+                if plate is None:
+                    self.stats.no_read += 1
+                    read = PlateResult(plate=None, vehicle_type=read.vehicle_type,
+                                       is_ev=read.is_ev)
+                try:
+                    outcome = await self._decide(lane_id, read)
+                except Exception as err:  # never trap a car on an internal error
+                    log.exception("lane %s: decision failed", lane_id)
+                    await self._safe_record("lane.decision_failed", {"error": str(err)})
+                    outcome = Outcome(allow=True, reason=f"decision failed: {err}")
+                self.stats.last_decision = outcome.reason
+                self.feed(Decided(outcome.allow, outcome.reason, outcome.ticket_id))
+            case OpenGate():
+                self.gate.open()
+                if self._trigger_ns:
+                    import time
+
+                    self.stats.decision_latency_ms.append(
+                        (time.monotonic_ns() - self._trigger_ns) / 1e6)
+                    del self.stats.decision_latency_ms[:-1000]
+            case CloseGate():
+                try:
+                    self.gate.close()
+                    await self._safe_record("gate.closed", {"lane": lane_id})
+                except GateInterlockError:
+                    await self._safe_record("gate.close_refused",
+                                            {"lane": lane_id, "reason": "safety loop occupied"})
+            case ShowRefusal(reason=reason):
+                self.stats.refused += 1
+            case Note(what=what, ticket_id=ticket_id):
+                if what == "passed":
+                    self.stats.vehicles_passed += 1
+                elif what == "backed_out":
+                    self.stats.backed_out += 1
+                await self._safe_record(f"lane.{what}", {"lane": lane_id, "ticket_id": ticket_id})
+
+    async def _read_plate(self) -> None:
+        try:
+            result = await self.plates.read(self.lane.id)
+        except Exception:  # a broken camera means no read, never a stuck lane
+            log.exception("lane %s: plate read failed", self.lane.id)
+            result = PlateResult(plate=None)
+        self._last_read = result
+        self.stats.last_plate = result.plate
+        self.stats.last_confidence = result.confidence
+        self.feed(PlateRead(result.plate, result.confidence))
+
+    async def _safe_record(self, event_type: str, payload: dict) -> None:
+        try:
+            await self.ledger.append(NewEvent(type=event_type, payload=payload))
+        except Exception:
+            log.exception("lane %s: could not record %s", self.lane.id, event_type)
+
+    def snapshot(self) -> dict:
+        """Lane state for the UI and diagnostics."""
+        return {
+            "lane": self.lane.id,
+            "direction": str(self.lane.direction),
+            "state": str(self.machine.state),
+            "arming": self.arming.present,
+            "safety": self.safety.present,
+            "gate_open": self.gate.is_open,
+            "last_plate": self.stats.last_plate,
+            "last_confidence": self.stats.last_confidence,
+            "last_decision": self.stats.last_decision,
+            "passed": self.stats.vehicles_passed,
+            "refused": self.stats.refused,
+        }

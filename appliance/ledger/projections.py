@@ -1,0 +1,144 @@
+"""How each event type changes the ledger's tables (applied in the event's own transaction).
+
+Event types without an entry here are pure facts (gate commands, plate reads, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from appliance.core.events import Event
+
+if TYPE_CHECKING:
+    from appliance.ledger.store import Tx
+
+Projection = Callable[["Tx", Event], Awaitable[None]]
+PROJECTIONS: dict[str, Projection] = {}
+
+
+def projects(event_type: str) -> Callable[[Projection], Projection]:
+    """Register the projection of one event type."""
+
+    def register(fn: Projection) -> Projection:
+        PROJECTIONS[event_type] = fn
+        return fn
+
+    return register
+
+
+@projects("lot.configured")
+async def _lot_configured(tx: Tx, ev: Event) -> None:
+    p: dict[str, Any] = ev.payload
+    lot = p["lot"]
+    await tx.execute(
+        "INSERT INTO lots(id, name, timezone, currency, mode) VALUES (?,?,?,?,?) "
+        "ON CONFLICT(id) DO UPDATE SET name=excluded.name, timezone=excluded.timezone, "
+        "currency=excluded.currency, mode=excluded.mode",
+        (lot["id"], lot["name"], lot["timezone"], lot["currency"], lot["mode"]),
+    )
+    for pos, level in enumerate(p["levels"]):
+        await tx.execute(
+            "INSERT INTO levels(id, name, position) VALUES (?,?,?) ON CONFLICT(id) DO UPDATE "
+            "SET name=excluded.name, position=excluded.position",
+            (level["id"], level["name"], pos),
+        )
+    await tx.execute("UPDATE capacity SET capacity = 0")
+    for row in p["capacity"]:
+        await tx.execute(
+            "INSERT INTO capacity(level_id, spot_type, capacity) VALUES (?,?,?) "
+            "ON CONFLICT(level_id, spot_type) DO UPDATE SET capacity=excluded.capacity",
+            (row["level"], row["spot_type"], row["capacity"]),
+        )
+    for spot in p["spots"]:
+        await tx.execute(
+            "INSERT INTO spots(id, level_id, type, distance_cm, sensor) VALUES (?,?,?,?,?) "
+            "ON CONFLICT(id) DO UPDATE SET level_id=excluded.level_id, type=excluded.type, "
+            "distance_cm=excluded.distance_cm, sensor=excluded.sensor",
+            (spot["id"], spot["level"], spot["type"], spot["distance_cm"], spot["sensor"]),
+        )
+
+
+@projects("ticket.issued")
+async def _ticket_issued(tx: Tx, ev: Event) -> None:
+    p = ev.payload
+    await tx.execute(
+        "INSERT INTO tickets(id, plate, vehicle_type, is_ev, level_id, spot_type, spot_id, "
+        "entry_lane, entry_utc, status, rate_multiplier, entry_seq) "
+        "VALUES (?,?,?,?,?,?,?,?,?,'OPEN',?,?)",
+        (
+            p["ticket_id"], p["plate"], p["vehicle_type"], int(p.get("is_ev", False)),
+            p["level"], p["spot_type"], p.get("spot_id"), p.get("lane"), p["entry_utc"],
+            p.get("rate_multiplier", "1"), ev.seq,
+        ),
+    )
+    await tx.execute(
+        "UPDATE capacity SET occupied = occupied + 1 WHERE level_id = ? AND spot_type = ?",
+        (p["level"], p["spot_type"]),
+    )
+    if p.get("spot_id"):
+        await tx.execute(
+            "UPDATE spots SET state = 'OCCUPIED', ticket_id = ? WHERE id = ?",
+            (p["ticket_id"], p["spot_id"]),
+        )
+    if p.get("plate"):
+        await tx.execute(
+            "INSERT INTO vehicles(plate, vehicle_type, is_ev, first_seen_utc, last_seen_utc) "
+            "VALUES (?,?,?,?,?) ON CONFLICT(plate) DO UPDATE SET last_seen_utc=excluded.last_seen_utc",
+            (p["plate"], p["vehicle_type"], int(p.get("is_ev", False)), p["entry_utc"],
+             p["entry_utc"]),
+        )
+
+
+@projects("ticket.closed")
+async def _ticket_closed(tx: Tx, ev: Event) -> None:
+    p = ev.payload
+    row = await tx.fetchone(
+        "SELECT level_id, spot_type, spot_id, status FROM tickets WHERE id = ?", (p["ticket_id"],)
+    )
+    if row is None or row["status"] != "OPEN":
+        raise ValueError(f"ticket {p['ticket_id']} is not open")
+    await tx.execute(
+        "UPDATE tickets SET status = 'CLOSED', exit_lane = ?, exit_utc = ?, fee_cents = ?, "
+        "paid_cents = paid_cents + ?, exit_seq = ? WHERE id = ?",
+        (p.get("lane"), p["exit_utc"], p["fee_cents"], p.get("paid_cents", 0), ev.seq,
+         p["ticket_id"]),
+    )
+    await tx.execute(
+        "UPDATE capacity SET occupied = occupied - 1 WHERE level_id = ? AND spot_type = ?",
+        (row["level_id"], row["spot_type"]),
+    )
+    if row["spot_id"]:
+        await tx.execute(
+            "UPDATE spots SET state = 'AVAILABLE', ticket_id = NULL WHERE id = ?", (row["spot_id"],)
+        )
+
+
+@projects("payment.recorded")
+async def _payment_recorded(tx: Tx, ev: Event) -> None:
+    p = ev.payload
+    await tx.execute(
+        "INSERT INTO payments(id, ticket_id, idempotency_key, amount_cents, method, status, "
+        "processor_token, last4, brand, offline, ts_utc, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            p["payment_id"], p["ticket_id"], p["idempotency_key"], p["amount_cents"], p["method"],
+            p["status"], p.get("processor_token"), p.get("last4"), p.get("brand"),
+            int(p.get("offline", False)), ev.ts_utc.isoformat(), ev.seq,
+        ),
+    )
+
+
+@projects("invoice.created")
+async def _invoice_created(tx: Tx, ev: Event) -> None:
+    p = ev.payload
+    await tx.execute(
+        "INSERT INTO invoices(id, ticket_id, plate, amount_cents, reason, status, ts_utc, seq) "
+        "VALUES (?,?,?,?,?,'UNPAID',?,?)",
+        (p["invoice_id"], p.get("ticket_id"), p.get("plate"), p["amount_cents"], p["reason"],
+         ev.ts_utc.isoformat(), ev.seq),
+    )
+    if p.get("plate"):
+        await tx.execute(
+            "UPDATE vehicles SET unpaid_invoices = unpaid_invoices + 1 WHERE plate = ?",
+            (p["plate"],),
+        )

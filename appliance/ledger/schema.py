@@ -1,0 +1,115 @@
+"""Versioned schema migrations of the ledger database."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: the data model and the append-only event log.
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL UNIQUE,
+        lot_id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        ts_utc TEXT NOT NULL,
+        ts_local TEXT NOT NULL,
+        mono_ns INTEGER NOT NULL,
+        payload TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE INDEX events_type ON events(type);
+    CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+    CREATE TRIGGER events_delete_only_synced BEFORE DELETE ON events
+    WHEN OLD.seq > COALESCE((SELECT CAST(value AS INTEGER) FROM meta
+                             WHERE key = 'acked_through'), 0)
+    BEGIN SELECT RAISE(ABORT, 'only events acknowledged by the cloud may be pruned'); END;
+    CREATE TABLE lots (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL, timezone TEXT NOT NULL,
+        currency TEXT NOT NULL, mode TEXT NOT NULL
+    );
+    CREATE TABLE levels (id TEXT PRIMARY KEY, name TEXT NOT NULL, position INTEGER NOT NULL);
+    CREATE TABLE capacity (
+        level_id TEXT NOT NULL REFERENCES levels(id),
+        spot_type TEXT NOT NULL,
+        capacity INTEGER NOT NULL CHECK (capacity >= 0),
+        occupied INTEGER NOT NULL DEFAULT 0 CHECK (occupied >= 0),
+        PRIMARY KEY (level_id, spot_type)
+    );
+    CREATE TABLE spots (
+        id TEXT PRIMARY KEY,
+        level_id TEXT NOT NULL REFERENCES levels(id),
+        type TEXT NOT NULL,
+        distance_cm INTEGER NOT NULL,
+        sensor TEXT,
+        state TEXT NOT NULL DEFAULT 'AVAILABLE',
+        ticket_id TEXT
+    );
+    CREATE TABLE vehicles (
+        plate TEXT PRIMARY KEY,
+        vehicle_type TEXT,
+        is_ev INTEGER NOT NULL DEFAULT 0,
+        flags TEXT NOT NULL DEFAULT '',
+        unpaid_invoices INTEGER NOT NULL DEFAULT 0,
+        first_seen_utc TEXT,
+        last_seen_utc TEXT
+    );
+    CREATE TABLE tickets (
+        id TEXT PRIMARY KEY,
+        plate TEXT,
+        vehicle_type TEXT NOT NULL,
+        is_ev INTEGER NOT NULL DEFAULT 0,
+        level_id TEXT NOT NULL,
+        spot_type TEXT NOT NULL,
+        spot_id TEXT,
+        entry_lane TEXT,
+        entry_utc TEXT NOT NULL,
+        exit_lane TEXT,
+        exit_utc TEXT,
+        status TEXT NOT NULL,
+        rate_multiplier TEXT NOT NULL DEFAULT '1',
+        fee_cents INTEGER,
+        paid_cents INTEGER NOT NULL DEFAULT 0,
+        entry_seq INTEGER NOT NULL,
+        exit_seq INTEGER
+    );
+    CREATE INDEX tickets_open_plate ON tickets(plate) WHERE status = 'OPEN';
+    CREATE INDEX tickets_status ON tickets(status);
+    CREATE TABLE reservations (
+        id TEXT PRIMARY KEY,
+        plate TEXT,
+        code TEXT,
+        spot_type TEXT NOT NULL,
+        level_id TEXT,
+        spot_id TEXT,
+        start_utc TEXT NOT NULL,
+        end_utc TEXT NOT NULL,
+        status TEXT NOT NULL
+    );
+    CREATE TABLE payments (
+        id TEXT PRIMARY KEY,
+        ticket_id TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        amount_cents INTEGER NOT NULL,
+        method TEXT NOT NULL,
+        status TEXT NOT NULL,
+        processor_token TEXT,
+        last4 TEXT,
+        brand TEXT,
+        offline INTEGER NOT NULL DEFAULT 0,
+        ts_utc TEXT NOT NULL,
+        seq INTEGER NOT NULL
+    );
+    CREATE TABLE invoices (
+        id TEXT PRIMARY KEY,
+        ticket_id TEXT,
+        plate TEXT,
+        amount_cents INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        status TEXT NOT NULL,
+        ts_utc TEXT NOT NULL,
+        seq INTEGER NOT NULL
+    );
+    """,
+]

@@ -1,0 +1,219 @@
+"""The service shell: wires drivers -> core -> ledger -> outputs and runs them in a TaskGroup."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gpiozero import Factory
+
+from appliance import __version__
+from appliance.availability import Availability, read_availability
+from appliance.clock import Clock, SystemClock
+from appliance.config import LotConfig
+from appliance.core.events import Event, NewEvent, canonical_json
+from appliance.core.types import LaneDirection, LotMode, SpotType, VehicleType
+from appliance.lanes import LaneController
+from appliance.ledger import Ledger
+from appliance.tickets import Outcome, admit, release
+from drivers.gate import BarrierGate
+from drivers.gpio import make_pin_factory
+from drivers.loops import LoopDetector
+from drivers.payment import PaymentTerminal, SimulatedTerminal
+from drivers.tickets import FileTicketPrinter, SimulatedScanner
+from lpr.source import PlateResult, PlateSource, SimulatedPlates
+
+log = logging.getLogger(__name__)
+
+# Event types that change availability.
+_AVAILABILITY_EVENTS = {"ticket.issued", "ticket.closed", "lot.configured", "counts.reset"}
+
+
+def layout_payload(cfg: LotConfig) -> dict[str, Any]:
+    """The lot layout as recorded in a lot.configured event."""
+    capacity: dict[tuple[str, str], int] = {}
+    if cfg.spots:
+        for spot in cfg.spots:
+            key = (spot.level, str(spot.type))
+            capacity[key] = capacity.get(key, 0) + 1
+    else:
+        for level in cfg.levels:
+            for spot_type, n in level.capacity.items():
+                capacity[(level.id, str(spot_type))] = n
+    return {
+        "lot": {"id": cfg.lot.id, "name": cfg.lot.name, "timezone": cfg.lot.timezone,
+                "currency": cfg.lot.currency, "mode": str(cfg.lot.mode)},
+        "levels": [{"id": lvl.id, "name": lvl.name or lvl.id} for lvl in cfg.levels],
+        "capacity": [{"level": lv, "spot_type": t, "capacity": n}
+                     for (lv, t), n in sorted(capacity.items())],
+        "spots": [{"id": s.id, "level": s.level, "type": str(s.type),
+                   "distance_cm": s.distance_cm, "sensor": s.sensor} for s in cfg.spots],
+    }
+
+
+class Service:
+    """One lot's appliance.
+
+    Args:
+        cfg: the validated lot configuration.
+        simulate: use the simulated devices and run the traffic generator.
+        clock: time source (SimClock in simulation).
+        pin_factory: gpiozero pin factory; default chosen by config (MockFactory when simulating).
+        base_dir: what a relative data_dir is relative to.
+        terminal: payment terminal (simulator by default).
+        plates: plate source (simulated camera by default).
+    """
+
+    def __init__(self, cfg: LotConfig, *, simulate: bool = False, clock: Clock | None = None,
+                 pin_factory: Factory | None = None, base_dir: Path | None = None,
+                 terminal: PaymentTerminal | None = None, plates: PlateSource | None = None):
+        self.cfg = cfg
+        self.simulate = simulate
+        self.clock: Clock = clock or SystemClock()
+        self._pin_factory = pin_factory
+        self.base_dir = base_dir
+        seed = cfg.simulation.seed
+        self.terminal: PaymentTerminal = terminal or SimulatedTerminal(seed=seed)
+        self.plates: PlateSource = plates or SimulatedPlates()
+        self.scanner = SimulatedScanner()
+        self.printer: FileTicketPrinter | None = None
+        self.ledger: Ledger | None = None
+        self.lanes: dict[str, LaneController] = {}
+        self.availability: Availability | None = None
+        self._availability_listeners: list[Callable[[Availability], None]] = []
+        self._availability_dirty = asyncio.Event()
+        self.started_monotonic = time.monotonic()
+        self.ready = asyncio.Event()
+
+    @property
+    def pin_factory(self) -> Factory:
+        """The GPIO backend in use."""
+        if self._pin_factory is None:
+            name = "mock" if self.simulate else self.cfg.hardware.pin_factory
+            self._pin_factory = make_pin_factory(name)
+        return self._pin_factory
+
+    @property
+    def data_dir(self) -> Path:
+        """Directory of the ledger and other files."""
+        return self.cfg.db_path(self.base_dir).parent
+
+    async def start(self) -> None:
+        """Open the ledger, record the layout if it changed, build the lanes."""
+        cfg = self.cfg
+        self.ledger = await Ledger.open(cfg.db_path(self.base_dir), lot_id=cfg.lot.id,
+                                        tz=cfg.lot.tz, clock=self.clock)
+        await self._record_layout()
+        await self.ledger.append(NewEvent(type="service.started", payload={
+            "version": __version__, "config_sha256": cfg.source_sha256,
+            "simulate": self.simulate}))
+        self.printer = FileTicketPrinter(self.data_dir / "printer.txt")
+        loop = asyncio.get_running_loop()
+        for lane in cfg.lanes:
+            arming = LoopDetector(f"{lane.id}/arming", lane.arming_loop_pin,
+                                  pin_factory=self.pin_factory, debounce_ms=lane.debounce_ms,
+                                  loop=loop)
+            safety = LoopDetector(f"{lane.id}/safety", lane.safety_loop_pin,
+                                  pin_factory=self.pin_factory, debounce_ms=lane.debounce_ms,
+                                  loop=loop)
+            gate = BarrierGate(lane.id, lane.barrier_relay_pin, safety_loop=safety,
+                               pin_factory=self.pin_factory, fail_state=lane.fail_state)
+            if not safety.present:
+                gate.close()
+            decide = self._decide_entry if lane.direction == LaneDirection.ENTRY else self._decide_exit
+            self.lanes[lane.id] = LaneController(
+                lane, arming=arming, safety=safety, gate=gate, plates=self.plates, decide=decide,
+                ledger=self.ledger, monotonic=time.monotonic)
+        self.ledger.subscribe(self._on_events)
+        self.availability = await read_availability(self.ledger)
+        self.ready.set()
+
+    async def _record_layout(self) -> None:
+        assert self.ledger is not None
+        layout = layout_payload(self.cfg)
+        digest = hashlib.sha256(canonical_json(layout).encode()).hexdigest()
+        async with self.ledger.transaction() as tx:
+            row = await tx.fetchone("SELECT value FROM meta WHERE key = 'layout_sha256'")
+            if row is not None and row["value"] == digest:
+                return
+            layout["layout_sha256"] = digest
+            await tx.append(NewEvent(type="lot.configured", payload=layout))
+            await tx.execute(
+                "INSERT INTO meta(key, value) VALUES ('layout_sha256', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (digest,))
+
+    def _on_events(self, events: list[Event]) -> None:
+        if any(e.type in _AVAILABILITY_EVENTS for e in events):
+            self._availability_dirty.set()
+
+    def on_availability(self, listener: Callable[[Availability], None]) -> None:
+        """Call `listener(snapshot)` whenever availability changes."""
+        self._availability_listeners.append(listener)
+
+    async def _publish_availability(self) -> None:
+        assert self.ledger is not None
+        while True:
+            await self._availability_dirty.wait()
+            self._availability_dirty.clear()
+            self.availability = await read_availability(self.ledger)
+            for listener in list(self._availability_listeners):
+                try:
+                    listener(self.availability)
+                except Exception:
+                    log.exception("availability listener failed")
+
+    async def _decide_entry(self, lane_id: str, read: PlateResult) -> Outcome:
+        assert self.ledger is not None
+        vehicle_type = VehicleType(read.vehicle_type) if read.vehicle_type else VehicleType.REGULAR
+        outcome = await admit(self.ledger, self.cfg, lane=lane_id, plate=read.plate,
+                              confidence=read.confidence, vehicle_type=vehicle_type,
+                              is_ev=read.is_ev, at=self.clock.now())
+        if outcome.print_ticket and outcome.ticket_id and self.printer is not None:
+            self.printer.print_ticket(lane=lane_id, ticket_id=outcome.ticket_id,
+                                      entry=self.clock.now(), level=outcome.level)
+        return outcome
+
+    async def _decide_exit(self, lane_id: str, read: PlateResult) -> Outcome:
+        assert self.ledger is not None
+        return await release(self.ledger, self.cfg, lane=lane_id, plate=read.plate,
+                             scanned_ticket=self.scanner.read(lane_id), terminal=self.terminal,
+                             at=self.clock.now())
+
+    async def run(self, stop: asyncio.Event, *, extra: list[Callable[[], Any]] = ()) -> None:
+        """Run lanes and publishers until `stop` is set (then shut down cleanly)."""
+        if self.ledger is None:
+            await self.start()
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(c.run(), name=f"lane:{c.lane.id}") for c in self.lanes.values()]
+            tasks.append(tg.create_task(self._publish_availability(), name="availability"))
+            tasks.extend(tg.create_task(make(), name=getattr(make, "__name__", "extra"))
+                         for make in extra)
+            await stop.wait()
+            for task in tasks:
+                task.cancel()
+
+    async def stop(self) -> None:
+        """Record the shutdown, release the devices and close the ledger."""
+        if self.ledger is None:
+            return
+        with contextlib.suppress(Exception):
+            await self.ledger.append(NewEvent(type="service.stopped", payload={}))
+        for controller in self.lanes.values():
+            controller.arming.close()
+            controller.safety.close()
+            controller.gate.close_pin()
+        self.lanes.clear()
+        await self.ledger.close()
+        self.ledger = None
+
+    def spot_types(self) -> list[SpotType]:
+        """Spot types present in this lot."""
+        if self.cfg.lot.mode == LotMode.PER_SPOT:
+            return sorted({s.type for s in self.cfg.spots})
+        return sorted({t for lvl in self.cfg.levels for t in lvl.capacity})

@@ -1,0 +1,117 @@
+"""Inductive loop detectors (dry contact on a GPIO input), debounced in software."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gpiozero import DigitalInputDevice, Factory
+
+
+@dataclass(frozen=True, slots=True)
+class LoopEdge:
+    """A debounced change of a loop: `present` is True when a vehicle arrived."""
+
+    loop: str
+    present: bool
+    raw_ns: int
+    stable_ns: int
+
+
+class LoopDetector:
+    """One loop detector contact.
+
+    An edge is reported once the contact has held its new level for `debounce_ms`; pulses
+    shorter than that never produce an edge. Callbacks run on the asyncio loop.
+
+    Args:
+        name: e.g. 'entry-1/arming'.
+        pin: GPIO (BCM) number.
+        pin_factory: gpiozero pin factory (MockFactory in simulation).
+        debounce_ms: how long a level must hold.
+        active_low: the detector pulls the input to ground when a vehicle is present.
+        loop: the asyncio loop that receives edges (default: the running loop).
+    """
+
+    def __init__(self, name: str, pin: int, *, pin_factory: Factory, debounce_ms: int = 150,
+                 active_low: bool = False, loop: asyncio.AbstractEventLoop | None = None):
+        self.name = name
+        self.pin = pin
+        self.debounce_s = debounce_ms / 1000
+        self._loop = loop or asyncio.get_running_loop()
+        self._device = DigitalInputDevice(pin, pull_up=active_low, pin_factory=pin_factory)
+        self.present: bool = bool(self._device.is_active)
+        self._pending: asyncio.TimerHandle | None = None
+        self._pending_value: bool | None = None
+        self._pending_ns = 0
+        self._listeners: list[Callable[[LoopEdge], None]] = []
+        self.edges = 0
+        self.glitches = 0
+        self.last_edge_ns: int | None = None
+        self._device.when_activated = lambda: self._raw(True)
+        self._device.when_deactivated = lambda: self._raw(False)
+
+    def on_edge(self, listener: Callable[[LoopEdge], None]) -> None:
+        """Call `listener(edge)` for each debounced edge."""
+        self._listeners.append(listener)
+
+    def _raw(self, value: bool) -> None:
+        # Called from gpiozero's thread (or the caller's thread for mock pins).
+        ns = time.monotonic_ns()
+        self._loop.call_soon_threadsafe(self._on_raw, value, ns)
+
+    def _on_raw(self, value: bool, ns: int) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+            if value == self.present:
+                self.glitches += 1
+                return
+        if value == self.present:
+            return
+        if self.debounce_s <= 0:
+            self._commit(value, ns)
+            return
+        self._pending_value = value
+        self._pending_ns = ns
+        self._pending = self._loop.call_later(self.debounce_s, self._commit, value, ns)
+
+    def _commit(self, value: bool, raw_ns: int) -> None:
+        self._pending = None
+        self.present = value
+        self.edges += 1
+        edge = LoopEdge(self.name, value, raw_ns, time.monotonic_ns())
+        self.last_edge_ns = edge.stable_ns
+        for listener in list(self._listeners):
+            listener(edge)
+
+    def close(self) -> None:
+        """Release the pin."""
+        if self._pending is not None:
+            self._pending.cancel()
+        self._device.close()
+
+
+class SimulatedLoop:
+    """Drives a MockFactory pin the way a real detector's contact would."""
+
+    def __init__(self, pin_factory: Factory, pin: int, *, active_low: bool = False) -> None:
+        self._pin = pin_factory.pin(pin)
+        self._active_low = active_low
+
+    def occupy(self) -> None:
+        """A vehicle is over the loop."""
+        self._pin.drive_low() if self._active_low else self._pin.drive_high()
+        self._trim()
+
+    def clear(self) -> None:
+        """The loop is free."""
+        self._pin.drive_high() if self._active_low else self._pin.drive_low()
+        self._trim()
+
+    def _trim(self) -> None:
+        # MockPin keeps every state change for assertions; a long simulation must not grow.
+        if len(self._pin.states) > 1000:
+            self._pin.clear_states()

@@ -1,0 +1,1 @@
+"""Licence plate recognition: camera frames in, trusted plate reads out."""

@@ -1,0 +1,94 @@
+"""The ledger: WAL + synchronous=FULL, contiguous seq, hash chain, atomic event+effect."""
+
+from __future__ import annotations
+
+import sqlite3
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from appliance.core.events import NewEvent
+from appliance.ledger import Ledger
+
+TZ = ZoneInfo("America/New_York")
+
+
+@pytest.fixture
+async def ledger(tmp_path):
+    led = await Ledger.open(tmp_path / "l.sqlite3", lot_id="lot-a", tz=TZ)
+    yield led
+    await led.close()
+
+
+async def test_pragmas_and_schema(ledger):
+    mode = (await ledger.fetchone("PRAGMA journal_mode"))[0]
+    sync = (await ledger.fetchone("PRAGMA synchronous"))[0]
+    assert mode == "wal"
+    assert sync == 2  # FULL
+    assert await ledger.schema_version() >= 1
+
+
+async def test_seq_is_contiguous_and_chain_verifies(ledger):
+    for i in range(50):
+        await ledger.append(NewEvent(type="test.thing", payload={"i": i}))
+    assert await ledger.last_seq() == 50
+    report = await ledger.verify()
+    assert report.ok, report.problems
+    assert (report.first_seq, report.last_seq, report.events) == (1, 50, 50)
+
+
+async def test_local_and_utc_timestamps(ledger):
+    ev = await ledger.append(NewEvent(type="t", payload={}))
+    assert ev.ts_utc.utcoffset().total_seconds() == 0
+    assert ev.ts_local.tzinfo is not None and ev.ts_local == ev.ts_utc
+
+
+async def test_failed_transaction_leaves_nothing(ledger):
+    await ledger.append(NewEvent(type="t", payload={}))
+    with pytest.raises(RuntimeError):
+        async with ledger.transaction() as tx:
+            await tx.append(NewEvent(type="t", payload={"lost": True}))
+            raise RuntimeError("boom")
+    assert await ledger.last_seq() == 1
+    async with ledger.transaction() as tx:
+        ev = await tx.append(NewEvent(type="t", payload={}))
+    assert ev.seq == 2
+    assert (await ledger.verify()).ok
+
+
+async def test_events_are_append_only(ledger):
+    await ledger.append(NewEvent(type="t", payload={}))
+    with pytest.raises(sqlite3.IntegrityError):
+        await ledger.conn.execute("UPDATE events SET type = 'x' WHERE seq = 1")
+    with pytest.raises(sqlite3.IntegrityError):
+        await ledger.conn.execute("DELETE FROM events WHERE seq = 1")
+
+
+async def test_hand_edit_is_detected(tmp_path):
+    path = tmp_path / "l.sqlite3"
+    led = await Ledger.open(path, lot_id="lot-a", tz=TZ)
+    for i in range(5):
+        await led.append(NewEvent(type="payment", payload={"amount_cents": 100 * i}))
+    await led.close()
+    raw = sqlite3.connect(path)
+    raw.execute("DROP TRIGGER events_no_update")
+    raw.execute("UPDATE events SET payload = '{\"amount_cents\":1}' WHERE seq = 3")
+    raw.commit()
+    raw.close()
+    led = await Ledger.open(path, lot_id="lot-a", tz=TZ)
+    report = await led.verify()
+    await led.close()
+    assert not report.ok
+    assert any("seq 3" in p for p in report.problems)
+
+
+async def test_reopen_continues_the_chain(tmp_path):
+    path = tmp_path / "l.sqlite3"
+    led = await Ledger.open(path, lot_id="lot-a", tz=TZ)
+    await led.append(NewEvent(type="t", payload={}))
+    await led.close()
+    led = await Ledger.open(path, lot_id="lot-a", tz=TZ)
+    ev = await led.append(NewEvent(type="t", payload={}))
+    assert ev.seq == 2
+    assert (await led.verify()).ok
+    await led.close()
