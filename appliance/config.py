@@ -84,6 +84,23 @@ class StorageSection:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ApiSection:
+    """The local service API: a Unix socket (file permissions are the auth) and optionally
+    loopback HTTP for display boards (`GET /availability` is public; the rest needs the token)."""
+
+    __pydantic_config__ = _FORBID
+
+    socket: str = "lotedge.sock"
+    http_host: str = "127.0.0.1"
+    http_port: int = 0
+    token_file: str = "api.token"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.http_port <= 65535:
+            raise ValueError("http_port: must be 0 (off) or a TCP port")
+
+
+@dataclass(frozen=True, kw_only=True)
 class SimulationSection:
     """Traffic generator settings for `lotedge run --simulate`."""
 
@@ -121,6 +138,7 @@ class LotConfig:
     hardware: HardwareSection = field(default_factory=HardwareSection)
     cloud: CloudSection = field(default_factory=CloudSection)
     storage: StorageSection = field(default_factory=StorageSection)
+    api: ApiSection = field(default_factory=ApiSection)
     simulation: SimulationSection = field(default_factory=SimulationSection)
     source_path: str | None = None
     source_sha256: str | None = None
@@ -138,6 +156,11 @@ class LotConfig:
         if not data_dir.is_absolute():
             data_dir = (base or Path.cwd()) / data_dir
         return data_dir / self.storage.db_file
+
+    def data_path(self, name: str, base: Path | None = None) -> Path:
+        """A file in the data directory (absolute names are kept)."""
+        p = Path(name)
+        return p if p.is_absolute() else self.db_path(base).parent / p
 
     def entry_lanes(self) -> list[LaneDef]:
         """Lanes that let vehicles in."""

@@ -114,7 +114,7 @@ class LaneController:
         match command:
             case ReadPlate():
                 asyncio.get_running_loop().create_task(self._read_plate())
-            case Decide(plate=plate, confidence=conf):
+            case Decide(plate=plate):
                 read = self._last_read or PlateResult(plate=None)
                 if plate is None:
                     self.stats.no_read += 1
@@ -143,7 +143,7 @@ class LaneController:
                 except GateInterlockError:
                     await self._safe_record("gate.close_refused",
                                             {"lane": lane_id, "reason": "safety loop occupied"})
-            case ShowRefusal(reason=reason):
+            case ShowRefusal():
                 self.stats.refused += 1
             case Note(what=what, ticket_id=ticket_id):
                 if what == "passed":
@@ -178,6 +178,7 @@ class LaneController:
             "arming": self.arming.present,
             "safety": self.safety.present,
             "gate_open": self.gate.is_open,
+            "held_open": self.gate.held_open,
             "last_plate": self.stats.last_plate,
             "last_confidence": self.stats.last_confidence,
             "last_decision": self.stats.last_decision,

@@ -32,7 +32,8 @@ from lpr.source import PlateResult, PlateSource, SimulatedPlates
 log = logging.getLogger(__name__)
 
 # Event types that change availability.
-_AVAILABILITY_EVENTS = {"ticket.issued", "ticket.closed", "lot.configured", "counts.reset"}
+_AVAILABILITY_EVENTS = {"ticket.issued", "ticket.closed", "ticket.voided", "lot.configured",
+                        "counts.reset", "spot.state_changed"}
 
 
 def layout_payload(cfg: LotConfig) -> dict[str, Any]:
@@ -68,13 +69,16 @@ class Service:
         base_dir: what a relative data_dir is relative to.
         terminal: payment terminal (simulator by default).
         plates: plate source (simulated camera by default).
+        api: serve the local API (Unix socket) while running.
     """
 
     def __init__(self, cfg: LotConfig, *, simulate: bool = False, clock: Clock | None = None,
                  pin_factory: Factory | None = None, base_dir: Path | None = None,
-                 terminal: PaymentTerminal | None = None, plates: PlateSource | None = None):
+                 terminal: PaymentTerminal | None = None, plates: PlateSource | None = None,
+                 api: bool = True):
         self.cfg = cfg
         self.simulate = simulate
+        self.api = api
         self.clock: Clock = clock or SystemClock()
         self._pin_factory = pin_factory
         self.base_dir = base_dir
@@ -192,6 +196,10 @@ class Service:
         async with asyncio.TaskGroup() as tg:
             tasks = [tg.create_task(c.run(), name=f"lane:{c.lane.id}") for c in self.lanes.values()]
             tasks.append(tg.create_task(self._publish_availability(), name="availability"))
+            if self.api:
+                from appliance.api import serve_api
+
+                tasks.append(tg.create_task(serve_api(self), name="api"))
             tasks.extend(tg.create_task(make(), name=getattr(make, "__name__", "extra"))
                          for make in extra)
             await stop.wait()

@@ -15,7 +15,9 @@ Transition table (state + input -> new state, commands):
 | OPEN         | timeout (open_timeout)      | IDLE         | CloseGate, Note(no_passage)   |
 | PASSING      | SafetyCleared               | IDLE/IDENT.  | CloseGate, Note(passed)       |
 | REFUSED      | ArmingCleared               | IDLE         |                               |
-| any          | SafetyOccupied out of turn  | same         | Note(tailgate_or_reverse)     |
+| any          | SafetyOccupied out of turn  | same         | Note(safety_loop_out_of_turn) |
+| not PASSING  | ManualOpen (attendant)      | OPEN         | OpenGate(reason)              |
+| OPEN/REFUSED | ManualClose (attendant)     | IDLE         | CloseGate                     |
 
 After PASSING, if the arming loop is already occupied (the next car), the lane goes straight to
 IDENTIFYING. Inputs that do not apply to a state are ignored (returned as no commands).
@@ -77,11 +79,24 @@ class Decided:
 
 
 @dataclass(frozen=True, slots=True)
+class ManualOpen:
+    """An attendant opens the gate (reason already recorded by the shell)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ManualClose:
+    """An attendant closes the gate (the driver still refuses over a vehicle)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """Time passes (used for timeouts)."""
 
 
-LaneInput = ArmingOccupied | ArmingCleared | SafetyOccupied | SafetyCleared | PlateRead | Decided | Tick
+LaneInput = (ArmingOccupied | ArmingCleared | SafetyOccupied | SafetyCleared | PlateRead | Decided
+             | ManualOpen | ManualClose | Tick)
 
 
 # Commands -------------------------------------------------------------------------------------
@@ -207,6 +222,16 @@ class LaneMachine:
                     if not self.arming:
                         self._go(now, LaneState.IDLE, "refused vehicle already gone")
                     return [ShowRefusal(reason)]
+            case ManualOpen(reason=reason):
+                if s != LaneState.PASSING:
+                    self.last_reason = reason
+                    self._go(now, LaneState.OPEN, f"manual: {reason}")
+                    return [OpenGate(reason)]
+            case ManualClose():
+                if s in (LaneState.OPEN, LaneState.REFUSED):
+                    self.ticket_id = None
+                    self._go(now, LaneState.IDLE, "manual close")
+                    return [CloseGate()]
             case Tick():
                 if s == LaneState.IDENTIFYING and now - self.since >= self.identify_timeout_s:
                     self._go(now, LaneState.DECIDING, "plate read timed out")

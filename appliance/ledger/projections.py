@@ -96,7 +96,7 @@ async def _ticket_closed(tx: Tx, ev: Event) -> None:
     row = await tx.fetchone(
         "SELECT level_id, spot_type, spot_id, status FROM tickets WHERE id = ?", (p["ticket_id"],)
     )
-    if row is None or row["status"] != "OPEN":
+    if row is None or row["status"] not in ("OPEN", "PAID"):
         raise ValueError(f"ticket {p['ticket_id']} is not open")
     await tx.execute(
         "UPDATE tickets SET status = 'CLOSED', exit_lane = ?, exit_utc = ?, fee_cents = ?, "
@@ -142,3 +142,72 @@ async def _invoice_created(tx: Tx, ev: Event) -> None:
             "UPDATE vehicles SET unpaid_invoices = unpaid_invoices + 1 WHERE plate = ?",
             (p["plate"],),
         )
+
+
+@projects("alarm.raised")
+async def _alarm_raised(tx: Tx, ev: Event) -> None:
+    p = ev.payload
+    await tx.execute(
+        "INSERT INTO alarms(id, code, source, severity, detail, raised_utc, raised_seq) "
+        "VALUES (?,?,?,?,?,?,?)",
+        (p["alarm_id"], p["code"], p["source"], p.get("severity", "warning"), p.get("detail", ""),
+         ev.ts_utc.isoformat(), ev.seq),
+    )
+
+
+@projects("alarm.cleared")
+async def _alarm_cleared(tx: Tx, ev: Event) -> None:
+    await tx.execute("UPDATE alarms SET cleared_utc = ? WHERE id = ?",
+                     (ev.ts_utc.isoformat(), ev.payload["alarm_id"]))
+
+
+@projects("alarm.acknowledged")
+async def _alarm_acknowledged(tx: Tx, ev: Event) -> None:
+    p = ev.payload
+    await tx.execute("UPDATE alarms SET acked_by = ?, acked_note = ?, acked_utc = ? WHERE id = ?",
+                     (p["attendant"], p.get("note", ""), ev.ts_utc.isoformat(), p["alarm_id"]))
+
+
+@projects("ticket.fee_overridden")
+async def _fee_overridden(tx: Tx, ev: Event) -> None:
+    await tx.execute("UPDATE tickets SET override_cents = ? WHERE id = ?",
+                     (ev.payload["fee_cents"], ev.payload["ticket_id"]))
+
+
+@projects("ticket.validation_applied")
+async def _validation_applied(tx: Tx, ev: Event) -> None:
+    import json
+
+    row = await tx.fetchone("SELECT validations FROM tickets WHERE id = ?",
+                            (ev.payload["ticket_id"],))
+    codes = json.loads(row["validations"]) if row else []
+    codes.append(ev.payload["code"])
+    await tx.execute("UPDATE tickets SET validations = ? WHERE id = ?",
+                     (json.dumps(codes), ev.payload["ticket_id"]))
+
+
+@projects("ticket.paid")
+async def _ticket_paid(tx: Tx, ev: Event) -> None:
+    p = ev.payload
+    await tx.execute(
+        "UPDATE tickets SET status = 'PAID', paid_cents = paid_cents + ?, fee_cents = ? "
+        "WHERE id = ? AND status = 'OPEN'",
+        (p["amount_cents"], p["fee_cents"], p["ticket_id"]),
+    )
+
+
+@projects("ticket.voided")
+async def _ticket_voided(tx: Tx, ev: Event) -> None:
+    p = ev.payload
+    row = await tx.fetchone(
+        "SELECT level_id, spot_type, spot_id, status FROM tickets WHERE id = ?", (p["ticket_id"],))
+    if row is None or row["status"] not in ("OPEN", "PAID"):
+        raise ValueError(f"ticket {p['ticket_id']} cannot be voided")
+    await tx.execute("UPDATE tickets SET status = 'VOID', note = ?, exit_seq = ? WHERE id = ?",
+                     (p.get("reason", ""), ev.seq, p["ticket_id"]))
+    await tx.execute(
+        "UPDATE capacity SET occupied = occupied - 1 WHERE level_id = ? AND spot_type = ? "
+        "AND occupied > 0", (row["level_id"], row["spot_type"]))
+    if row["spot_id"]:
+        await tx.execute("UPDATE spots SET state = 'AVAILABLE', ticket_id = NULL WHERE id = ?",
+                         (row["spot_id"],))

@@ -113,3 +113,26 @@ MIGRATIONS: list[str] = [
     );
     """,
 ]
+
+MIGRATIONS.append(
+    # 2: alarms raised by devices, counts, sync and lanes; acknowledged by attendants.
+    """
+    CREATE TABLE alarms (
+        id TEXT PRIMARY KEY,
+        code TEXT NOT NULL,
+        source TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        raised_utc TEXT NOT NULL,
+        raised_seq INTEGER NOT NULL,
+        cleared_utc TEXT,
+        acked_by TEXT,
+        acked_note TEXT,
+        acked_utc TEXT
+    );
+    CREATE UNIQUE INDEX alarms_active ON alarms(code, source) WHERE cleared_utc IS NULL;
+    ALTER TABLE tickets ADD COLUMN override_cents INTEGER;
+    ALTER TABLE tickets ADD COLUMN validations TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE tickets ADD COLUMN note TEXT;
+    """
+)
