@@ -177,7 +177,8 @@ class Service:
         vehicle_type = VehicleType(read.vehicle_type) if read.vehicle_type else VehicleType.REGULAR
         outcome = await admit(self.ledger, self.cfg, lane=lane_id, plate=read.plate,
                               confidence=read.confidence, vehicle_type=vehicle_type,
-                              is_ev=read.is_ev, at=self.clock.now())
+                              is_ev=read.is_ev, at=self.clock.now(),
+                              code=self.scanner.read(lane_id), terminal=self.terminal)
         if outcome.print_ticket and outcome.ticket_id and self.printer is not None:
             self.printer.print_ticket(lane=lane_id, ticket_id=outcome.ticket_id,
                                       entry=self.clock.now(), level=outcome.level)
