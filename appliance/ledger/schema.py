@@ -159,3 +159,11 @@ MIGRATIONS.append(
     ALTER TABLE payments ADD COLUMN reconciled INTEGER NOT NULL DEFAULT 0;
     """
 )
+
+MIGRATIONS.append(
+    # 4: what the spot's sensor says, kept apart from the allocation (spots.state/ticket_id).
+    """
+    ALTER TABLE spots ADD COLUMN sensor_state TEXT NOT NULL DEFAULT 'UNKNOWN';
+    ALTER TABLE spots ADD COLUMN sensor_seen_utc TEXT;
+    """
+)
