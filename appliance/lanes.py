@@ -69,12 +69,14 @@ class LaneController:
         monotonic: the time base for the machine's timeouts.
         recorder: batches lane facts (transitions, notes) into the ledger.
         on_alarm: called with (code, source, detail) for lane alarms (tailgating).
+        on_backout: called with (lane, ticket) when a vehicle reverses away after its ticket.
     """
 
     def __init__(self, lane: LaneDef, *, arming: LoopDetector, safety: LoopDetector,
                  gate: BarrierGate, plates: PlateSource, decide: Decider, ledger: Ledger,
                  monotonic: Callable[[], float], recorder: EventRecorder | None = None,
-                 on_alarm: Callable[[str, str, str], None] | None = None):
+                 on_alarm: Callable[[str, str, str], None] | None = None,
+                 on_backout: Callable[[str, str], Awaitable[None]] | None = None):
         self.lane = lane
         self.arming = arming
         self.safety = safety
@@ -86,6 +88,7 @@ class LaneController:
         self.machine = LaneMachine()
         self._recorder = recorder
         self._on_alarm = on_alarm
+        self._on_backout = on_backout
         self.stats = LaneStats()
         self._inputs: asyncio.Queue[LaneInput] = asyncio.Queue()
         self._last_read: PlateResult | None = None
@@ -167,6 +170,8 @@ class LaneController:
                     self.stats.vehicles_passed += 1
                 elif what == "backed_out":
                     self.stats.backed_out += 1
+                    if ticket_id and self._on_backout is not None:
+                        await self._on_backout(lane_id, ticket_id)
                 elif what == "safety_loop_out_of_turn" and self._on_alarm is not None:
                     self._on_alarm("tailgate", lane_id,
                                    "vehicle on the safety loop without a gate opening for it")

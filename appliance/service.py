@@ -139,7 +139,7 @@ class Service:
             self.lanes[lane.id] = LaneController(
                 lane, arming=arming, safety=safety, gate=gate, plates=self.plates, decide=decide,
                 ledger=self.ledger, monotonic=time.monotonic, recorder=self.recorder,
-                on_alarm=self._lane_alarm)
+                on_alarm=self._lane_alarm, on_backout=self._backed_out)
         self.ledger.subscribe(self._on_events)
         self.availability = await read_availability(self.ledger)
         self.open_tickets_at_start = (await self.ledger.fetchone(
@@ -216,6 +216,19 @@ class Service:
             await stop.wait()
             for task in tasks:
                 task.cancel()
+
+    async def _backed_out(self, lane_id: str, ticket_id: str) -> None:
+        """A vehicle reversed away after its entry ticket was issued: void that ticket."""
+        from appliance import commands
+
+        lane = self.cfg.lane(lane_id)
+        if lane.direction != LaneDirection.ENTRY:
+            return
+        try:
+            await commands.void_ticket(self, ticket_id, attendant=f"lane:{lane_id}",
+                                       reason="vehicle backed out at entry")
+        except Exception:
+            log.exception("could not void backed-out ticket %s", ticket_id)
 
     def _lane_alarm(self, code: str, source: str, detail: str) -> None:
         asyncio.get_running_loop().create_task(self._raise(code, source, detail))

@@ -80,7 +80,7 @@ async def test_two_processes_on_the_same_database(tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
              for prefix in ("P", "Q")]
     outs = [p.communicate(timeout=180) for p in procs]
-    for p, (out, err) in zip(procs, outs, strict=True):
+    for p, (_out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
     admitted = sum(int(out.strip()) for out, _ in outs)
     assert admitted == len(cfg.spots)
