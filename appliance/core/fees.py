@@ -149,10 +149,11 @@ def compute_fee(
             or rate_multiplier < 0:
         raise FeeError(f"rate multiplier must be a Decimal >= 0 (got {rate_multiplier!r})")
     try:
-        spot_mult = tariff.spot_multipliers.get(SpotType(spot_type), ONE)
+        spot_type = SpotType(spot_type)
     except ValueError as err:
         raise FeeError(f"unknown spot type {spot_type!r} "
                        f"(one of {', '.join(t.value for t in SpotType)})") from err
+    spot_mult = tariff.spot_multipliers.get(spot_type, ONE)
     applied = resolve_validations(tariff, validations)
     elapsed = exit_utc - entry_utc
     duration_minutes = _minutes(elapsed)
@@ -169,30 +170,31 @@ def compute_fee(
                 raise FeeError("the lot time zone is needed for time-of-day rules")
             local_entry = entry_utc.astimezone(tz)
         event = _event_flat(tariff, entry_utc) if tariff.events and elapsed <= DAY else None
-        spot_line = (f"{spot_type} spot x{spot_mult}", spot_mult)
+        band = _band(tariff, local_entry) if tariff.bands else None
+        spot_line = (f"{spot_type.value} spot x{spot_mult}", spot_mult)
+        multipliers = [spot_line, ("Rate locked at entry x" + str(rate_multiplier),
+                                   rate_multiplier)]
+        if band is not None:
+            multipliers.insert(0, (f"{band.name} band x{band.multiplier}", band.multiplier))
+        time_mult = _product(multipliers)
+        # Free-hour validations are worth an hour at this ticket's time rate, whatever product.
+        hour_value = tariff.hourly_cents * time_mult
         if event is not None:
             lines = [(f"Event flat rate: {event.name}", event.flat_cents)]
             multipliers = [spot_line]
-            base, product, hour_mult = event.flat_cents, "event", spot_mult
+            base, product = event.flat_cents, "event"
         else:
             lines = _time_charge(tariff, elapsed)
             base, product = sum(amount for _, amount in lines), "hourly"
-            band = _band(tariff, local_entry) if tariff.bands else None
-            multipliers = [spot_line, ("Rate locked at entry x" + str(rate_multiplier),
-                                       rate_multiplier)]
-            if band is not None:
-                multipliers.insert(0, (f"{band.name} band x{band.multiplier}", band.multiplier))
-            hour_mult = _product(multipliers)
             if tariff.flat_rates and elapsed <= DAY:
                 bird = _early_bird(tariff, local_entry, exit_utc, tz)
-                if bird is not None and bird.amount_cents * spot_mult < base * hour_mult:
+                if bird is not None and bird.amount_cents * spot_mult < base * time_mult:
                     lines = [(f"{bird.name} (enter {bird.entry_start:%H:%M}-"
                               f"{bird.entry_end:%H:%M}, leave by {bird.exit_by:%H:%M}): flat",
                               bird.amount_cents)]
                     multipliers = [spot_line]
-                    base, product, hour_mult = bird.amount_cents, "flat", spot_mult
+                    base, product = bird.amount_cents, "flat"
         amount = Decimal(base)
-        hour_value = tariff.hourly_cents * hour_mult
     for label, mult in multipliers:
         if mult != ONE:
             new_amount = amount * mult
