@@ -159,7 +159,7 @@ class TariffEvent:
         if not self.start < self.end:
             raise ValueError("end: must be after start")
         if self.multiplier is None and self.flat_cents is None:
-            raise ValueError("multiplier: an event needs a multiplier, a flat_cents, or both")
+            raise ValueError("an event needs a multiplier, a flat_cents, or both")
         if self.multiplier is not None:
             _check_multiplier("multiplier", self.multiplier)
         if self.flat_cents is not None and self.flat_cents < 0:
@@ -188,8 +188,7 @@ class Validation:
         given = [k for k in ("amount_off_cents", "percent_off", "free_hours")
                  if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("amount_off_cents: give exactly one of amount_off_cents, "
-                             "percent_off, free_hours")
+            raise ValueError("give exactly one of amount_off_cents, percent_off, free_hours")
         if self.amount_off_cents is not None and self.amount_off_cents < 0:
             raise ValueError("amount_off_cents: must not be negative")
         if self.percent_off is not None and not (
