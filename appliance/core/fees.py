@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -25,9 +25,11 @@ from appliance.errors import FeeError
 
 __all__ = ["DAY", "Fee", "FeeError", "FeeLine", "compute_fee", "lost_ticket_fee"]
 
-MINUTE = timedelta(minutes=1)
-HOUR = timedelta(hours=1)
 DAY = timedelta(hours=24)
+_OFFSET_ALWAYS = (ZoneInfo, timezone)
+MINUTE_US = 60_000_000
+HOUR_US = 60 * MINUTE_US
+DAY_US = 24 * HOUR_US
 ZERO = Decimal(0)
 ONE = Decimal(1)
 ROUNDING_LABEL = "Rounding to the cent (half up)"
@@ -52,7 +54,9 @@ class Fee:
 
 
 def _as_utc(moment: datetime, name: str) -> datetime:
-    if moment.tzinfo is None or moment.utcoffset() is None:
+    zone = moment.tzinfo
+    # astimezone() would read a naive time as the machine's local time: refuse it instead.
+    if zone is None or (zone.__class__ not in _OFFSET_ALWAYS and moment.utcoffset() is None):
         raise FeeError(f"{name} time must be timezone-aware (give a UTC offset)")
     return moment.astimezone(UTC)
 
@@ -62,17 +66,13 @@ def _money(cents: int) -> str:
     return f"{whole}.{part:02d}"
 
 
-def _hm(delta: timedelta) -> str:
-    minutes = _minutes(delta)
+def _hm(elapsed_us: int) -> str:
+    minutes = -(-elapsed_us // MINUTE_US)
     return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
-def _minutes(delta: timedelta) -> int:
-    return -(-delta // MINUTE)
-
-
-def _started_hours(tariff: Tariff, elapsed: timedelta, what: str) -> tuple[str, int]:
-    hours = -(-elapsed // HOUR)
+def _started_hours(tariff: Tariff, elapsed_us: int, what: str) -> tuple[str, int]:
+    hours = -(-elapsed_us // HOUR_US)
     raw = hours * tariff.hourly_cents
     label = f"{what}: {hours} started hour{'s' if hours != 1 else ''} x {_money(tariff.hourly_cents)}"
     if raw > tariff.daily_max_cents:
@@ -80,18 +80,18 @@ def _started_hours(tariff: Tariff, elapsed: timedelta, what: str) -> tuple[str, 
     return label, raw
 
 
-def _time_charge(tariff: Tariff, elapsed: timedelta) -> list[tuple[str, int]]:
+def _time_charge(tariff: Tariff, elapsed_us: int) -> list[tuple[str, int]]:
     """Charge lines for a stay longer than grace: minimum, started hours, 24-hour periods."""
-    if elapsed <= tariff.minimum_window:
-        return [(f"{_hm(elapsed)}: minimum charge (up to {tariff.minimum_charge_minutes} min)",
+    if elapsed_us <= tariff.minimum_charge_minutes * MINUTE_US:
+        return [(f"{_hm(elapsed_us)}: minimum charge (up to {tariff.minimum_charge_minutes} min)",
                  min(tariff.minimum_charge_cents, tariff.daily_max_cents))]
-    if elapsed <= DAY:
-        return [_started_hours(tariff, elapsed, _hm(elapsed))]
-    full_days, remainder = divmod(elapsed, DAY)
+    if elapsed_us <= DAY_US:
+        return [_started_hours(tariff, elapsed_us, _hm(elapsed_us))]
+    full_days, remainder_us = divmod(elapsed_us, DAY_US)
     lines = [(f"{full_days} x 24 h at daily max {_money(tariff.daily_max_cents)}",
               full_days * tariff.daily_max_cents)]
-    if remainder:
-        lines.append(_started_hours(tariff, remainder, f"then {_hm(remainder)}"))
+    if remainder_us:
+        lines.append(_started_hours(tariff, remainder_us, f"then {_hm(remainder_us)}"))
     return lines
 
 
@@ -143,40 +143,46 @@ def compute_fee(
     exit_utc = _as_utc(exit, "exit")
     if exit_utc < entry_utc:
         raise FeeError(f"exit {exit.isoformat()} is before entry {entry.isoformat()}")
-    if isinstance(rate_multiplier, int) and not isinstance(rate_multiplier, bool):
+    if type(rate_multiplier) is not Decimal:
+        if not isinstance(rate_multiplier, int | Decimal) or isinstance(rate_multiplier, bool):
+            raise FeeError(f"rate multiplier must be a Decimal >= 0 (got {rate_multiplier!r})")
         rate_multiplier = Decimal(rate_multiplier)
-    if not isinstance(rate_multiplier, Decimal) or not rate_multiplier.is_finite() \
-            or rate_multiplier < 0:
+    if not rate_multiplier.is_finite() or rate_multiplier < 0:
         raise FeeError(f"rate multiplier must be a Decimal >= 0 (got {rate_multiplier!r})")
-    try:
-        spot_type = SpotType(spot_type)
-    except ValueError as err:
-        raise FeeError(f"unknown spot type {spot_type!r} "
-                       f"(one of {', '.join(t.value for t in SpotType)})") from err
+    if type(spot_type) is not SpotType:
+        try:
+            spot_type = SpotType(spot_type)
+        except ValueError as err:
+            raise FeeError(f"unknown spot type {spot_type!r} "
+                           f"(one of {', '.join(t.value for t in SpotType)})") from err
     spot_mult = tariff.spot_multipliers.get(spot_type, ONE)
     applied = resolve_validations(tariff, validations)
     elapsed = exit_utc - entry_utc
-    duration_minutes = _minutes(elapsed)
+    elapsed_us = (elapsed.days * 86_400 + elapsed.seconds) * 1_000_000 + elapsed.microseconds
+    duration_minutes = -(-elapsed_us // MINUTE_US)
 
-    if elapsed <= tariff.grace:
+    if elapsed_us <= tariff.grace_minutes * MINUTE_US:
         lines: list[tuple[str, int | Decimal]] = [
-            (f"{_hm(elapsed)}: grace period (up to {tariff.grace_minutes} min) is free", 0)]
+            (f"{_hm(elapsed_us)}: grace period (up to {tariff.grace_minutes} min) is free", 0)]
         amount, product, hour_value = ZERO, "grace", ZERO
         multipliers: list[tuple[str, Decimal]] = []
+        time_mult = ONE
     else:
         local_entry = None
         if tariff.bands or tariff.flat_rates:
             if tz is None:
                 raise FeeError("the lot time zone is needed for time-of-day rules")
             local_entry = entry_utc.astimezone(tz)
-        event = _event_flat(tariff, entry_utc) if tariff.events and elapsed <= DAY else None
+        event = _event_flat(tariff, entry_utc) if tariff.events and elapsed_us <= DAY_US else None
         band = _band(tariff, local_entry) if tariff.bands else None
-        spot_line = (f"{spot_type.value} spot x{spot_mult}", spot_mult)
-        multipliers = [spot_line, ("Rate locked at entry x" + str(rate_multiplier),
-                                   rate_multiplier)]
-        if band is not None:
-            multipliers.insert(0, (f"{band.name} band x{band.multiplier}", band.multiplier))
-        time_mult = _product(multipliers)
+        spot_line = (spot_type.value + " spot x", spot_mult)
+        if band is None:
+            multipliers = [spot_line, ("Rate locked at entry x", rate_multiplier)]
+            time_mult = spot_mult * rate_multiplier
+        else:
+            multipliers = [(band.name + " band x", band.multiplier), spot_line,
+                           ("Rate locked at entry x", rate_multiplier)]
+            time_mult = band.multiplier * spot_mult * rate_multiplier
         # Free-hour validations are worth an hour at this ticket's time rate, whatever product.
         hour_value = tariff.hourly_cents * time_mult
         if event is not None:
@@ -184,9 +190,9 @@ def compute_fee(
             multipliers = [spot_line]
             base, product = event.flat_cents, "event"
         else:
-            lines = _time_charge(tariff, elapsed)
+            lines = _time_charge(tariff, elapsed_us)
             base, product = sum(amount for _, amount in lines), "hourly"
-            if tariff.flat_rates and elapsed <= DAY:
+            if tariff.flat_rates and elapsed_us <= DAY_US:
                 bird = _early_bird(tariff, local_entry, exit_utc, tz)
                 if bird is not None and bird.amount_cents * spot_mult < base * time_mult:
                     lines = [(f"{bird.name} (enter {bird.entry_start:%H:%M}-"
@@ -198,26 +204,22 @@ def compute_fee(
     for label, mult in multipliers:
         if mult != ONE:
             new_amount = amount * mult
-            lines.append((label, new_amount - amount))
+            lines.append((label + str(mult), new_amount - amount))
             amount = new_amount
     if applied:
         amount, validation_lines = apply_validations(amount, applied, hour_value=hour_value)
         lines.extend(validation_lines)
     total = round_cents(amount)
-    breakdown = [FeeLine(label=label, amount_cents=value if isinstance(value, int)
-                         else round_cents(value)) for label, value in lines]
-    rounding = total - sum(line.amount_cents for line in breakdown)
+    breakdown = []
+    rounding = total
+    for label, value in lines:
+        cents = value if value.__class__ is int else round_cents(value)
+        rounding -= cents
+        breakdown.append(FeeLine(label=label, amount_cents=cents))
     if rounding:
         breakdown.append(FeeLine(label=ROUNDING_LABEL, amount_cents=rounding))
     return Fee(total_cents=total, duration_minutes=duration_minutes, breakdown=tuple(breakdown),
                product=product)
-
-
-def _product(multipliers: list[tuple[str, Decimal]]) -> Decimal:
-    out = ONE
-    for _, mult in multipliers:
-        out *= mult
-    return out
 
 
 def lost_ticket_fee(tariff: Tariff) -> Fee:

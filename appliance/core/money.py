@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
+_WHOLE_CENT = Decimal(1)
+
 
 def round_cents(amount: Decimal) -> int:
     """Round a Decimal amount of cents half up to a whole cent."""
-    return int(amount.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return int(amount.quantize(_WHOLE_CENT, rounding=ROUND_HALF_UP))
 
 
 def format_cents(amount_cents: int, currency: str = "USD") -> str:

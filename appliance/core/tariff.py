@@ -8,7 +8,7 @@ start/end are datetimes with a UTC offset.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 from decimal import Decimal
 from functools import cached_property
 from typing import Annotated
@@ -197,8 +197,9 @@ class Validation:
         if self.free_hours is not None and self.free_hours < 0:
             raise ValueError("free_hours: must not be negative")
 
-    def describe(self) -> str:
-        """What this validation gives, in words."""
+    @cached_property
+    def label(self) -> str:
+        """What this validation gives, in words (for the breakdown)."""
         if self.amount_off_cents is not None:
             whole, cents = divmod(self.amount_off_cents, 100)
             what = f"{whole}.{cents:02d} off"
@@ -281,13 +282,3 @@ class Tariff:
     def validations_by_code(self) -> dict[str, Validation]:
         """The validation codes this lot accepts."""
         return {v.code: v for v in self.validations}
-
-    @cached_property
-    def grace(self) -> timedelta:
-        """The grace period as a duration."""
-        return timedelta(minutes=self.grace_minutes)
-
-    @cached_property
-    def minimum_window(self) -> timedelta:
-        """Stays longer than grace and at most this long pay the minimum charge."""
-        return timedelta(minutes=self.minimum_charge_minutes)

@@ -29,6 +29,8 @@ def resolve_validations(tariff: Tariff, codes: Sequence[str]) -> tuple[Validatio
         return ()
     if isinstance(codes, str):
         raise TypeError("validations must be a sequence of codes, not one string")
+    if len(codes) == 1 and codes[0] in tariff.validations_by_code:
+        return (tariff.validations_by_code[codes[0]],)
     known = tariff.validations_by_code
     seen: set[str] = set()
     found: list[Validation] = []
@@ -60,5 +62,5 @@ def apply_validations(amount: Decimal, validations: Sequence[Validation], *,
             off = Decimal(validation.amount_off_cents)
         off = min(off, amount)
         amount -= off
-        lines.append((validation.describe(), -off))
+        lines.append((validation.label, -off))
     return amount, lines
