@@ -8,12 +8,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from fractions import Fraction
 
 from appliance.availability import POOLS_SQL, pools_from_rows
 from appliance.config import LotConfig
 from appliance.core.allocation import FreeSpot, choose_pool, choose_spot
 from appliance.core.events import NewEvent
 from appliance.core.fees import compute_fee
+from appliance.core.pricing import entry_rate_multiplier
 from appliance.core.types import LotMode, SpotType, VehicleType
 from appliance.ledger import Ledger
 from drivers.payment import PaymentResult, PaymentTerminal
@@ -73,11 +75,16 @@ async def admit(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str | None,
                 "vehicle_type": str(vehicle_type)}), at=at)
             return Outcome(allow=False, reason="FULL")
         ticket_id = new_ticket_id()
+        # Dynamic pricing: the multiplier in force now is locked on the ticket for its exit.
+        capacity = sum(p.capacity for p in pools)
+        occupancy = (Fraction(min(sum(p.occupied for p in pools), capacity), capacity)
+                     if capacity else None)
+        rate = entry_rate_multiplier(cfg.tariff, occupancy=occupancy, at=at)
         await tx.append(NewEvent(type="ticket.issued", payload={
             "ticket_id": ticket_id, "plate": plate, "plate_confidence": round(confidence, 3),
             "vehicle_type": str(vehicle_type), "is_ev": is_ev, "level": level,
             "spot_type": str(spot_type), "spot_id": spot_id, "lane": lane,
-            "entry_utc": at.isoformat(), "rate_multiplier": "1",
+            "entry_utc": at.isoformat(), "rate_multiplier": str(rate),
             "printed": plate is None}), at=at)
         await tx.append(NewEvent(type="gate.open_commanded", payload={
             "lane": lane, "reason": "entry", "ticket_id": ticket_id}), at=at)
