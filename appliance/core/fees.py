@@ -15,10 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from appliance.core.money import round_cents
-from appliance.core.tariff import Band, FlatRate, Tariff, TariffEvent
+from appliance.core.money import cents_text, round_cents
+from appliance.core.tariff import Band, FlatRate, Tariff, TariffEvent, in_window
 from appliance.core.types import SpotType
 from appliance.core.validations import apply_validations, resolve_validations
 from appliance.errors import FeeError
@@ -33,6 +34,7 @@ DAY_US = 24 * HOUR_US
 ZERO = Decimal(0)
 ONE = Decimal(1)
 ROUNDING_LABEL = "Rounding to the cent (half up)"
+_text = lru_cache(maxsize=1024)(cents_text)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -61,11 +63,6 @@ def _as_utc(moment: datetime, name: str) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _money(cents: int) -> str:
-    whole, part = divmod(cents, 100)
-    return f"{whole}.{part:02d}"
-
-
 def _hm(elapsed_us: int) -> str:
     minutes = -(-elapsed_us // MINUTE_US)
     return f"{minutes // 60} h {minutes % 60:02d} min"
@@ -74,9 +71,9 @@ def _hm(elapsed_us: int) -> str:
 def _started_hours(tariff: Tariff, elapsed_us: int, what: str) -> tuple[str, int]:
     hours = -(-elapsed_us // HOUR_US)
     raw = hours * tariff.hourly_cents
-    label = f"{what}: {hours} started hour{'s' if hours != 1 else ''} x {_money(tariff.hourly_cents)}"
+    label = f"{what}: {hours} started hour{'s' if hours != 1 else ''} x {_text(tariff.hourly_cents)}"
     if raw > tariff.daily_max_cents:
-        return f"{label}, capped at daily max {_money(tariff.daily_max_cents)}", tariff.daily_max_cents
+        return f"{label}, capped at daily max {_text(tariff.daily_max_cents)}", tariff.daily_max_cents
     return label, raw
 
 
@@ -88,7 +85,7 @@ def _time_charge(tariff: Tariff, elapsed_us: int) -> list[tuple[str, int]]:
     if elapsed_us <= DAY_US:
         return [_started_hours(tariff, elapsed_us, _hm(elapsed_us))]
     full_days, remainder_us = divmod(elapsed_us, DAY_US)
-    lines = [(f"{full_days} x 24 h at daily max {_money(tariff.daily_max_cents)}",
+    lines = [(f"{full_days} x 24 h at daily max {_text(tariff.daily_max_cents)}",
               full_days * tariff.daily_max_cents)]
     if remainder_us:
         lines.append(_started_hours(tariff, remainder_us, f"then {_hm(remainder_us)}"))
@@ -96,8 +93,9 @@ def _time_charge(tariff: Tariff, elapsed_us: int) -> list[tuple[str, int]]:
 
 
 def _band(tariff: Tariff, local_entry: datetime) -> Band | None:
+    weekday, wall = local_entry.weekday(), local_entry.time()
     for band in tariff.bands:
-        if band.matches(local_entry):
+        if weekday in band.weekdays and in_window(wall, band.start, band.end):
             return band
     return None
 
@@ -165,23 +163,23 @@ def compute_fee(
         lines: list[tuple[str, int | Decimal]] = [
             (f"{_hm(elapsed_us)}: grace period (up to {tariff.grace_minutes} min) is free", 0)]
         amount, product, hour_value = ZERO, "grace", ZERO
-        multipliers: list[tuple[str, Decimal]] = []
+        multipliers: list[tuple[str, str, Decimal]] = []
         time_mult = ONE
     else:
         local_entry = None
         if tariff.bands or tariff.flat_rates:
             if tz is None:
                 raise FeeError("the lot time zone is needed for time-of-day rules")
-            local_entry = entry_utc.astimezone(tz)
+            local_entry = entry.astimezone(tz)
         event = _event_flat(tariff, entry_utc) if tariff.events and elapsed_us <= DAY_US else None
         band = _band(tariff, local_entry) if tariff.bands else None
-        spot_line = (spot_type.value + " spot x", spot_mult)
+        spot_line = (spot_type, " spot x", spot_mult)
         if band is None:
-            multipliers = [spot_line, ("Rate locked at entry x", rate_multiplier)]
+            multipliers = [spot_line, ("Rate", " locked at entry x", rate_multiplier)]
             time_mult = spot_mult * rate_multiplier
         else:
-            multipliers = [(band.name + " band x", band.multiplier), spot_line,
-                           ("Rate locked at entry x", rate_multiplier)]
+            multipliers = [(band.name, " band x", band.multiplier), spot_line,
+                           ("Rate", " locked at entry x", rate_multiplier)]
             time_mult = band.multiplier * spot_mult * rate_multiplier
         # Free-hour validations are worth an hour at this ticket's time rate, whatever product.
         hour_value = tariff.hourly_cents * time_mult
@@ -201,10 +199,10 @@ def compute_fee(
                     multipliers = [spot_line]
                     base, product = bird.amount_cents, "flat"
         amount = Decimal(base)
-    for label, mult in multipliers:
+    for name, what, mult in multipliers:
         if mult != ONE:
             new_amount = amount * mult
-            lines.append((label + str(mult), new_amount - amount))
+            lines.append((f"{name}{what}{mult}", new_amount - amount))
             amount = new_amount
     if applied:
         amount, validation_lines = apply_validations(amount, applied, hour_value=hour_value)

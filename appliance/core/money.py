@@ -12,8 +12,13 @@ def round_cents(amount: Decimal) -> int:
     return int(amount.quantize(_WHOLE_CENT, rounding=ROUND_HALF_UP))
 
 
-def format_cents(amount_cents: int, currency: str = "USD") -> str:
-    """Render cents for people: 1234 -> '12.34 USD'."""
+def cents_text(amount_cents: int) -> str:
+    """Render cents as a plain amount: 1234 -> '12.34', -5 -> '-0.05'."""
     sign = "-" if amount_cents < 0 else ""
     whole, cents = divmod(abs(amount_cents), 100)
-    return f"{sign}{whole}.{cents:02d} {currency}"
+    return f"{sign}{whole}.{cents:02d}"
+
+
+def format_cents(amount_cents: int, currency: str = "USD") -> str:
+    """Render cents for people: 1234 -> '12.34 USD'."""
+    return f"{cents_text(amount_cents)} {currency}"
