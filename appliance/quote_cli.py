@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
+from appliance.core.money import cents_text
 from appliance.core.types import SpotType
 from appliance.errors import FeeError
 
@@ -53,12 +54,6 @@ def parse_decimal(text: str, option: str, *, low: Decimal, high: Decimal | None)
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise FeeError(f"{option}: must be {bound} (got {text})")
     return value
-
-
-def _money(cents: int) -> str:
-    sign = "-" if cents < 0 else ""
-    whole, part = divmod(abs(cents), 100)
-    return f"{sign}{whole}.{part:02d}"
 
 
 def quote(
@@ -128,9 +123,9 @@ def quote(
               f"entry {entry_at.astimezone(tz):%Y-%m-%d %H:%M %Z}, "
               f"exit {exit_at.astimezone(tz):%Y-%m-%d %H:%M %Z}, "
               f"{fee.duration_minutes // 60} h {fee.duration_minutes % 60:02d} min parked")
-    width = max(len(_money(line.amount_cents)) for line in fee.breakdown)
-    width = max(width, len(_money(fee.total_cents)))
+    width = max(len(cents_text(line.amount_cents)) for line in fee.breakdown)
+    width = max(width, len(cents_text(fee.total_cents)))
     for line in fee.breakdown:
-        print(f"  {_money(line.amount_cents):>{width}}  {line.label}")
+        print(f"  {cents_text(line.amount_cents):>{width}}  {line.label}")
     print(f"  {'-' * width}")
-    print(f"  {_money(fee.total_cents):>{width}}  {currency} total")
+    print(f"  {cents_text(fee.total_cents):>{width}}  {currency} total")
