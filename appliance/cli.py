@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from appliance.errors import LotedgeError
+from appliance.quote_cli import quote
 
 app = typer.Typer(help="lotedge: offline-first parking-lot edge appliance",
                   pretty_exceptions_enable=False, no_args_is_help=True)
@@ -25,6 +26,7 @@ from appliance.lot_cli import counts_app, reservations_app  # noqa: E402
 
 app.add_typer(reservations_app, name="reservations")
 app.add_typer(counts_app, name="counts")
+app.command("quote")(quote)
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="lot configuration TOML")]
 

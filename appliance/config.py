@@ -318,7 +318,7 @@ def parse_config(text: str, *, path: str | None = None) -> LotConfig:
         # __post_init__ checks say which field they reject as "field: reason".
         field_prefix = re.match(r"^([a-z_][a-z0-9_]*(?:\.[A-Za-z0-9_]+)*): (.*)$", msg)
         if first["type"] == "value_error" and field_prefix:
-            loc = (*loc, *field_prefix.group(1).split("."))
+            loc = (*loc, *(int(p) if p.isdigit() else p for p in field_prefix.group(1).split(".")))
             msg = field_prefix.group(2)
         if first["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
             msg = "unknown key (typo?)"
