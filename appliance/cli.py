@@ -65,7 +65,9 @@ async def _run(cfg, *, simulate: bool, duration: float | None, max_cars: int | N
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await service.start()
-    extra = []
+    from appliance.watchdog import systemd_notifier
+
+    extra = [lambda: systemd_notifier(service)]  # READY/WATCHDOG/STOPPING when under systemd
     traffic = None
     if simulate:
         traffic = TrafficGenerator(service, cfg.simulation, clock, max_cars=max_cars)
