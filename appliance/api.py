@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from appliance import __version__, alarms, commands
+from appliance.api_diag import diag_routes
 from appliance.errors import InputError, LotedgeError
 
 if TYPE_CHECKING:
@@ -161,6 +162,7 @@ def create_app(service: Service, *, token: str | None = None) -> Starlette:
         Route("/alarms", handler(alarm_list)),
         Route("/alarms/{alarm}/ack", handler(alarm_ack), methods=["POST"]),
         Route("/events", handler(events)),
+        *diag_routes(service, handler),
     ]
     app = Starlette(routes=routes)
     app.state.service = service
@@ -213,7 +215,11 @@ async def serve_api(service: Service) -> None:
 
     await chmod_when_ready()
     try:
-        await asyncio.gather(*tasks)
+        # asyncio.wait, not gather: cancelling gather would cancel uvicorn mid-loop and skip
+        # its shutdown, leaving the socket answering after the service stopped.
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()
     finally:
         for s in servers:
             s.should_exit = True

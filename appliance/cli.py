@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from appliance.diag_cli import diag_app
 from appliance.errors import LotedgeError
 
 app = typer.Typer(help="lotedge: offline-first parking-lot edge appliance",
@@ -21,6 +22,7 @@ db_app = typer.Typer(help="Ledger database tools", no_args_is_help=True)
 config_app = typer.Typer(help="Configuration tools", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
+app.add_typer(diag_app, name="diag")
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="lot configuration TOML")]
 
