@@ -50,6 +50,9 @@ def run(
         cfg = dataclasses.replace(
             cfg, storage=dataclasses.replace(cfg.storage, data_dir=str(data_dir)))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from appliance.journal import use_journal_if_under_systemd
+
+    use_journal_if_under_systemd(cfg.lot.id)  # structured journald entries under systemd
     asyncio.run(_run(cfg, simulate=simulate, duration=duration, max_cars=max_cars,
                      display=display and sys.stdout.isatty()))
 
