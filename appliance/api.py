@@ -27,6 +27,7 @@ from starlette.routing import Route
 from appliance import __version__, alarms, commands
 from appliance.api_diag import diag_routes
 from appliance.errors import InputError, LotedgeError
+from appliance.secrets import read_secret_file
 
 if TYPE_CHECKING:
     from appliance.service import Service
@@ -180,7 +181,7 @@ class _Server(uvicorn.Server):
 def load_or_create_token(path: Path) -> str:
     """The API token (created with mode 0600 on first use)."""
     if path.exists():
-        return path.read_text().strip()
+        return str(read_secret_file(path, key="api.token_file"))  # refused unless owner-only
     path.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

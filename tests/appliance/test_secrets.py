@@ -50,3 +50,15 @@ def test_binary_key_is_returned_as_bytes(tmp_path):
     p.write_bytes(b"\x00\x01key")
     os.chmod(p, 0o600)
     assert read_secret_file(p, key="cloud.client_key_file", binary=True) == b"\x00\x01key"
+
+
+def test_api_token_file_is_created_owner_only_and_checked_when_read(tmp_path):
+    from appliance.api import load_or_create_token
+
+    path = tmp_path / "data" / "api.token"
+    token = load_or_create_token(path)
+    assert os.stat(path).st_mode & 0o777 == 0o600 and len(token) >= 40
+    assert load_or_create_token(path) == token
+    os.chmod(path, 0o644)
+    with pytest.raises(ConfigError, match="api.token_file: .* mode 0644"):
+        load_or_create_token(path)

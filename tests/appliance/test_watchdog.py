@@ -105,3 +105,21 @@ async def test_service_sends_ready_after_its_api_socket_is_up(running_lot, notif
     assert "READY=1" in first and "STATUS=lot test-lot: 4 lanes, free 120/120" in first
     assert len(notify_socket.pings()) >= 2
     assert notify_socket.messages[-1][1] == "STOPPING=1"
+
+
+def test_lotedge_run_notifies_systemd(notify_socket, counter_lot, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    lotedge = str(Path(sys.executable).with_name("lotedge"))
+    env = {**os.environ, "NOTIFY_SOCKET": notify_socket.path, "WATCHDOG_USEC": "400000"}
+    proc = subprocess.run([lotedge, "run", "--config", counter_lot.source_path, "--simulate",
+                           "--duration", "2.5", "--no-display"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    time.sleep(0.1)
+    texts = [m for _, m in notify_socket.messages]
+    assert texts[0].startswith("READY=1\nMAINPID=") and "STATUS=lot test-lot: 4 lanes" in texts[0]
+    assert len(notify_socket.pings()) >= 3  # every 0.2 s once ready
+    assert texts[-1] == "STOPPING=1"
