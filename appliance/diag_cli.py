@@ -423,6 +423,9 @@ def sensors(
 
 
 def _render_sensors(console: Console, x: dict) -> None:
+    if not x["spots"]:
+        console.print(f"no spots ({x['mode']} lot: no per-spot sensors)")
+        return
     if not x["sensor_readings"]:
         console.print("sensor readings: not reported by this service (spot states from the ledger)")
     table = Table("spot", "level", "type", "sensor", "state", "sensor state", "last seen s",
