@@ -54,6 +54,7 @@ class Notifier:
         message = "\n".join(lines).encode()
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+                sock.setblocking(False)  # never block the event loop on a full queue
                 sock.sendto(message, self.address)
         except OSError as err:
             log.warning("sd_notify to %s failed: %s", self.address.lstrip("\0"), err)

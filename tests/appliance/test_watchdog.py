@@ -85,6 +85,15 @@ async def test_pings_while_healthy_and_stop_while_the_loop_is_blocked(notify_soc
     assert texts[-1] == "STOPPING=1"
 
 
+def test_a_full_notify_queue_never_blocks_the_caller():
+    path = str(Path(tempfile.mkdtemp(prefix="sdn")) / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(path)  # bound, never read: the queue fills up
+        notifier = Notifier({"NOTIFY_SOCKET": path})
+        results = [notifier.notify("WATCHDOG=1") for _ in range(5000)]
+    assert results[0] is True and results[-1] is False  # dropped, not blocked
+
+
 async def test_abstract_namespace_address():
     name = f"lotedge-test-{time.monotonic_ns()}"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
