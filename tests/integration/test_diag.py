@@ -82,7 +82,13 @@ async def test_status_reports_service_lanes_backlog_disk_and_errors(running_lot)
     safety.clear()
     Path(_config(running_lot)).write_text(Path(_config(running_lot)).read_text() + "# edit\n")
     status = await diag_json(_config(running_lot), "status")
-    assert [e["type"] for e in status["last_errors"]] == ["gate.close_refused"]
+    # The lane also raises a tailgate alarm: the safety loop was occupied with the gate shut.
+    assert sorted(e["type"] for e in status["last_errors"]) == ["alarm.raised",
+                                                               "gate.close_refused"]
+    (raised,) = [json.loads(e["payload"]) for e in status["last_errors"]
+                 if e["type"] == "alarm.raised"]
+    assert (raised["code"], raised["source"]) == ("tailgate", "in-1")
+    assert [a["id"] for a in status["active_alarms"]] == [raised["alarm_id"]]
     assert status["config_changed_since_start"] is True
     code, out, _ = await diag(_config(running_lot), "status")
     assert code == 0 and "CHANGED" in out and "in-1" in out
