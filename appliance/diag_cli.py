@@ -63,6 +63,7 @@ db_app = typer.Typer(help="Ledger database: verify, online backup, vacuum", no_a
 diag_app.add_typer(db_app, name="db")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable JSON output")]
+LaneArg = Annotated[str, typer.Argument(help="lane id")]
 
 
 class Refused(LotedgeError, RuntimeError):
@@ -286,7 +287,7 @@ def _render_status(console: Console, x: dict) -> None:
 @diag_app.command()
 def loops(
     ctx: typer.Context,
-    lane: Annotated[str, typer.Argument(help="lane id")],
+    lane: LaneArg,
     watch: Annotated[bool, typer.Option("--watch", help="stream new edges")] = False,
     count: Annotated[int | None, typer.Option(help="--watch: stop after N edges")] = None,
     duration_s: Annotated[float | None, typer.Option(help="--watch: stop after S seconds")] = None,
@@ -366,7 +367,7 @@ def _wait_gate(client: SyncServiceClient, lane: str, is_open: bool, timeout_s: f
 @diag_app.command()
 def gate(
     ctx: typer.Context,
-    lane: Annotated[str, typer.Argument(help="lane id")],
+    lane: LaneArg,
     action: Annotated[GateAction, typer.Argument(help="cycle: open, wait, close")],
     open_s: Annotated[float, typer.Option(help="how long to keep it open")] = 2.0,
     timeout_s: Annotated[float, typer.Option(help="position wait limit")] = 10.0,
@@ -487,7 +488,7 @@ def grab_frame(source: str) -> bytes:
 @diag_app.command()
 def camera(
     ctx: typer.Context,
-    lane: Annotated[str, typer.Argument(help="lane id")],
+    lane: LaneArg,
     action: Annotated[CameraAction, typer.Argument(help="read: run LPR; snapshot: save a frame")],
     out: Annotated[Path | None, typer.Argument(help="snapshot: output JPEG file")] = None,
     json_out: JsonOpt = False,

@@ -10,6 +10,8 @@ import stat
 import subprocess
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 INSTALL = REPO / "deploy" / "install.sh"
 
@@ -105,3 +107,20 @@ def test_installer_rejects_unknown_options(tmp_path):
                           timeout=60)
     assert proc.returncode == 2 and "unknown option --frobnicate" in proc.stderr
     assert not (tmp_path / "root").exists()
+
+
+@pytest.mark.slow
+def test_full_install_gives_a_working_venv(tmp_path):
+    """With its dependencies (minutes: the whole stack is installed from the package index)."""
+    root = tmp_path / "root"
+    proc = subprocess.run(["bash", str(INSTALL), "--root", str(root)], capture_output=True,
+                          text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr
+    lotedge = str(root / "opt/lotedge/venv/bin/lotedge")
+    check = subprocess.run([lotedge, "config", "check", str(root / "etc/lotedge/lot.toml")],
+                           capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0 and check.stdout.startswith("ok: lot my-lot"), check.stderr
+    down = subprocess.run([lotedge, "diag", "--config", str(root / "etc/lotedge/lot.toml"),
+                           "--socket", str(tmp_path / "none.sock"), "status", "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert down.returncode == 3 and '"service": "not running"' in down.stdout
