@@ -238,8 +238,8 @@ async def serve_api(service: Service) -> None:
                 return
             await asyncio.sleep(0.01)
 
-    await chmod_when_ready()
     try:
+        await chmod_when_ready()
         # asyncio.wait, not gather: cancelling gather would cancel uvicorn mid-loop and skip
         # its shutdown, leaving the socket answering after the service stopped.
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)

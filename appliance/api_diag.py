@@ -8,7 +8,7 @@ plug in through small, documented seams on the Service object and are reported a
   `drivers.health.HealthRegistry.snapshot()`; a `service.health` registry is used too);
   `/diag/devices` and the sensor readings in `/diag/sensors` come from it.
 - `service.sync_status()` -> dict (state, last ack, ...); `await service.sync_push_now()` -> dict.
-- `service.serial_monitor(port)` -> dict of decoded frames and error counters of a port the
+- `service.serial_monitor(port)` (port as given, e.g. /dev/ttyUSB0) -> dict of decoded frames and error counters of a port the
   service owns.
 - `await service.plates.snapshot(lane)` -> JPEG bytes (camera frame).
 """
@@ -16,6 +16,7 @@ plug in through small, documented seams on the Service object and are reported a
 from __future__ import annotations
 
 import base64
+import json
 import shutil
 import time
 from collections.abc import Callable
@@ -179,7 +180,10 @@ def diag_routes(service: Service, handler: Callable) -> list[Route]:
         monitor = getattr(service, "serial_monitor", None)
         if not callable(monitor):
             return not_available("serial port monitor")
-        return monitor(request.path_params["port"])
+        port = request.query_params.get("port")
+        if not port:
+            raise InputError("port is required")
+        return monitor(port)
 
     async def sync(request: Request):
         return {"sync": sync_state(service), "backlog": await sync_backlog(service)}
@@ -200,10 +204,10 @@ def diag_routes(service: Service, handler: Callable) -> list[Route]:
             raise InputError(f"unknown audited action {action!r}")
         technician = _need(body.get("technician"), "technician")
         detail = body.get("detail") or {}
-        if not isinstance(detail, dict):
-            raise InputError("detail must be an object")
+        if not isinstance(detail, dict) or len(json.dumps(detail)) > 4096:
+            raise InputError("detail must be an object of at most 4096 bytes of JSON")
         event = await service.ledger.append(NewEvent(
-            type=f"diag.{action}", payload={"technician": technician, **detail}))
+            type=f"diag.{action}", payload={**detail, "technician": technician}))
         return {"seq": event.seq, "type": event.type}
 
     return [
@@ -213,7 +217,7 @@ def diag_routes(service: Service, handler: Callable) -> list[Route]:
         Route("/diag/sensors", handler(sensors)),
         Route("/diag/lanes/{lane}/camera/read", handler(camera_read), methods=["POST"]),
         Route("/diag/lanes/{lane}/camera/snapshot", handler(camera_snapshot)),
-        Route("/diag/serial/{port:path}", handler(serial)),
+        Route("/diag/serial", handler(serial)),
         Route("/diag/sync", handler(sync)),
         Route("/diag/sync/push", handler(sync_push), methods=["POST"]),
         Route("/diag/audit", handler(audit), methods=["POST"]),

@@ -219,7 +219,7 @@ def _audit(d: DiagContext, action: str, detail: dict[str, Any]) -> None:
         ledger = await Ledger.open(db, lot_id=d.cfg.lot.id, tz=d.cfg.lot.tz)
         try:
             await ledger.append(NewEvent(type=f"diag.{action}",
-                                         payload={"technician": d.technician, **detail}))
+                                         payload={**detail, "technician": d.technician}))
         finally:
             await ledger.close()
 
@@ -641,7 +641,7 @@ def serial(
             raise LotedgeError(f"unknown protocol {protocol!r} (raw, maxbotix, rs485)")
         if d.service_up():
             client = d.client()
-            data = client.get(f"/diag/serial/{port.lstrip('/')}")
+            data = client.get("/diag/serial", port=port)
             client.close()
         else:
             data = sniff_port(port, baudrate=baud, duration_s=duration_s, max_frames=frames,

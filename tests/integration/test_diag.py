@@ -388,3 +388,36 @@ def test_redact_config_hides_secret_values_but_keeps_file_paths():
     assert "pw1" not in red and "tokval" not in red and "pw2" not in red
     assert 'password_file = "/etc/lotedge/pw"' in red and 'name = "keep"' in red
     assert 'password = "REDACTED"' in red and "mqtts://REDACTED@broker:8883" in red
+
+
+async def test_audit_route_records_only_known_actions_under_the_callers_name(running_lot):
+    from appliance.client import ApiError, ServiceClient
+
+    client = ServiceClient(running_lot.socket_path)
+    done = await client.post("/diag/audit", {"action": "bundle", "technician": "ann",
+                                             "detail": {"out": "/x", "technician": "mallory"}})
+    assert done["type"] == "diag.bundle"
+    assert await _events(running_lot.service, "diag.bundle") == [{"out": "/x",
+                                                                  "technician": "ann"}]
+    for body in ({"action": "gate.open", "technician": "ann"}, {"action": "bundle"},
+                 {"action": "bundle", "technician": "ann", "detail": {"x": "y" * 5000}}):
+        with pytest.raises(ApiError) as info:
+            await client.post("/diag/audit", body)
+        assert info.value.status == 400
+    await client.aclose()
+
+
+async def test_bundle_with_the_service_stopped_uses_the_log_file(counter_lot, tmp_path):
+    async with RunningService(counter_lot):
+        pass
+    counter_lot.data_path("lotedge.log").write_text("2026-01-01 INFO lotedge started\n")
+    out = tmp_path / "b.tar.gz"
+    data = await diag_json(counter_lot.source_path, "bundle", str(out))
+    assert data["service_running"] is False
+    with tarfile.open(out) as tar:
+        members = {m.name.split("/", 1)[1]: tar.extractfile(m).read() for m in tar}
+    assert json.loads(members["health.json"]) == {"service": "not running"}
+    assert json.loads(members["db-verify.json"])["ok"] is True
+    if data["log_source"] != "journald":  # a host whose journal has a lotedge unit uses it
+        assert members["logs.txt"] == b"2026-01-01 INFO lotedge started\n"
+    assert json.loads(members["manifest.json"])["log_source"] == data["log_source"]
