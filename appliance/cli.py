@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from appliance.diag_cli import diag_app
 from appliance.errors import LotedgeError
 from appliance.quote_cli import quote
 
@@ -27,6 +28,7 @@ from appliance.lot_cli import counts_app, reservations_app  # noqa: E402
 app.add_typer(reservations_app, name="reservations")
 app.add_typer(counts_app, name="counts")
 app.command("quote")(quote)
+app.add_typer(diag_app, name="diag")
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="lot configuration TOML")]
 
@@ -54,6 +56,9 @@ def run(
         cfg = dataclasses.replace(
             cfg, storage=dataclasses.replace(cfg.storage, data_dir=str(data_dir)))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from appliance.journal import use_journal_if_under_systemd
+
+    use_journal_if_under_systemd(cfg.lot.id)  # structured journald entries under systemd
     asyncio.run(_run(cfg, simulate=simulate, duration=duration, max_cars=max_cars,
                      display=display and sys.stdout.isatty()))
 
@@ -71,7 +76,9 @@ async def _run(cfg, *, simulate: bool, duration: float | None, max_cars: int | N
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await service.start()
-    extra = []
+    from appliance.watchdog import systemd_notifier
+
+    extra = [lambda: systemd_notifier(service)]  # READY/WATCHDOG/STOPPING when under systemd
     traffic = None
     if simulate:
         traffic = TrafficGenerator(service, cfg.simulation, clock, max_cars=max_cars)
