@@ -93,6 +93,11 @@ class AttendantApp(App[None]):
 
     async def on_mount(self) -> None:
         """First snapshot, periodic refresh, and the sign-in prompt."""
+        self._main = self.screen
+        self._banner = self.query_one("#banner", Static)
+        self._status_bar = self.query_one("#status", Static)
+        self._views = {cls: self.query_one(cls) for cls in (LanesView, AvailabilityView,
+                                                            AlarmsView, ShiftView)}
         await self.poll()
         self.set_interval(self.poll_s, self.poll)
         if self.ask_sign_in and self.session is None:
@@ -113,7 +118,7 @@ class AttendantApp(App[None]):
         self.notify(f"signed in: {session['name']} ({session['role']})", timeout=3)
         self.refresh_bindings()
         await self.poll()
-        self.query_one("#lanes-table", DataTable).focus()
+        self._main.query_one("#lanes-table", DataTable).focus()
 
     def signed_out(self) -> None:
         """Forget the session and ask for a sign-in again."""
@@ -161,7 +166,7 @@ class AttendantApp(App[None]):
 
     def _set_down(self, why: str) -> None:
         self.health = None
-        banner = self.query_one("#banner", Static)
+        banner = self._banner
         banner.update(Text(f" SERVICE DOWN - retrying every {self.poll_s:g} s: {why} ",
                            style="bold white on red"))
         banner.display = True
@@ -175,7 +180,7 @@ class AttendantApp(App[None]):
         try:
             health = await self.client.get("/health")
             availability = await self.client.get("/availability")
-            alarms_view = self.query_one(AlarmsView)
+            alarms_view = self._views[AlarmsView]
             alarms = await self.client.get("/alarms", **({"all": "1"} if alarms_view.show_all
                                                           else {}))
             active = alarms if not alarms_view.show_all else [
@@ -192,17 +197,22 @@ class AttendantApp(App[None]):
             return
         except ApiError as err:
             self.last_error = str(err)
+            if err.status >= 500:
+                self._set_down(f"service error: {err}")
             return
         finally:
             self._polling = False
+        if not health.get("ok", True):
+            self._set_down("service is starting or stopping (ledger not open)")
+            return
         self.polls += 1
         self.health = health
         self.shift = shift
-        self.query_one("#banner", Static).display = False
-        self.query_one(LanesView).show(health.get("lanes", []))
-        self.query_one(AvailabilityView).show(availability, active)
+        self._banner.display = False
+        self._views[LanesView].show(health.get("lanes", []))
+        self._views[AvailabilityView].show(availability, active)
         alarms_view.show(alarms)
-        self.query_one(ShiftView).show(self.session, shift)
+        self._views[ShiftView].show(self.session, shift)
         self._status()
 
     # -- status bar and navigation ---------------------------------------------------------
@@ -225,17 +235,17 @@ class AttendantApp(App[None]):
                 text.append(f"| {when:%H:%M:%S} {when.tzname()} ")
         who = self.session
         text.append(f"| {who['attendant']} ({who['role']})" if who else "| not signed in")
-        self.query_one("#status", Static).update(text)
+        self._status_bar.update(text)
         for cls in ("-online", "-offline", "-down"):
-            self.screen.remove_class(cls)
-        self.screen.add_class({"ONLINE": "-online", "OFFLINE": "-offline"}.get(mode, "-down"))
+            self._main.remove_class(cls)
+        self._main.add_class({"ONLINE": "-online", "OFFLINE": "-offline"}.get(mode, "-down"))
 
     def action_tab(self, tab: str) -> None:
         """Switch to a tab and focus its table."""
-        self.query_one(TabbedContent).active = tab
+        self._main.query_one(TabbedContent).active = tab
         target = {"lanes": "#lanes-table", "availability": "#avail-table",
                   "tickets": "#ticket-search", "alarms": "#alarms-table"}.get(tab)
         if target:
-            self.query_one(target).focus()
+            self._main.query_one(target).focus()
         else:
-            self.query_one("#shift-view").focus()
+            self._main.query_one("#shift-view").focus()
