@@ -36,7 +36,8 @@ def cloud_state(health: dict[str, Any] | None) -> tuple[str, str]:
         return "OFFLINE", "cloud: n/a"
     online = bool(sync.get("online", sync.get("connected", False)))
     backlog = sync.get("backlog", sync.get("pending"))
-    return ("ONLINE" if online else "OFFLINE"), f"backlog {backlog if backlog is not None else '?'}"
+    return ("ONLINE" if online else "OFFLINE"), (
+        f"sync backlog {backlog if backlog is not None else '?'}")
 
 
 class AttendantApp(App[None]):
@@ -50,6 +51,7 @@ class AttendantApp(App[None]):
     """
 
     CSS_PATH = "attendant.tcss"
+    ENABLE_COMMAND_PALETTE = False
     TITLE = "lotedge attendant"
     BINDINGS = [
         Binding("1", "tab('lanes')", "Lanes"),
@@ -224,7 +226,7 @@ class AttendantApp(App[None]):
         text.append(f" {sync} ")
         health = self.health or {}
         if health:
-            text.append(f"| {health.get('lot_id', '?')} seq {health.get('last_seq', '?')} ")
+            text.append(f"| {health.get('lot_id', '?')} ")
             if health.get("simulate"):
                 text.append("SIM ", style="bold")
             stamp = health.get("time_utc")

@@ -31,11 +31,18 @@ def _socket(config: Path | None, socket: Path | None) -> tuple[Path, object | No
 
 @app.command("attendant")
 def attendant(config: ConfigOpt = None, socket: SocketOpt = None,
-              poll_s: Annotated[float, typer.Option(help="refresh period")] = 1.0) -> None:
+              poll_s: Annotated[float, typer.Option(help="refresh period")] = 1.0,
+              demo: Annotated[bool, typer.Option(help="a recorded state, no service (try it: "
+                                                      "ann/1111, sue/2222)")] = False) -> None:
     """Open the attendant terminal UI against the running service."""
     from appliance.client import ServiceClient
     from ui.app import AttendantApp
 
+    if demo:
+        from ui.fixed import fixed_transport
+
+        AttendantApp(ServiceClient("demo", transport=fixed_transport()), poll_s=poll_s).run()
+        return
     path, cfg = _socket(config, socket)
     tz = cfg.lot.timezone if cfg is not None else None
     AttendantApp(ServiceClient(path), poll_s=poll_s, timezone=tz).run()

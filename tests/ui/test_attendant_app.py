@@ -38,10 +38,8 @@ async def _fill(pilot, text: str) -> None:
 
 async def _sign_in(pilot, attendant: str, pin: str) -> None:
     assert isinstance(pilot.app.screen, SignInScreen)
-    await _type(pilot, attendant)
-    await pilot.press("enter")
-    await _type(pilot, pin)
-    await pilot.press("enter")
+    await _fill(pilot, attendant)
+    await _fill(pilot, pin)
     for _ in range(100):
         if pilot.app.session is not None:
             break
@@ -59,7 +57,7 @@ async def _until(pilot, condition, what: str):
 async def test_sign_in_then_open_gate_with_reason_is_audited(running_lot):
     await _staff(running_lot)
     client = ServiceClient(running_lot.socket_path)
-    app = AttendantApp(client, poll_s=0.2)
+    app = AttendantApp(client, poll_s=0.5)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         await _type(pilot, "ann")
@@ -91,7 +89,7 @@ async def test_close_refused_while_safety_loop_occupied_shows_reason(running_lot
     await _staff(running_lot)
     service = running_lot.service
     client = ServiceClient(running_lot.socket_path)
-    app = AttendantApp(client, poll_s=0.2)
+    app = AttendantApp(client, poll_s=0.5)
     async with app.run_test(size=(80, 24)) as pilot:
         await _sign_in(pilot, "ann", "1111")
         await pilot.press("o")
@@ -121,7 +119,7 @@ async def test_search_plate_and_override_fee_as_supervisor(running_lot):
     outcome = await admit(service.ledger, service.cfg, lane="in-1", plate="KXP4417",
                           confidence=0.93, at=service.clock.now())
     client = ServiceClient(running_lot.socket_path)
-    app = AttendantApp(client, poll_s=0.2)
+    app = AttendantApp(client, poll_s=0.5)
     async with app.run_test(size=(80, 24)) as pilot:
         await _sign_in(pilot, "sue", "2222")
         await pilot.press("3")
@@ -152,7 +150,7 @@ async def test_attendant_role_cannot_override(running_lot):
     await admit(service.ledger, service.cfg, lane="in-1", plate="ROLE123", confidence=0.9,
                 at=service.clock.now())
     client = ServiceClient(running_lot.socket_path)
-    app = AttendantApp(client, poll_s=0.2)
+    app = AttendantApp(client, poll_s=0.5)
     async with app.run_test(size=(80, 24)) as pilot:
         await _sign_in(pilot, "ann", "1111")
         await pilot.press("3")
@@ -175,7 +173,7 @@ async def test_stale_sensor_alarm_appears_and_is_acknowledged(running_lot):
     await _staff(running_lot)
     service = running_lot.service
     client = ServiceClient(running_lot.socket_path)
-    app = AttendantApp(client, poll_s=0.2)
+    app = AttendantApp(client, poll_s=0.5)
     async with app.run_test(size=(80, 24)) as pilot:
         await _sign_in(pilot, "ann", "1111")
         await pilot.press("4")

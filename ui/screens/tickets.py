@@ -51,7 +51,7 @@ class TicketsView(Vertical):
                     id="ticket-search")
         with Horizontal(id="tickets-body"):
             table = DataTable(id="tickets-table", cursor_type="row", zebra_stripes=True)
-            table.add_columns("Ticket", "Plate", "Entry", "Status")
+            table.add_columns("Ticket", "Plate", "Status", "In")
             yield table
             yield Static("", id="ticket-detail")
         yield Static("", id="ticket-message", markup=False)
@@ -79,8 +79,8 @@ class TicketsView(Vertical):
         table = self.query_one(DataTable)
         table.clear()
         for t in self.results:
-            table.add_row(t["id"], t.get("plate") or "(no plate)", short_time(t["entry_utc"]),
-                          t["status"], key=t["id"])
+            table.add_row(t["id"], t.get("plate") or "(no plate)", t["status"],
+                          short_time(t["entry_utc"])[6:], key=t["id"])
         self.say(f"{len(self.results)} open ticket(s) for {query!r}")
         if self.results:
             table.focus()
@@ -115,14 +115,14 @@ class TicketsView(Vertical):
         text.append(f"in {short_time(ticket['entry_utc'])} lane {ticket.get('entry_lane') or '-'}"
                     f"  stay {duration(fee.get('duration_minutes'))}\n")
         for item in fee.get("breakdown", []):
-            text.append(f"  {item['label'][:26]:<26} {money(item['amount_cents']):>9}\n")
-        text.append(f"  {'fee now':<26} {money(fee.get('total_cents')):>9}\n")
+            text.append(f"  {item['label'][:22]:<22} {money(item['amount_cents']):>9}\n")
+        text.append(f"  {'fee now':<22} {money(fee.get('total_cents')):>9}\n")
         if fee.get("override_cents") is not None:
-            text.append(f"  {'OVERRIDE':<26} {money(fee['override_cents']):>9}\n", style="bold")
+            text.append(f"  {'OVERRIDE':<22} {money(fee['override_cents']):>9}\n", style="bold")
         if ticket.get("validations"):
             text.append(f"  validations: {', '.join(ticket['validations'])}\n")
-        text.append(f"  {'paid':<26} {money(ticket.get('paid_cents', 0)):>9}\n")
-        text.append(f"  {'DUE':<26} {money(fee.get('due_cents'), cur):>13}", style="bold")
+        text.append(f"  {'paid':<22} {money(ticket.get('paid_cents', 0)):>9}\n")
+        text.append(f"  {'DUE':<22} {money(fee.get('due_cents'), cur):>13}", style="bold")
         self.query_one("#ticket-detail", Static).update(text)
 
     def say(self, message: str) -> None:
