@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 
 from appliance.client import ServiceClient
 from drivers.loops import SimulatedLoop
@@ -210,4 +211,42 @@ async def test_service_down_shows_banner_and_recovers(counter_lot, tmp_path):
             assert app.health["lot_id"] == "test-lot"
             assert "cloud: n/a" in str(app.query_one("#status").render())
         await _until(pilot, lambda: banner.display, "banner back")
+    await client.aclose()
+
+
+async def test_supervisor_takes_cash_and_closes_shift_with_counted_amount(running_lot):
+    from appliance.tickets import admit
+
+    await _staff(running_lot)
+    service = running_lot.service
+    outcome = await admit(service.ledger, service.cfg, lane="in-1", plate="CSH5150",
+                          confidence=0.9, at=service.clock.now() - timedelta(hours=2))
+    client = ServiceClient(running_lot.socket_path)
+    app = AttendantApp(client, poll_s=0.5)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _sign_in(pilot, "sue", "2222")
+        await pilot.press("3")
+        await _fill(pilot, "CSH5150")
+        view = app.query_one("TicketsView")
+        await _until(pilot, lambda: view.ticket is not None, "ticket loaded")
+        due = view.ticket["fee"]["due_cents"]
+        assert due > 0
+        await pilot.press("p")  # the dialog offers the amount due
+        assert isinstance(app.screen, FormDialog)
+        await pilot.press("enter")
+        await _until(pilot, lambda: view.ticket["status"] == "PAID", "paid")
+        await pilot.press("5")
+        await _until(pilot, lambda: (app.shift or {}).get("expected_cents") == due, "expected")
+        await pilot.press("k")
+        assert isinstance(app.screen, FormDialog)
+        await _fill(pilot, "1.00")
+        await _until(pilot, lambda: isinstance(app.screen, SignInScreen), "signed out")
+        report = str(app.query_one("#shift-report").render())
+        assert "SHIFT CLOSED" in report and "SHORT" in report
+    closed = await _events(service, "shift.closed")
+    assert len(closed) == 1 and closed[0]["closed_by"] == "sue"
+    assert (closed[0]["expected_cents"], closed[0]["counted_cents"]) == (due, 100)
+    assert closed[0]["difference_cents"] == 100 - due
+    paid = await _events(service, "payment.recorded")
+    assert paid[0]["attendant"] == "sue" and paid[0]["ticket_id"] == outcome.ticket_id
     await client.aclose()

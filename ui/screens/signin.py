@@ -29,6 +29,17 @@ class SignInScreen(ModalScreen[dict[str, Any] | None]):
             yield Static("", id="form-error", markup=False)
             yield Static("Enter: next/sign in   Ctrl+Q: quit", id="form-help")
 
+    async def on_mount(self) -> None:
+        """Say how to add the first attendant when the service has none."""
+        try:
+            staff = await self.app.client.get("/attendants")
+        except (ApiError, ServiceUnavailable):
+            return
+        if staff == []:
+            self.query_one("#form-error", Static).update(
+                "no attendants registered yet: on the appliance run\n"
+                "lotedge attendants add ID --name NAME --role supervisor -c LOT.toml")
+
     async def on_input_submitted(self, event: Input.Submitted) -> None:
         """Enter: move to the PIN, then ask the service."""
         if event.input.id == "signin-id":
