@@ -164,7 +164,7 @@ def create_app(service: Service, *, token: str | None = None) -> Starlette:
     ]
     app = Starlette(routes=routes)
     app.state.service = service
-    api_shift.install(app, service)
+    api_shift.install(app, service, token=token)
     return app
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -117,13 +118,17 @@ class RoleGate:
         await self.app(scope, replay, send)
 
 
-def install(app: Starlette, service: Service) -> None:
+def install(app: Starlette, service: Service, *, token: str | None = None) -> None:
     """Add the attendant, session and shift routes and the role gate to the API app."""
     desk = Desk()
     app.state.desk = desk
 
     def handler(fn):
         async def wrapped(request: Request) -> JSONResponse:
+            if token is not None and request.scope.get("client") is not None:
+                given = request.headers.get("authorization", "")
+                if not secrets.compare_digest(given, f"Bearer {token}"):
+                    return _json_error(401, "missing or wrong API token")
             try:
                 result = await fn(request)
             except SignInError as err:

@@ -99,7 +99,7 @@ class AttendantApp(App[None]):
         self._banner = self.query_one("#banner", Static)
         self._status_bar = self.query_one("#status", Static)
         self._views = {cls: self.query_one(cls) for cls in (LanesView, AvailabilityView,
-                                                            AlarmsView, ShiftView)}
+                                                            AlarmsView, ShiftView, TicketsView)}
         await self.poll()
         self.set_interval(self.poll_s, self.poll)
         if self.ask_sign_in and self.session is None:
@@ -134,12 +134,12 @@ class AttendantApp(App[None]):
 
     # -- talking to the service ------------------------------------------------------------
 
-    async def fetch(self, path: str, **params: Any) -> Any:
-        """GET from the service; None (and a notice) if it fails."""
+    async def fetch(self, path: str, *, quiet: bool = False, **params: Any) -> Any:
+        """GET from the service; None (and a notice unless quiet) if it fails."""
         try:
             return await self.client.get(path, **params)
         except (ApiError, ServiceUnavailable) as err:
-            self._failed(err, quiet=False)
+            self._failed(err, quiet=quiet)
             return None
 
     async def command(self, path: str, body: dict[str, Any], *, quiet: bool = False) -> Any:
@@ -216,6 +216,9 @@ class AttendantApp(App[None]):
         alarms_view.show(alarms)
         self._views[ShiftView].show(self.session, shift)
         self._status()
+        tickets = self._views[TicketsView]
+        if tickets.ticket is not None and self._main.query_one(TabbedContent).active == "tickets":
+            await tickets.load(tickets.ticket["id"], quiet=True)  # the fee keeps running
 
     # -- status bar and navigation ---------------------------------------------------------
 

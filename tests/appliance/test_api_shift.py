@@ -109,3 +109,21 @@ async def test_wrong_pins_lock_the_attendant(running_lot):
     assert info.value.status == 401 and "locked" in str(info.value)
     assert len(await _events(running_lot.service, "attendant.sign_in_failed")) == 5
     await client.aclose()
+
+
+async def test_shift_routes_need_the_api_token_over_tcp(running_lot):
+    import httpx
+
+    from appliance.api import create_app
+
+    app = create_app(running_lot.service, token="s3cret")
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5555))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        r = await http.get("/attendants")
+        assert r.status_code == 401
+        r = await http.get("/attendants", headers={"Authorization": "Bearer s3cret"})
+        assert r.status_code == 200 and r.json() == []
+        r = await http.post("/attendants", headers={"Authorization": "Bearer s3cret"},
+                            json={"id": "eve", "name": "Eve", "role": "technician",
+                                  "pin": "1234"})
+        assert r.status_code == 401  # over TCP adding staff needs a supervisor session

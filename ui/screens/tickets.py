@@ -97,9 +97,9 @@ class TicketsView(Vertical):
             if self.ticket is None or self.ticket["id"] != event.row_key.value:
                 await self.load(event.row_key.value)
 
-    async def load(self, ticket_id: str) -> None:
+    async def load(self, ticket_id: str, *, quiet: bool = False) -> None:
         """Fetch one ticket with its fee and breakdown and show it."""
-        ticket = await self.app.fetch(f"/tickets/{ticket_id}")
+        ticket = await self.app.fetch(f"/tickets/{ticket_id}", quiet=quiet)
         if ticket is not None:
             self.show_ticket(ticket)
 
