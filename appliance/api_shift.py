@@ -120,6 +120,8 @@ class RoleGate:
 
 def install(app: Starlette, service: Service, *, token: str | None = None) -> None:
     """Add the attendant, session and shift routes and the role gate to the API app."""
+    from appliance.api import _body as body  # api imports this module; resolved at install
+
     desk = Desk()
     app.state.desk = desk
 
@@ -142,16 +144,6 @@ def install(app: Starlette, service: Service, *, token: str | None = None) -> No
             return JSONResponse(result)
 
         return wrapped
-
-    async def body(request: Request) -> dict[str, Any]:
-        raw = await request.body()
-        try:
-            data = json.loads(raw) if raw else {}
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise InputError(f"request body is not JSON: {err}") from err
-        if not isinstance(data, dict):
-            raise InputError("request body must be a JSON object")
-        return data
 
     def session_of(request: Request) -> Session:
         return desk.session(request.headers.get(SESSION_HEADER))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from datetime import timedelta
 
@@ -47,6 +48,20 @@ async def _sign_in(pilot, attendant: str, pin: str) -> None:
         await pilot.pause(0.02)
 
 
+@contextlib.asynccontextmanager
+async def _booth(running, attendant: str, pin: str):
+    """The staff registered, the app at 80x24 against the running service, signed in."""
+    await _staff(running)
+    client = ServiceClient(running.socket_path)
+    app = AttendantApp(client, poll_s=0.5)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await _sign_in(pilot, attendant, pin)
+            yield app, pilot
+    finally:
+        await client.aclose()
+
+
 async def _until(pilot, condition, what: str):
     for _ in range(200):
         if condition():
@@ -87,12 +102,8 @@ async def test_sign_in_then_open_gate_with_reason_is_audited(running_lot):
 
 
 async def test_close_refused_while_safety_loop_occupied_shows_reason(running_lot):
-    await _staff(running_lot)
     service = running_lot.service
-    client = ServiceClient(running_lot.socket_path)
-    app = AttendantApp(client, poll_s=0.5)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await _sign_in(pilot, "ann", "1111")
+    async with _booth(running_lot, "ann", "1111") as (app, pilot):
         await pilot.press("o")
         await _fill(pilot, "let the truck out")
         safety = SimulatedLoop(service.pin_factory, 17)
@@ -109,20 +120,15 @@ async def test_close_refused_while_safety_loop_occupied_shows_reason(running_lot
         await asyncio.sleep(0.05)
     refused = await _events(service, "gate.close_refused")
     assert refused[0]["attendant"] == "ann" and refused[0]["reason"] == "safety loop occupied"
-    await client.aclose()
 
 
 async def test_search_plate_and_override_fee_as_supervisor(running_lot):
     from appliance.tickets import admit
 
-    await _staff(running_lot)
     service = running_lot.service
     outcome = await admit(service.ledger, service.cfg, lane="in-1", plate="KXP4417",
                           confidence=0.93, at=service.clock.now())
-    client = ServiceClient(running_lot.socket_path)
-    app = AttendantApp(client, poll_s=0.5)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await _sign_in(pilot, "sue", "2222")
+    async with _booth(running_lot, "sue", "2222") as (app, pilot):
         await pilot.press("3")
         assert app.query_one("#ticket-search").has_focus
         await _fill(pilot, "kxp-44")  # partial, lower case, with a dash
@@ -140,20 +146,15 @@ async def test_search_plate_and_override_fee_as_supervisor(running_lot):
     overrides = await _events(service, "ticket.fee_overridden")
     assert overrides == [{"ticket_id": outcome.ticket_id, "fee_cents": 450, "attendant": "sue",
                           "reason": "regular customer"}]
-    await client.aclose()
 
 
 async def test_attendant_role_cannot_override(running_lot):
     from appliance.tickets import admit
 
-    await _staff(running_lot)
     service = running_lot.service
     await admit(service.ledger, service.cfg, lane="in-1", plate="ROLE123", confidence=0.9,
                 at=service.clock.now())
-    client = ServiceClient(running_lot.socket_path)
-    app = AttendantApp(client, poll_s=0.5)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await _sign_in(pilot, "ann", "1111")
+    async with _booth(running_lot, "ann", "1111") as (app, pilot):
         await pilot.press("3")
         await _fill(pilot, "ROLE123")
         view = app.query_one("TicketsView")
@@ -165,18 +166,13 @@ async def test_attendant_role_cannot_override(running_lot):
                                     {"fee_cents": 0, "reason": "x"}, quiet=True)
         assert refused is None and "supervisor" in app.last_error
     assert await _events(service, "ticket.fee_overridden") == []
-    await client.aclose()
 
 
 async def test_stale_sensor_alarm_appears_and_is_acknowledged(running_lot):
     from appliance.alarms import raise_alarm
 
-    await _staff(running_lot)
     service = running_lot.service
-    client = ServiceClient(running_lot.socket_path)
-    app = AttendantApp(client, poll_s=0.5)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await _sign_in(pilot, "ann", "1111")
+    async with _booth(running_lot, "ann", "1111") as (app, pilot):
         await pilot.press("4")
         alarm_id = await raise_alarm(service.ledger, code="sensor_stale", source="RS485:12",
                                      detail="no reading for 120 s")
@@ -192,7 +188,6 @@ async def test_stale_sensor_alarm_appears_and_is_acknowledged(running_lot):
         assert "ACKED" in str(app.query_one("#alarms-table").get_row_at(0)[0])
     acks = await _events(service, "alarm.acknowledged")
     assert acks == [{"alarm_id": alarm_id, "attendant": "ann", "note": "sensor 12 reseated"}]
-    await client.aclose()
 
 
 async def test_service_down_shows_banner_and_recovers(counter_lot, tmp_path):
@@ -217,14 +212,10 @@ async def test_service_down_shows_banner_and_recovers(counter_lot, tmp_path):
 async def test_supervisor_takes_cash_and_closes_shift_with_counted_amount(running_lot):
     from appliance.tickets import admit
 
-    await _staff(running_lot)
     service = running_lot.service
     outcome = await admit(service.ledger, service.cfg, lane="in-1", plate="CSH5150",
                           confidence=0.9, at=service.clock.now() - timedelta(hours=2))
-    client = ServiceClient(running_lot.socket_path)
-    app = AttendantApp(client, poll_s=0.5)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await _sign_in(pilot, "sue", "2222")
+    async with _booth(running_lot, "sue", "2222") as (app, pilot):
         await pilot.press("3")
         await _fill(pilot, "CSH5150")
         view = app.query_one("TicketsView")
@@ -249,4 +240,3 @@ async def test_supervisor_takes_cash_and_closes_shift_with_counted_amount(runnin
     assert closed[0]["difference_cents"] == 100 - due
     paid = await _events(service, "payment.recorded")
     assert paid[0]["attendant"] == "sue" and paid[0]["ticket_id"] == outcome.ticket_id
-    await client.aclose()
