@@ -28,12 +28,12 @@ TABS = ("lanes", "availability", "tickets", "alarms", "shift")
 
 
 def cloud_state(health: dict[str, Any] | None) -> tuple[str, str]:
-    """(mode word, sync text) from /health: ONLINE/OFFLINE and the backlog, or n/a."""
+    """(mode word, sync text) from /health: ONLINE/OFFLINE and the backlog, LOCAL if no sync."""
     if health is None:
         return "SERVICE DOWN", "cloud: n/a"
     sync = health.get("sync")
-    if not isinstance(sync, dict):
-        return "OFFLINE", "cloud: n/a"
+    if not isinstance(sync, dict):  # no uplink reported: the lot runs on its own
+        return "LOCAL", "cloud: n/a"
     online = bool(sync.get("online", sync.get("connected", False)))
     backlog = sync.get("backlog", sync.get("pending"))
     return ("ONLINE" if online else "OFFLINE"), (
@@ -243,7 +243,7 @@ class AttendantApp(App[None]):
         self._status_bar.update(text)
         for cls in ("-online", "-offline", "-down"):
             self._main.remove_class(cls)
-        self._main.add_class({"ONLINE": "-online", "OFFLINE": "-offline"}.get(mode, "-down"))
+        self._main.add_class({"ONLINE": "-online", "OFFLINE": "-offline", "LOCAL": "-offline"}.get(mode, "-down"))
 
     def action_tab(self, tab: str) -> None:
         """Switch to a tab and focus its table."""

@@ -11,7 +11,7 @@ STYLES = {
     "OPEN": "bold black on green", "HELD OPEN": "bold black on yellow",
     "CLOSED": "bold white on blue", "OCCUPIED": "bold black on yellow", "CLEAR": "dim",
     "UNKNOWN": "bold black on magenta", "ONLINE": "bold black on green",
-    "OFFLINE": "bold black on yellow", "SERVICE DOWN": "bold white on red",
+    "OFFLINE": "bold black on yellow", "LOCAL": "bold black on yellow", "SERVICE DOWN": "bold white on red",
     "CRITICAL": "bold white on red", "WARNING": "bold black on yellow", "INFO": "bold",
     "ACKED": "dim", "NEW": "bold black on yellow", "FULL": "bold white on red",
 }

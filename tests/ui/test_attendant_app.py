@@ -240,3 +240,13 @@ async def test_supervisor_takes_cash_and_closes_shift_with_counted_amount(runnin
     assert closed[0]["difference_cents"] == 100 - due
     paid = await _events(service, "payment.recorded")
     assert paid[0]["attendant"] == "sue" and paid[0]["ticket_id"] == outcome.ticket_id
+
+
+def test_cloud_state_words():
+    from ui.app import cloud_state
+
+    assert cloud_state(None) == ("SERVICE DOWN", "cloud: n/a")
+    assert cloud_state({"ok": True}) == ("LOCAL", "cloud: n/a")
+    assert cloud_state({"sync": {"online": True, "backlog": 0}}) == ("ONLINE", "sync backlog 0")
+    assert cloud_state({"sync": {"online": False, "backlog": 37}}) == (
+        "OFFLINE", "sync backlog 37")
