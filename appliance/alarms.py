@@ -8,23 +8,30 @@ from typing import Any
 
 from appliance.core.events import NewEvent
 from appliance.errors import InputError
-from appliance.ledger import Ledger
+from appliance.ledger import Ledger, Tx
+
+
+async def raise_alarm_in(tx: Tx, *, code: str, source: str, detail: str = "",
+                         severity: str = "warning") -> str | None:
+    """Raise an alarm inside an open transaction unless the same one is already active."""
+    active = await tx.fetchone(
+        "SELECT id FROM alarms WHERE code = ? AND source = ? AND cleared_utc IS NULL",
+        (code, source))
+    if active is not None:
+        return None
+    alarm_id = "A" + uuid.uuid4().hex[:12].upper()
+    await tx.append(NewEvent(type="alarm.raised", payload={
+        "alarm_id": alarm_id, "code": code, "source": source, "detail": detail,
+        "severity": severity}))
+    return alarm_id
 
 
 async def raise_alarm(ledger: Ledger, *, code: str, source: str, detail: str = "",
                       severity: str = "warning") -> str | None:
     """Raise an alarm unless the same one is already active; return its id if new."""
     async with ledger.transaction() as tx:
-        active = await tx.fetchone(
-            "SELECT id FROM alarms WHERE code = ? AND source = ? AND cleared_utc IS NULL",
-            (code, source))
-        if active is not None:
-            return None
-        alarm_id = "A" + uuid.uuid4().hex[:12].upper()
-        await tx.append(NewEvent(type="alarm.raised", payload={
-            "alarm_id": alarm_id, "code": code, "source": source, "detail": detail,
-            "severity": severity}))
-        return alarm_id
+        return await raise_alarm_in(tx, code=code, source=source, detail=detail,
+                                    severity=severity)
 
 
 async def clear_alarm(ledger: Ledger, *, code: str, source: str) -> bool:

@@ -148,7 +148,31 @@ def create_app(service: Service, *, token: str | None = None) -> Starlette:
         limit = min(int(request.query_params.get("limit", "100")), 1000)
         return [e.as_dict() for e in await service.ledger.events_after(after, limit)]
 
+    async def reservations_import(request: Request):
+        from appliance.reservations import import_records, parse_records
+
+        raw = await request.body()
+        try:
+            data = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise InputError(f"request body is not JSON: {err}") from err
+        records = parse_records(data, service.cfg)
+        return await import_records(service.ledger, service.cfg, records, source="api")
+
+    async def counts_reset(request: Request):
+        from appliance.housekeeping import reset_counts
+
+        b = await _body(request)
+        counts = b.get("counts")
+        if not isinstance(counts, dict):
+            raise InputError("counts must be an object {spot_type: occupied}")
+        return await reset_counts(service, level=str(b.get("level", "")), counts=counts,
+                                  attendant=str(b.get("attendant") or ""),
+                                  reason=str(b.get("reason") or ""))
+
     routes = [
+        Route("/reservations/import", handler(reservations_import), methods=["POST"]),
+        Route("/counts/reset", handler(counts_reset), methods=["POST"]),
         Route("/health", handler(health)),
         Route("/availability", handler(availability)),
         Route("/lanes", handler(lanes)),

@@ -162,9 +162,16 @@ class LaneMachine:
     ticket_id: str | None = None
     last_reason: str = ""
     history: list[tuple[float, LaneState, LaneState, str]] = field(default_factory=list)
+    _pending: list[tuple[float, LaneState, LaneState, str]] = field(default_factory=list)
+
+    def drain_transitions(self) -> list[tuple[float, LaneState, LaneState, str]]:
+        """Transitions (time, from, to, why) made since the last call, for the ledger."""
+        out, self._pending = self._pending, []
+        return out
 
     def _go(self, now: float, new: LaneState, why: str) -> None:
         self.history.append((now, self.state, new, why))
+        self._pending.append((now, self.state, new, why))
         if len(self.history) > 50:
             del self.history[:-50]
         self.state = new

@@ -138,7 +138,38 @@ MIGRATIONS.append(
 )
 
 MIGRATIONS.append(
-    # 3: attendants (PIN stored as a salted scrypt hash) and their shifts at the booth.
+    # 3: plate lists (permits, prepay-required, blocked), reservation links, payment detail.
+    """
+    CREATE TABLE plate_lists (
+        plate TEXT NOT NULL,
+        list TEXT NOT NULL,
+        source TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        valid_from_utc TEXT,
+        valid_to_utc TEXT,
+        PRIMARY KEY (plate, list)
+    );
+    ALTER TABLE tickets ADD COLUMN reservation_id TEXT;
+    ALTER TABLE tickets ADD COLUMN kind TEXT NOT NULL DEFAULT 'walk_in';
+    ALTER TABLE tickets ADD COLUMN paid_utc TEXT;
+    ALTER TABLE reservations ADD COLUMN created_utc TEXT;
+    ALTER TABLE reservations ADD COLUMN ticket_id TEXT;
+    ALTER TABLE reservations ADD COLUMN expected_minutes INTEGER;
+    CREATE INDEX reservations_window ON reservations(status, start_utc);
+    ALTER TABLE payments ADD COLUMN reconciled INTEGER NOT NULL DEFAULT 0;
+    """
+)
+
+MIGRATIONS.append(
+    # 4: what the spot's sensor says, kept apart from the allocation (spots.state/ticket_id).
+    """
+    ALTER TABLE spots ADD COLUMN sensor_state TEXT NOT NULL DEFAULT 'UNKNOWN';
+    ALTER TABLE spots ADD COLUMN sensor_seen_utc TEXT;
+    """
+)
+
+MIGRATIONS.append(
+    # 5: attendants (PIN stored as a salted scrypt hash) and their shifts at the booth.
     """
     CREATE TABLE attendants (
         id TEXT PRIMARY KEY,
