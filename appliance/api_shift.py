@@ -1,4 +1,5 @@
-"""API for attendants, sign-in sessions, shifts and role gating of the attendant commands.
+"""API for attendants, sign-in sessions, shifts, role gating of the attendant commands, and
+the booth's view of spot sensors (`GET /availability/sensors`).
 
 Installed on the service API by `install(app, service)`. Once at least one attendant is
 registered, every attendant command (gate open/close/hold, ticket actions, alarm ack) needs
@@ -43,6 +44,12 @@ GATED: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"^/tickets/[^/]+/void$", "ticket.void"),
         (r"^/alarms/[^/]+/ack$", "alarm.ack"),
     ))
+
+
+# What the spot sensors say per level x type (per-spot lots; none in counter lots).
+SENSOR_SQL = (
+    "SELECT level_id, type, COUNT(*), SUM(sensor_state = 'OCCUPIED'), "
+    "SUM(sensor_state = 'UNKNOWN') FROM spots GROUP BY level_id, type ORDER BY level_id, type")
 
 
 def gated_action(method: str, path: str) -> str | None:
@@ -195,7 +202,13 @@ def install(app: Starlette, service: Service, *, token: str | None = None) -> No
         desk.end_shift_sessions(shift_id)
         return report
 
+    async def sensor_states(request: Request):
+        rows = await service.ledger.fetchall(SENSOR_SQL)
+        return [{"level": r[0], "spot_type": r[1], "spots": r[2], "sensor_occupied": r[3],
+                 "unknown": r[4]} for r in rows]
+
     app.router.routes.extend([
+        Route("/availability/sensors", handler(sensor_states)),
         Route("/auth/sign-in", handler(sign_in), methods=["POST"]),
         Route("/auth/sign-out", handler(sign_out), methods=["POST"]),
         Route("/auth/session", handler(whoami)),

@@ -187,6 +187,11 @@ class AttendantApp(App[None]):
                                                           else {}))
             active = alarms if not alarms_view.show_all else [
                 a for a in alarms if not a.get("cleared_utc")]
+            sensors = None
+            try:
+                sensors = await self.client.get("/availability/sensors")
+            except ApiError:
+                pass  # a service without per-spot sensor states
             shift = None
             if self.session is not None:
                 try:
@@ -212,7 +217,7 @@ class AttendantApp(App[None]):
         self.shift = shift
         self._banner.display = False
         self._views[LanesView].show(health.get("lanes", []))
-        self._views[AvailabilityView].show(availability, active)
+        self._views[AvailabilityView].show(availability, active, sensors)
         alarms_view.show(alarms)
         self._views[ShiftView].show(self.session, shift)
         self._status()

@@ -90,6 +90,9 @@ def demo_state() -> dict[str, Any]:
                    "uptime_s": 8123.0, "last_seq": 40211, "lanes": lanes, "time_utc": T0,
                    "sync": {"online": False, "backlog": 37}},
         "availability": availability, "alarms": alarms, "tickets": tickets,
+        "availability/sensors": [
+            {"level": lv, "spot_type": t, "spots": c, "sensor_occupied": o,
+             "unknown": 2 if (lv, t) == ("L1", "REGULAR") else 0} for lv, t, c, o in pools],
         "attendants": {"ann": ("Ann Lee", "attendant", "1111"),
                        "sue": ("Sue Ng", "supervisor", "2222")},
         "shift": {"id": "S4C1E0A9D7B2F", "attendant_id": "sue",
@@ -125,7 +128,7 @@ def fixed_transport(state: dict[str, Any] | None = None) -> httpx.MockTransport:
                           "permissions": sorted(PERMISSIONS[Role(role)])})
         if method == "POST":
             return reply({"error": "refused: this is a recorded state (read-only)"}, 409)
-        if path in ("/health", "/availability", "/shift"):
+        if path in ("/health", "/availability", "/availability/sensors", "/shift"):
             return reply(state[path[1:]])
         if path == "/lanes":
             return reply(state["health"]["lanes"])

@@ -127,3 +127,25 @@ async def test_shift_routes_need_the_api_token_over_tcp(running_lot):
                             json={"id": "eve", "name": "Eve", "role": "technician",
                                   "pin": "1234"})
         assert r.status_code == 401  # over TCP adding staff needs a supervisor session
+
+
+async def test_sensor_states_per_level_and_type(spot_lot):
+    from tests.conftest import RunningService
+
+    async with RunningService(spot_lot) as running:
+        ledger = running.service.ledger
+        first = (await ledger.fetchone("SELECT id, level_id, type FROM spots ORDER BY id"))
+        # No event sets spots.sensor_state yet (the spot-sensor driver will); set the
+        # projection column as that projection would. Every other spot stays UNKNOWN.
+        async with ledger.transaction() as tx:
+            await tx.execute("UPDATE spots SET sensor_state = 'OCCUPIED' WHERE id = ?",
+                             (first["id"],))
+        client = ServiceClient(running.socket_path)
+        rows = await client.get("/availability/sensors")
+        await client.aclose()
+    spots = len(spot_lot.spots)
+    assert sum(r["spots"] for r in rows) == spots
+    assert sum(r["sensor_occupied"] for r in rows) == 1
+    assert sum(r["unknown"] for r in rows) == spots - 1
+    mine = [r for r in rows if (r["level"], r["spot_type"]) == (first["level_id"], first["type"])]
+    assert mine[0]["sensor_occupied"] == 1

@@ -25,14 +25,16 @@ class AvailabilityView(Vertical):
         yield table
         yield Static("", id="avail-health")
 
-    def show(self, availability: dict[str, Any], alarms: list[dict[str, Any]]) -> None:
-        """Redraw from an availability snapshot and the active alarms."""
+    def show(self, availability: dict[str, Any], alarms: list[dict[str, Any]],
+             sensors: list[dict[str, Any]] | None = None) -> None:
+        """Redraw from an availability snapshot, the active alarms and the spot sensor states."""
         table = self.query_one(DataTable)
         row = table.cursor_row
         table.clear()
         pools = availability.get("pools", [])
+        unknown_at = {(s["level"], s["spot_type"]): s["unknown"] for s in sensors or []}
         for pool in pools:
-            unknown = pool.get("unknown")
+            unknown = unknown_at.get((pool["level"], pool["spot_type"]))
             state = "FULL" if pool["free"] <= 0 else "OPEN"
             table.add_row(pool["level"], pool["spot_type"], str(pool["capacity"]),
                           str(pool["occupied"]), str(pool["free"]),
@@ -48,13 +50,15 @@ class AvailabilityView(Vertical):
             total.append("   " + "  ".join(f"{lv}: {v['free']} free" for lv, v in levels.items()))
         self.query_one("#avail-total", Static).update(total)
         health = Text()
-        unknown_total = availability.get("unknown")
-        if unknown_total is None:
-            health.append("sensors UNKNOWN: not reported by the service\n")
+        if sensors is None:
+            health.append("spot sensors: not reported by the service\n")
+        elif not sensors:
+            health.append("spot sensors: none (counter lot)\n")
         else:
-            health.append("sensors ")
+            unknown_total = sum(s["unknown"] for s in sensors)
+            health.append("spot sensors ")
             health.append_text(badge("UNKNOWN") if unknown_total else Text("UNKNOWN"))
-            health.append(f": {unknown_total} spots\n")
+            health.append(f": {unknown_total} of {sum(s['spots'] for s in sensors)} spots\n")
         drift = [a for a in alarms if a.get("code") in DRIFT_CODES]
         stale = [a for a in alarms if a.get("code", "").startswith("sensor")]
         if drift:
