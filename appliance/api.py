@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from appliance import __version__, alarms, commands
+from appliance import __version__, alarms, api_shift, commands
 from appliance.api_diag import diag_routes
 from appliance.errors import InputError, LotedgeError
 from appliance.secrets import read_secret_file
@@ -191,6 +191,7 @@ def create_app(service: Service, *, token: str | None = None) -> Starlette:
     ]
     app = Starlette(routes=routes)
     app.state.service = service
+    api_shift.install(app, service, token=token)
     return app
 
 
