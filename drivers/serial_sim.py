@@ -79,15 +79,18 @@ class PtyDevice:
 
     def read(self, timeout_s: float) -> bytes:
         """Bytes the driver wrote (empty after `timeout_s`, or when unplugged)."""
-        master = self._master
-        if master is None:
-            threading.Event().wait(timeout_s)
-            return b""
-        try:
-            ready, _, _ = select.select([master], [], [], timeout_s)
-            return os.read(master, 4096) if ready else b""
-        except (OSError, ValueError):
-            return b""
+        # Holding the lock while selecting makes unplug() wait for us: a file that another
+        # thread is selecting on stays open in the kernel, and the driver would not see it go.
+        with self._lock:
+            master = self._master
+            if master is not None:
+                try:
+                    ready, _, _ = select.select([master], [], [], timeout_s)
+                    return os.read(master, 4096) if ready else b""
+                except (OSError, ValueError):
+                    return b""
+        threading.Event().wait(timeout_s)
+        return b""
 
     def close(self) -> None:
         """Unplug for good."""
