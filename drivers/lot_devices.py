@@ -7,15 +7,30 @@ resulting paths (or on the configured device paths on a Pi).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import random
+import sqlite3
 from collections import defaultdict
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from appliance.config import LotConfig
-from drivers.health import HealthRegistry
+from appliance.core.events import NewEvent
+from appliance.core.layout import LaneDef
+from appliance.core.occupancy import SpotChange, level_free_counts
+from appliance.core.types import SpotState
+from appliance.errors import LotedgeError
+from appliance.ledger import Ledger
+from drivers.gate import BarrierGate, GateCommand
+from drivers.health import FaultChange, HealthRegistry
+from drivers.lane_loops import LaneLoops
+from drivers.loops import LoopDetector
 from drivers.serial_sim import SimulatedMaxBotix, SimulatedRs485Bus, SimulatedSign
 from drivers.sign import LedSign, SignPolicy
 from drivers.spot_sensors import BusSpec, SpotSensorArray, sensor_key
+
+log = logging.getLogger(__name__)
 
 FREE_CM = 400
 OCCUPIED_CM = 60
@@ -116,3 +131,123 @@ def led_signs(cfg: LotConfig, health: HealthRegistry,
                     policy=SignPolicy(thresholds=s.thresholds, refresh_s=s.refresh_s,
                                       full_at=s.full_at))
             for s in cfg.signs]
+
+
+class LotDevices:
+    """Everything from `drivers/` a running service needs beyond the lane devices themselves.
+
+    Health registry, spot sensors, signs, lane loop supervision, and the facts they produce as
+    ledger events (`spot.state_changed`, `device.fault`, `device.recovered`, `gate.commanded`),
+    queued and written in batches by `record()`.
+
+    Args:
+        cfg: the lot.
+        simulate: start pty simulators for every `port = "sim"`.
+        run_dir: where simulated device links are created.
+        loop: the service's asyncio loop.
+        record_passages: also record loop-pair passages as `lane.loop_passage` events.
+    """
+
+    def __init__(self, cfg: LotConfig, *, simulate: bool, run_dir: Path,
+                 loop: asyncio.AbstractEventLoop, record_passages: bool = False) -> None:
+        self.cfg = cfg
+        self.health = HealthRegistry(loop=loop)
+        self.sims = SimulatedPorts.start(cfg, run_dir, seed=cfg.simulation.seed) if simulate else None
+        self.sensors = spot_sensor_array(cfg, self.health, self.sims) if cfg.sensor_buses else None
+        self.signs = led_signs(cfg, self.health, self.sims)
+        self.lanes: dict[str, LaneLoops] = {}
+        self.gates: dict[str, BarrierGate] = {}
+        self.events: asyncio.Queue[NewEvent] = asyncio.Queue()
+        self.recorded = 0
+        self.dropped = 0
+        self._record_passages = record_passages
+        self.health.on_fault(self._on_fault)
+        if self.sensors is not None:
+            self.sensors.on_change(self._on_spot)
+
+    def _on_fault(self, change: FaultChange) -> None:
+        self.events.put_nowait(NewEvent(type=change.event_type(), payload=change.payload()))
+
+    def _on_spot(self, change: SpotChange) -> None:
+        self.events.put_nowait(NewEvent(type="spot.state_changed", payload=change.payload()))
+
+    def _on_gate(self, cmd: GateCommand) -> None:
+        self.events.put_nowait(NewEvent(type="gate.commanded", payload=cmd.payload()))
+
+    def attach_lane(self, lane: LaneDef, *, arming: LoopDetector, safety: LoopDetector,
+                    gate: BarrierGate) -> LaneLoops:
+        """Supervise a lane's loops (passages, stuck/dead) and record its gate's commands."""
+        d = self.cfg.devices
+        supervised = LaneLoops(lane.id, arming, safety, health=self.health,
+                               stuck_after_s=d.loop_stuck_after_s,
+                               dead_after_s=d.loop_dead_after_s,
+                               dead_min_edges=d.loop_dead_min_edges)
+        if self._record_passages:
+            supervised.on_passage(lambda p: self.events.put_nowait(NewEvent(
+                type="lane.loop_passage", payload={"lane": lane.id, "kind": str(p.kind)})))
+        gate.on_command(self._on_gate)
+        self.lanes[lane.id] = supervised
+        self.gates[lane.id] = gate
+        return supervised
+
+    def free_by_level(self) -> dict[str, int]:
+        """Free spaces per level from the sensors (levels with an UNKNOWN spot are left out)."""
+        if self.sensors is None:
+            return {}
+        states = self.sensors.states()
+        per_level: dict[str, list[SpotState]] = {}
+        for spot in self.cfg.spots:
+            if spot.id in states:
+                per_level.setdefault(spot.level, []).append(states[spot.id])
+        return {lvl: c.free for lvl, c in level_free_counts(per_level, {}).items()
+                if c.source == "sensors"}
+
+    async def record(self, ledger: Ledger, *, batch: int = 200) -> None:
+        """Write queued device facts to the ledger, a batch per transaction, until cancelled."""
+        while True:
+            first = await self.events.get()
+            pending = [first]
+            while len(pending) < batch and not self.events.empty():
+                pending.append(self.events.get_nowait())
+            delay = 0.1
+            while True:
+                try:
+                    async with ledger.transaction() as tx:
+                        for ev in pending:
+                            await tx.append(ev)
+                    self.recorded += len(pending)
+                    break
+                except (LotedgeError, sqlite3.Error):
+                    log.exception("could not record %d device events; retrying", len(pending))
+                    await asyncio.sleep(delay)
+                    delay = min(5.0, delay * 2)
+                except Exception:  # a malformed fact must not block the ones behind it
+                    log.exception("dropping %d unrecordable device events", len(pending))
+                    self.dropped += len(pending)
+                    break
+
+    async def run(self, free_by_level: Callable[[], Mapping[str, int]] | None = None) -> None:
+        """Run sensors, signs and loop supervision until cancelled (signs show `free_by_level`)."""
+        source = free_by_level or self.free_by_level
+        async with asyncio.TaskGroup() as tg:
+            if self.sensors is not None:
+                tg.create_task(self.sensors.run(), name="spot-sensors")
+            for sign in self.signs:
+                tg.create_task(sign.run(source), name=f"sign:{sign.sign_id}")
+            for lane_id, supervised in self.lanes.items():
+                tg.create_task(supervised.run(), name=f"loops:{lane_id}")
+
+    def stop(self) -> None:
+        """Stop the simulators (the readers stop with `run`'s cancellation)."""
+        if self.sims is not None:
+            self.sims.stop()
+
+    def snapshot(self) -> dict:
+        """Health of every device, spot sensor states and loop passage counts."""
+        return {
+            "health": self.health.snapshot(),
+            "spots": self.sensors.snapshot() if self.sensors is not None else None,
+            "lanes": {lane_id: {"passed": s.counter.passed, "backed_out": s.counter.backed_out,
+                                "wrong_way": s.counter.wrong_way}
+                      for lane_id, s in self.lanes.items()},
+        }

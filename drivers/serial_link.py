@@ -13,10 +13,19 @@ from typing import Any
 
 import serial
 
+try:
+    from termios import error as _TermiosError
+except ImportError:  # not a POSIX system
+    _TermiosError = OSError
+
 from appliance.errors import DeviceError
 from drivers.health import DeviceHealth
 
 log = logging.getLogger(__name__)
+
+# What a vanished or broken port raises: pyserial's own error, the OS's, and termios' (which is
+# not an OSError: tcflush on an unplugged tty raises termios.error).
+PORT_ERRORS = (serial.SerialException, OSError, _TermiosError)
 
 
 class Backoff:
@@ -87,7 +96,7 @@ class SerialLink:
         try:
             self.port = self._opener(self.url, baudrate=self.baud, timeout=self.timeout_s,
                                      write_timeout=1.0)
-        except (serial.SerialException, OSError, ValueError) as err:
+        except (*PORT_ERRORS, ValueError) as err:
             self.open_failures += 1
             self._count("open_failures")
             if self.health is not None:
@@ -131,7 +140,7 @@ class SerialLink:
                 if waiting:
                     data += self.port.read(waiting)
             return data
-        except (serial.SerialException, OSError) as err:
+        except PORT_ERRORS as err:
             raise self._lost_port(err) from err
 
     def read_line(self, terminator: bytes = b"\n", max_bytes: int = 64) -> bytes:
@@ -140,7 +149,7 @@ class SerialLink:
             raise DeviceError("port is not open", code="port_lost", device=self.name)
         try:
             return self.port.read_until(terminator, max_bytes)
-        except (serial.SerialException, OSError) as err:
+        except PORT_ERRORS as err:
             raise self._lost_port(err) from err
 
     def write(self, data: bytes) -> None:
@@ -150,7 +159,7 @@ class SerialLink:
         try:
             self.port.write(data)
             self.port.flush()
-        except (serial.SerialException, OSError) as err:
+        except PORT_ERRORS as err:
             raise self._lost_port(err) from err
 
     def discard_input(self) -> None:
@@ -158,7 +167,7 @@ class SerialLink:
         if self.port is not None:
             try:
                 self.port.reset_input_buffer()
-            except (serial.SerialException, OSError) as err:
+            except PORT_ERRORS as err:
                 raise self._lost_port(err) from err
 
     def close(self) -> None:

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import time
 from pathlib import Path
 
+from gpiozero.pins.mock import MockFactory
+
 from appliance.config import load_config
-from appliance.core.types import SpotState
+from appliance.core.events import NewEvent
+from appliance.core.types import FailState, SpotState
+from appliance.ledger import Ledger
+from appliance.service import layout_payload
+from drivers.gate import BarrierGate
 from drivers.health import HealthRegistry
-from drivers.lot_devices import SimulatedPorts, led_signs, spot_sensor_array
+from drivers.loops import LoopDetector
+from drivers.lot_devices import LotDevices, SimulatedPorts, led_signs, spot_sensor_array
 from tests.conftest import REPO
 
 
@@ -58,3 +66,56 @@ async def test_demo_lot_sensors_and_sign_run_on_simulators(tmp_path: Path):
     assert snap["faults"] == 0
     kinds = {d["kind"] for d in snap["devices"]}
     assert kinds == {"sensor_bus", "spot_sensor", "sign"}
+
+
+async def test_lot_devices_record_spot_changes_faults_and_gate_commands(tmp_path: Path):
+    text = (REPO / "config" / "demo-lot.toml").read_text()
+    text = text.replace("spot_debounce_ms = 3000", "spot_debounce_ms = 100")
+    text = text.replace("poll_interval_ms = 500", "poll_interval_ms = 50")
+    cfg_path = tmp_path / "lot.toml"
+    cfg_path.write_text(text)
+    cfg = load_config(cfg_path)
+    ledger = await Ledger.open(tmp_path / "l.sqlite3", lot_id=cfg.lot.id, tz=cfg.lot.tz)
+    await ledger.append(NewEvent(type="lot.configured", payload=layout_payload(cfg)))
+    devices = LotDevices(cfg, simulate=True, run_dir=tmp_path / "dev",
+                         loop=asyncio.get_running_loop())
+    factory = MockFactory()
+    lane = cfg.lanes[0]
+    arming = LoopDetector("entry-1/arming", lane.arming_loop_pin, pin_factory=factory,
+                          debounce_ms=0)
+    safety = LoopDetector("entry-1/safety", lane.safety_loop_pin, pin_factory=factory,
+                          debounce_ms=0)
+    gate = BarrierGate(lane.id, lane.barrier_relay_pin, safety_loop=safety, pin_factory=factory,
+                       fail_state=FailState.SECURE)
+    devices.attach_lane(lane, arming=arming, safety=safety, gate=gate)
+    devices.sims.park("L2-C001")
+    runner = asyncio.create_task(devices.run())
+    recorder = asyncio.create_task(devices.record(ledger))
+    try:
+        assert await wait_until(lambda: devices.recorded >= 120, 10)
+        gate.open("test")
+        devices.sims.buses["bus3"].device.unplug()
+        assert await wait_until(lambda: devices.recorded >= 122, 10)
+        assert devices.free_by_level()["L2"] == 39
+        await asyncio.sleep(0.2)  # the bus3 poller keeps failing to reopen meanwhile
+        assert [w.crashes for w in devices.sensors.workers] == [0, 0, 0]
+    finally:
+        for task in (runner, recorder):
+            task.cancel()
+        await asyncio.gather(runner, recorder, return_exceptions=True)
+        devices.stop()
+    rows = await ledger.fetchall("SELECT type, COUNT(*) AS n FROM events GROUP BY type")
+    counts = {r["type"]: r["n"] for r in rows}
+    assert counts["spot.state_changed"] == 120
+    assert counts["gate.commanded"] == 1
+    assert counts["device.fault"] >= 1
+    fault = await ledger.fetchone(
+        "SELECT payload FROM events WHERE type = 'device.fault' ORDER BY seq LIMIT 1")
+    assert json.loads(fault["payload"])["device"] == "bus3"
+    state = await ledger.fetchone("SELECT state FROM spots WHERE id = 'L2-C001'")
+    assert state["state"] == "OCCUPIED"
+    snap = devices.snapshot()
+    assert snap["spots"]["spots"]["L2-C001"]["state"] == "OCCUPIED"
+    assert set(snap["lanes"]) == {"entry-1"}
+    assert (await ledger.verify()).ok
+    await ledger.close()
