@@ -34,18 +34,27 @@ class LoopDetector:
         pin_factory: gpiozero pin factory (MockFactory in simulation).
         debounce_ms: how long a level must hold.
         active_low: the detector pulls the input to ground when a vehicle is present.
+        fail_safe: the detector's normally-closed presence contact goes between the input and
+            ground, with the pull-up on: a vehicle, a dead detector or a cut wire all read as
+            "vehicle present" (HIGH), which is what the safety loop should do. Overrides
+            `active_low`.
         loop: the asyncio loop that receives edges (default: the running loop).
         health: registry where the loop reports edges, glitches and its state.
     """
 
     def __init__(self, name: str, pin: int, *, pin_factory: Factory, debounce_ms: int = 150,
                  active_low: bool = False, loop: asyncio.AbstractEventLoop | None = None,
-                 health: HealthRegistry | None = None):
+                 health: HealthRegistry | None = None, fail_safe: bool = False):
         self.name = name
         self.pin = pin
         self.debounce_s = debounce_ms / 1000
         self._loop = loop or asyncio.get_running_loop()
-        self._device = DigitalInputDevice(pin, pull_up=active_low, pin_factory=pin_factory)
+        if fail_safe:
+            self._device = DigitalInputDevice(pin, pull_up=None, active_state=True,
+                                              pin_factory=pin_factory)
+            self._device.pin.pull = "up"
+        else:
+            self._device = DigitalInputDevice(pin, pull_up=active_low, pin_factory=pin_factory)
         self.present: bool = bool(self._device.is_active)
         self._pending: asyncio.TimerHandle | None = None
         self._pending_value: bool | None = None

@@ -129,3 +129,17 @@ async def test_lane_loops_report_stuck_loop_faults_to_health():
     assert ("in/arming", "loop_stuck", False) in got
     # the arming loop saw no edge for 0.05 s while the safety loop saw two
     assert ("in/arming", "loop_dead", True) in got
+
+
+async def test_fail_safe_wiring_reads_a_cut_wire_as_a_vehicle():
+    factory = MockFactory()
+    det = LoopDetector("in/safety", 17, pin_factory=factory, debounce_ms=0, fail_safe=True)
+    pin = factory.pin(17)
+    assert pin.pull == "up"
+    pin.drive_low()  # NC contact closed to ground: no vehicle
+    await settle()
+    assert det.present is False
+    pin.drive_high()  # contact open: a vehicle, or the wire was cut, or the detector died
+    await settle()
+    assert det.present is True
+    det.close()
