@@ -13,13 +13,10 @@ from appliance.core.types import FailState
 from drivers.gate import BarrierGate, GateCommand, GateInterlockError, SimulatedBarrier
 from drivers.health import HealthRegistry
 from drivers.loops import LoopDetector, SimulatedLoop
+from tests.drivers.helpers import settle
 
 RELAY, SAFETY, FEEDBACK = 27, 17, 16
 
-
-async def settle(s: float = 0.0) -> None:
-    await asyncio.sleep(s)
-    await asyncio.sleep(0)
 
 
 def make(factory: MockFactory, **kwargs) -> tuple[BarrierGate, LoopDetector, SimulatedLoop]:

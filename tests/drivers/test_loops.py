@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from gpiozero.pins.mock import MockFactory
@@ -12,11 +11,7 @@ from drivers.health import FaultChange, HealthRegistry
 from drivers.lane_loops import LaneLoops
 from drivers.loop_faults import LoopFaultMonitor
 from drivers.loops import LoopDetector, LoopEdge, SimulatedLoop
-
-
-async def settle(s: float = 0.0) -> None:
-    await asyncio.sleep(s)
-    await asyncio.sleep(0)
+from tests.drivers.helpers import settle
 
 
 async def test_flapping_contact_shorter_than_the_window_never_makes_an_edge():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import time
 from pathlib import Path
 
 from gpiozero.pins.mock import MockFactory
@@ -20,15 +19,7 @@ from drivers.health import HealthRegistry
 from drivers.loops import LoopDetector
 from drivers.lot_devices import LotDevices, SimulatedPorts, led_signs, spot_sensor_array
 from tests.conftest import REPO
-
-
-async def wait_until(predicate, timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.02)
-    return bool(predicate())
+from tests.drivers.helpers import wait_until
 
 
 async def test_demo_lot_sensors_and_sign_run_on_simulators(tmp_path: Path):

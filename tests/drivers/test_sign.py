@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 
 from drivers.health import HealthRegistry
 from drivers.serial_sim import SimulatedSign
 from drivers.sign import LedSign, SignPolicy, encode_sign, sign_text
+from tests.drivers.helpers import wait_until
 
 
 def test_sign_text_and_frame():
@@ -28,14 +27,6 @@ def test_policy_sends_on_threshold_crossings_and_on_refresh():
     assert p.decide({"L1": 0}, 4.0) is None
     assert p.decide({"L1": 0}, 33.0) == {"L1": "FULL"}  # refresh / keep-alive
 
-
-async def wait_until(predicate, timeout_s: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.01)
-    return bool(predicate())
 
 
 async def test_sign_driver_speaks_the_protocol_over_a_pty(tmp_path: Path):

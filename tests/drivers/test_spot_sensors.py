@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
@@ -16,18 +15,11 @@ from drivers.health import FaultChange, HealthRegistry
 from drivers.serial_link import Backoff, SerialLink
 from drivers.serial_sim import SimulatedMaxBotix, SimulatedRs485Bus
 from drivers.spot_sensors import BusSpec, SpotSensorArray, sensor_key
+from tests.drivers.helpers import wait_until
 
 FAST = OccupancySettings(occupied_below_cm=150, hysteresis_cm=20, debounce_s=0.1,
                          heartbeat_s=0.5)
 
-
-async def wait_until(predicate, timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.01)
-    return bool(predicate())
 
 
 def spot(spot_id: str, sensor: str, level: str = "L1") -> SpotDef:
