@@ -66,6 +66,8 @@ class BarrierGate:
             command).
         closing_travel_ms: how long the boom takes to come down; a safety contact in this window
             reverses it.
+        reversal_close_ms: without auto-close, a reversed barrier closes this long after the
+            vehicle clears (the lane has already finished with the gate).
         feedback_pin: optional input from the barrier's "fully up" limit switch.
         feedback_timeout_ms: the feedback must agree with the command within this time.
         health: registry for the gate's state, counters and faults.
@@ -74,7 +76,7 @@ class BarrierGate:
     def __init__(self, lane: str, relay_pin: int, *, safety_loop: LoopDetector,
                  pin_factory: Factory, fail_state: FailState = FailState.OPEN,
                  energised_opens: bool = True, auto_close_ms: int | None = None,
-                 closing_travel_ms: int = 3000, feedback_pin: int | None = None,
+                 closing_travel_ms: int = 3000, reversal_close_ms: int = 1000, feedback_pin: int | None = None,
                  feedback_timeout_ms: int = 4000, health: HealthRegistry | None = None):
         self.lane = lane
         self._safety = safety_loop
@@ -91,8 +93,10 @@ class BarrierGate:
         self.reversals = 0
         self.auto_close_s = None if auto_close_ms is None else auto_close_ms / 1000
         self.closing_travel_s = closing_travel_ms / 1000
+        self.reversal_close_s = reversal_close_ms / 1000
         self.feedback_timeout_s = feedback_timeout_ms / 1000
         self._closed_at: float | None = None
+        self._reversed = False
         self._auto_close: asyncio.TimerHandle | None = None
         self._feedback_check: asyncio.TimerHandle | None = None
         self._listeners: list[Callable[[GateCommand], None]] = []
@@ -160,6 +164,7 @@ class BarrierGate:
 
     def open(self, reason: str = "") -> None:
         """Raise the barrier."""
+        self._reversed = False
         self._cancel_auto_close()
         self._drive(True)
         self._record("open", "done", reason)
@@ -209,10 +214,14 @@ class BarrierGate:
         if edge.present:
             self._cancel_auto_close()
             return
-        if self.auto_close_s is not None and self.is_open and not self.held_open:
+        # After a reversal the lane has already finished with the gate, so the driver closes it
+        # itself once the vehicle is clear, even without auto-close configured.
+        delay = self.auto_close_s if self.auto_close_s is not None else (
+            self.reversal_close_s if self._reversed else None)
+        if delay is not None and self.is_open and not self.held_open:
             self._cancel_auto_close()
             loop = asyncio.get_running_loop()
-            self._auto_close = loop.call_later(self.auto_close_s, self._do_auto_close)
+            self._auto_close = loop.call_later(delay, self._do_auto_close)
 
     def _do_auto_close(self) -> None:
         self._auto_close = None
@@ -220,14 +229,21 @@ class BarrierGate:
             return
         try:
             self._close("auto_close", "vehicle cleared the safety loop")
+            self._reversed = False
         except GateInterlockError:
             pass  # a new vehicle is under the barrier; its own clear edge re-arms auto-close
 
     def _on_safety_raw(self, active: bool, raw_ns: int) -> None:
-        if not active or self.is_open or self._closed_at is None:
+        if not active:
+            # a blip shorter than the debounce produces no clear edge; still close after it
+            if self._reversed and self._auto_close is None and not self._safety.present:
+                self._on_safety_edge(LoopEdge(self._safety.name, False, raw_ns, raw_ns))
+            return
+        if self.is_open or self._closed_at is None:
             return
         if time.monotonic() - self._closed_at <= self.closing_travel_s:
             self.reversals += 1
+            self._reversed = True
             self._drive(True)
             self._record("reverse", "done", "safety contact while closing")
 

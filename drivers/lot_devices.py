@@ -12,11 +12,11 @@ import logging
 import random
 import sqlite3
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from appliance.config import LotConfig
-from appliance.core.events import NewEvent
+from appliance.core.events import Event, NewEvent
 from appliance.core.layout import LaneDef
 from appliance.core.occupancy import SpotChange, level_free_counts
 from appliance.core.types import SpotState
@@ -45,6 +45,7 @@ class SimulatedPorts:
         self.maxbotix: dict[str, SimulatedMaxBotix] = {}
         self.signs: dict[str, SimulatedSign] = {}
         self._spot_sensor: dict[str, tuple[str, int]] = {}
+        self._ticket_spot: dict[str, str] = {}
 
     @classmethod
     def start(cls, cfg: LotConfig, run_dir: Path, *, seed: int | None = None) -> SimulatedPorts:
@@ -99,6 +100,17 @@ class SimulatedPorts:
     def leave(self, spot_id: str) -> bool:
         """The car leaves the spot."""
         return self.set_distance(spot_id, FREE_CM)
+
+    def follow_tickets(self, events: Iterable[Event]) -> None:
+        """Ledger listener: a ticket issued to a spot parks a car there; closing it leaves."""
+        for ev in events:
+            if ev.type == "ticket.issued" and ev.payload.get("spot_id"):
+                self._ticket_spot[ev.payload["ticket_id"]] = ev.payload["spot_id"]
+                self.park(ev.payload["spot_id"])
+            elif ev.type == "ticket.closed":
+                spot_id = self._ticket_spot.pop(ev.payload.get("ticket_id"), None)
+                if spot_id is not None:
+                    self.leave(spot_id)
 
     def stop(self) -> None:
         """Stop every simulator and remove the device links."""

@@ -76,13 +76,36 @@ async def test_auto_close_after_the_vehicle_clears_the_safety_loop():
 
 async def test_closing_barrier_reverses_when_the_safety_contact_becomes_active():
     factory = MockFactory()
-    gate, _, contact = make(factory, closing_travel_ms=500, debounce_ms=100)
+    gate, _, contact = make(factory, closing_travel_ms=500, debounce_ms=100,
+                            reversal_close_ms=300)
     gate.open()
     gate.close()
     contact.occupy()  # raw contact, before debounce
     await settle()
     assert gate.is_open and gate.reversals == 1
     assert gate.log[-1].command == "reverse"
+    # no auto-close configured, yet the driver closes the reversed barrier once it is clear
+    await settle(0.15)  # the vehicle is there (debounced)
+    contact.clear()
+    await settle(0.2)
+    assert gate.is_open
+    await settle(0.25)
+    assert not gate.is_open and gate.log[-1].command == "auto_close"
+
+
+async def test_a_reversal_from_a_blip_shorter_than_the_debounce_still_closes():
+    factory = MockFactory()
+    gate, _, contact = make(factory, closing_travel_ms=500, debounce_ms=100,
+                            reversal_close_ms=200)
+    gate.open()
+    gate.close()
+    contact.occupy()
+    await settle(0.01)
+    contact.clear()  # never debounced: no edge at all
+    await settle(0.1)
+    assert gate.is_open and gate.reversals == 1
+    await settle(0.2)
+    assert not gate.is_open
 
 
 async def test_hold_open_and_fail_states():

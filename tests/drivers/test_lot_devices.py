@@ -110,3 +110,24 @@ async def test_lot_devices_record_spot_changes_faults_and_gate_commands(tmp_path
     assert set(snap["lanes"]) == {"entry-1"}
     assert (await ledger.verify()).ok
     await ledger.close()
+
+
+async def test_simulated_sensors_follow_tickets_of_a_running_ledger(tmp_path: Path):
+    cfg = load_config(REPO / "config" / "demo-lot.toml")
+    sims = SimulatedPorts.start(cfg, tmp_path / "dev")
+    ledger = await Ledger.open(tmp_path / "l.sqlite3", lot_id=cfg.lot.id, tz=cfg.lot.tz)
+    ledger.subscribe(sims.follow_tickets)
+    try:
+        await ledger.append(NewEvent(type="lot.configured", payload=layout_payload(cfg)))
+        await ledger.append(NewEvent(type="ticket.issued", payload={
+            "ticket_id": "T1", "plate": "ABC123", "vehicle_type": "REGULAR", "level": "L2",
+            "spot_type": "COMPACT", "spot_id": "L2-C003", "lane": "entry-1",
+            "entry_utc": "2026-01-01T10:00:00+00:00"}))
+        assert sims.buses["bus2"].distances[3] == 60  # L2-C003 is bus2:3
+        await ledger.append(NewEvent(type="ticket.closed", payload={
+            "ticket_id": "T1", "lane": "exit-1", "exit_utc": "2026-01-01T11:00:00+00:00",
+            "fee_cents": 350}))
+        assert sims.buses["bus2"].distances[3] == 400
+    finally:
+        await ledger.close()
+        sims.stop()
