@@ -61,15 +61,15 @@ async def test_interlock_uses_the_raw_contact_before_debounce():
 
 async def test_auto_close_after_the_vehicle_clears_the_safety_loop():
     factory = MockFactory()
-    gate, _, contact = make(factory, auto_close_ms=30, fail_state=FailState.SECURE)
+    gate, _, contact = make(factory, auto_close_ms=100, fail_state=FailState.SECURE)
     gate.open()
     contact.occupy()
-    await settle(0.05)
+    await settle(0.15)
     assert gate.is_open  # never closes while occupied
     contact.clear()
     await settle(0.01)
     assert gate.is_open
-    await settle(0.05)
+    await settle(0.15)
     assert not gate.is_open
     assert gate.log[-1].command == "auto_close" and gate.log[-1].result == "done"
 

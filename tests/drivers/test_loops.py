@@ -17,7 +17,7 @@ from tests.drivers.helpers import settle
 async def test_flapping_contact_shorter_than_the_window_never_makes_an_edge():
     factory = MockFactory()
     health = HealthRegistry()
-    loop_det = LoopDetector("in/arming", 4, pin_factory=factory, debounce_ms=80, health=health)
+    loop_det = LoopDetector("in/arming", 4, pin_factory=factory, debounce_ms=200, health=health)
     edges: list[LoopEdge] = []
     loop_det.on_edge(edges.append)
     contact = SimulatedLoop(factory, 4)
@@ -26,16 +26,16 @@ async def test_flapping_contact_shorter_than_the_window_never_makes_an_edge():
         await settle(0.002)
         contact.clear()
         await settle(0.01)
-    await settle(0.15)
+    await settle(0.25)
     assert edges == []
     assert loop_det.present is False
     assert loop_det.glitches == 20
     started = time.monotonic_ns()
     contact.occupy()
-    await settle(0.15)
+    await settle(0.3)
     assert [e.present for e in edges] == [True]
     assert edges[0].raw_ns >= started
-    assert edges[0].stable_ns - edges[0].raw_ns >= 80_000_000  # held for the whole window
+    assert edges[0].stable_ns - edges[0].raw_ns >= 200_000_000  # held for the whole window
     snap = health.snapshot()["devices"][0]
     assert snap["state"] == "present" and snap["counters"] == {"glitches": 20, "edges": 1}
     loop_det.close()
