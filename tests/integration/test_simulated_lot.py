@@ -77,9 +77,10 @@ async def test_few_hundred_cars_leave_a_consistent_ledger(mode, counter_lot, spo
 
 
 async def test_lot_fills_and_refuses_when_full(tmp_path):
-    from tests.conftest import write_lot
-    from appliance.config import load_config
     import dataclasses
+
+    from appliance.config import load_config
+    from tests.conftest import write_lot
 
     cfg = load_config(write_lot(tmp_path, mode="counter", per_level=25))
     # long stays: nobody leaves during the test, so the lot must fill and then refuse
