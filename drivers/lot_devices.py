@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from appliance.alarms import clear_alarm, raise_alarm
 from appliance.config import LotConfig
 from appliance.core.events import Event, NewEvent
 from appliance.core.layout import LaneDef
@@ -145,12 +146,18 @@ def led_signs(cfg: LotConfig, health: HealthRegistry,
             for s in cfg.signs]
 
 
+def _severity(fault: Mapping[str, str]) -> str:
+    # A broken safety loop or gate can trap or hit a car; a spot sensor only blurs a count.
+    return "critical" if fault["kind"] in ("loop", "gate") else "warning"
+
+
 class LotDevices:
     """Everything from `drivers/` a running service needs beyond the lane devices themselves.
 
     Health registry, spot sensors, signs, lane loop supervision, and the facts they produce as
     ledger events (`spot.state_changed`, `device.fault`, `device.recovered`, `gate.commanded`),
-    queued and written in batches by `record()`.
+    queued and written in batches by `record()`; faults also raise (and recoveries clear)
+    attendant alarms with code = the fault code and source = the device.
 
     Args:
         cfg: the lot.
@@ -228,6 +235,7 @@ class LotDevices:
                         for ev in pending:
                             await tx.append(ev)
                     self.recorded += len(pending)
+                    await self._alarms(ledger, pending)
                     break
                 except (LotedgeError, sqlite3.Error):
                     log.exception("could not record %d device events; retrying", len(pending))
@@ -237,6 +245,21 @@ class LotDevices:
                     log.exception("dropping %d unrecordable device events", len(pending))
                     self.dropped += len(pending)
                     break
+
+    async def _alarms(self, ledger: Ledger, events: list[NewEvent]) -> None:
+        # A device fault is also an attendant alarm (raised once, cleared on recovery).
+        for ev in events:
+            if ev.type not in ("device.fault", "device.recovered"):
+                continue
+            p = ev.payload
+            try:
+                if ev.type == "device.fault":
+                    await raise_alarm(ledger, code=p["code"], source=p["device"],
+                                      detail=p["detail"], severity=_severity(p))
+                else:
+                    await clear_alarm(ledger, code=p["code"], source=p["device"])
+            except (LotedgeError, sqlite3.Error):
+                log.exception("could not update the alarm for %s %s", p["device"], p["code"])
 
     async def run(self, free_by_level: Callable[[], Mapping[str, int]] | None = None) -> None:
         """Run sensors, signs and loop supervision until cancelled (signs show `free_by_level`)."""

@@ -20,3 +20,13 @@ async def wait_until(predicate, timeout_s: float = 5.0) -> bool:
             return True
         await asyncio.sleep(0.01)
     return bool(predicate())
+
+
+async def eventually(check, timeout_s: float = 5.0):
+    """Await `check()` every 10 ms until it returns something truthy (returned) or time is up."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = await check()
+        if result or time.monotonic() >= deadline:
+            return result
+        await asyncio.sleep(0.01)

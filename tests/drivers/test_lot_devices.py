@@ -19,7 +19,7 @@ from drivers.health import HealthRegistry
 from drivers.loops import LoopDetector
 from drivers.lot_devices import LotDevices, SimulatedPorts, led_signs, spot_sensor_array
 from tests.conftest import REPO
-from tests.drivers.helpers import wait_until
+from tests.drivers.helpers import eventually, wait_until
 
 
 async def test_demo_lot_sensors_and_sign_run_on_simulators(tmp_path: Path):
@@ -90,6 +90,16 @@ async def test_lot_devices_record_spot_changes_faults_and_gate_commands(tmp_path
         assert devices.free_by_level()["L2"] == 39
         await asyncio.sleep(0.2)  # the bus3 poller keeps failing to reopen meanwhile
         assert [w.crashes for w in devices.sensors.workers] == [0, 0, 0]
+
+        async def alarm(code: str, *, cleared: bool):
+            return await ledger.fetchone(
+                "SELECT severity FROM alarms WHERE source = 'bus3' AND code = ? AND "
+                f"cleared_utc IS {'NOT ' if cleared else ''}NULL", (code,))
+
+        raised = await eventually(lambda: alarm("port_lost", cleared=False))
+        assert raised is not None and raised["severity"] == "warning"
+        devices.sims.buses["bus3"].device.plug()
+        assert await eventually(lambda: alarm("port_lost", cleared=True)) is not None
     finally:
         for task in (runner, recorder):
             task.cancel()
@@ -103,6 +113,7 @@ async def test_lot_devices_record_spot_changes_faults_and_gate_commands(tmp_path
     fault = await ledger.fetchone(
         "SELECT payload FROM events WHERE type = 'device.fault' ORDER BY seq LIMIT 1")
     assert json.loads(fault["payload"])["device"] == "bus3"
+    assert counts["device.recovered"] >= 1
     state = await ledger.fetchone("SELECT state FROM spots WHERE id = 'L2-C001'")
     assert state["state"] == "OCCUPIED"
     snap = devices.snapshot()
