@@ -164,19 +164,26 @@ class SensorBusSection:
     id: str
     port: str = "sim"
     protocol: Literal["rs485", "maxbotix"] = "rs485"
-    baud: int = 19200
+    baud: int | None = None
     poll_interval_ms: int = 500
     request_timeout_ms: int = 50
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", self.id):
             raise ValueError("id: must be 1-32 letters, digits, '-' or '_'")
-        if self.baud <= 0:
+        if self.baud is not None and self.baud <= 0:
             raise ValueError("baud: must be positive")
         if not 10 <= self.poll_interval_ms <= 600_000:
             raise ValueError("poll_interval_ms: must be between 10 and 600000")
         if not 5 <= self.request_timeout_ms <= 5000:
             raise ValueError("request_timeout_ms: must be between 5 and 5000")
+
+    @property
+    def line_baud(self) -> int:
+        """The configured speed, else the protocol's usual one (MaxBotix 9600, RS-485 19200)."""
+        if self.baud is not None:
+            return self.baud
+        return 9600 if self.protocol == "maxbotix" else 19200
 
 
 @dataclass(frozen=True, kw_only=True)

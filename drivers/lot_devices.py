@@ -130,7 +130,7 @@ def _port(port: str, device_id: str, sims: SimulatedPorts | None) -> str:
 def spot_sensor_array(cfg: LotConfig, health: HealthRegistry,
                       sims: SimulatedPorts | None = None) -> SpotSensorArray:
     """The lot's spot sensors as configured (simulated ports resolved through `sims`)."""
-    buses = [BusSpec(id=b.id, port=_port(b.port, b.id, sims), protocol=b.protocol, baud=b.baud,
+    buses = [BusSpec(id=b.id, port=_port(b.port, b.id, sims), protocol=b.protocol, baud=b.line_baud,
                      poll_interval_ms=b.poll_interval_ms,
                      request_timeout_ms=b.request_timeout_ms)
              for b in cfg.sensor_buses]

@@ -32,6 +32,14 @@ def test_demo_lot_declares_its_sensor_buses_and_sign():
         150, 20, 3.0, 1800.0)
 
 
+def test_bus_speed_defaults_by_protocol():
+    cfg = load_config(DEMO)
+    assert cfg.sensor_buses[0].line_baud == 19200  # written in the file
+    assert cfg.sensor_buses[1].baud is None and cfg.sensor_buses[1].line_baud == 19200
+    text = _broken('id = "bus2"\nport = "sim"', 'id = "bus2"\nport = "sim"\nprotocol = "maxbotix"')
+    assert parse_config(text).sensor_buses[1].line_baud == 9600
+
+
 def test_per_spot_threshold_override():
     text = _broken("spot_heartbeat_s = 1800", 'spot_heartbeat_s = 1800\n'
                    'spot_thresholds_cm = { L1-M001 = 90 }')
