@@ -148,6 +148,19 @@ async def _invoice_created(tx: Tx, ev: Event) -> None:
         )
 
 
+@projects("spot.state_changed")
+async def _spot_state_changed(tx: Tx, ev: Event) -> None:
+    # A sensor's view of a spot (OCCUPIED / AVAILABLE / UNKNOWN); an attendant's RESERVED or
+    # MAINTENANCE is not overridden by a sensor, and the ticket link is left as it is.
+    p = ev.payload
+    if p["state"] not in ("OCCUPIED", "AVAILABLE", "UNKNOWN"):
+        raise ValueError(f"spot.state_changed: state {p['state']!r} is not a sensor state")
+    await tx.execute(
+        "UPDATE spots SET state = ? WHERE id = ? AND state NOT IN ('RESERVED', 'MAINTENANCE')",
+        (p["state"], p["spot_id"]),
+    )
+
+
 @projects("alarm.raised")
 async def _alarm_raised(tx: Tx, ev: Event) -> None:
     p = ev.payload
