@@ -105,7 +105,7 @@ async def _run(cfg, *, simulate: bool, duration: float | None, max_cars: int | N
         await service.stop()
     if traffic is not None:
         s = traffic.stats
-        print(f"simulation: arrived={s.arrived} entered={s.entered} refused={s.refused} "
+        print(f"simulation: arrived={s.arrived} balked={s.balked} entered={s.entered} refused={s.refused} "
               f"exited={s.exited} trapped={s.trapped} inside={len(s.inside)}")
 
 
