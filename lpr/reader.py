@@ -17,6 +17,7 @@ from lpr.engine import (
     TextDetector,
     TextRecognizer,
     crop_box,
+    release_free_memory,
 )
 from lpr.regions import US, RegionFormat, normalize
 
@@ -97,6 +98,7 @@ class PlateReader:
                 self.detector.max_side_px = first
             if retry_score > score:
                 best = retry
+        release_free_memory()
         ms = (time.perf_counter() - started) * 1000
         return FrameRead(plate=best.plate, confidence=best.confidence, bbox=best.bbox, raw=best.raw,
                          crop=best.crop, ms=ms)
