@@ -59,7 +59,7 @@ class PlateReader:
                  min_char_conf: float = 0.3, unclip_ratio: float = 1.6,
                  pad_along: float = 0.25, stretches: tuple[float, ...] = (1.5,),
                  good_score: float = 1.4, refine: bool = True, refine_line_px: int = 40,
-                 max_candidates: int = 4):
+                 max_candidates: int = 2):
         self.detector = TextDetector(Path(det_model or DEFAULT_DET), threads=threads,
                                      max_side_px=det_max_side_px, box_thresh=0.4,
                                      unclip_ratio=unclip_ratio, pad_along=pad_along)
