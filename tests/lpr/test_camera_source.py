@@ -103,3 +103,27 @@ def test_purge_applies_the_configured_retention(tmp_path, reader):
     os.utime(old, (1_700_000_000, 1_700_000_000))
     assert source.purge().removed_files == 1 and not old.exists()
     source.close()
+
+
+async def test_purge_forever_purges_on_its_schedule(tmp_path, reader):
+    import os
+
+    source = CameraPlates(CFG, {}, storage_dir=tmp_path / "ev", reader=reader,
+                          wall_clock=lambda: 1_790_000_000.0)
+    folder = tmp_path / "ev" / "20260101"
+    folder.mkdir(parents=True)
+    task = asyncio.create_task(source.purge_forever(interval_s=0.05))
+    try:
+        for round_ in range(2):
+            old = folder / f"{round_}_in-1_ABC_frame.jpg"
+            folder.mkdir(parents=True, exist_ok=True)
+            old.write_bytes(b"x" * 100)
+            os.utime(old, (1_700_000_000, 1_700_000_000))
+            for _ in range(100):
+                if not old.exists():
+                    break
+                await asyncio.sleep(0.02)
+            assert not old.exists()
+    finally:
+        task.cancel()
+        source.close()
