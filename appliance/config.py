@@ -22,6 +22,7 @@ from appliance.core.occupancy import OccupancySettings
 from appliance.core.tariff import Tariff
 from appliance.core.types import AllocationStrategy, LaneDirection, LotMode
 from appliance.errors import ConfigError
+from lpr.regions import BUILTIN_REGIONS, RegionFormat
 
 _FORBID = {"extra": "forbid"}
 
@@ -152,6 +153,59 @@ class SimulationSection:
             raise ValueError("unreadable_plate_rate: must be between 0 and 1")
 
 
+def _default_regions() -> tuple[RegionFormat, ...]:
+    return (BUILTIN_REGIONS["us"],)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LprSection:
+    """Licence plate recognition: models, burst, trust thresholds and crop retention.
+
+    Empty model paths mean the models shipped in `lpr/models/`.
+    """
+
+    __pydantic_config__ = _FORBID
+
+    det_model: str = ""
+    rec_model: str = ""
+    rec_dict: str = ""
+    threads: int = 1
+    det_max_side_px: int = 640
+    det_retry_max_side_px: int = 896
+    burst_frames: int = 5
+    burst_interval_ms: int = 200
+    min_confidence: float = 0.5
+    regions: tuple[RegionFormat, ...] = field(default_factory=_default_regions)
+    list_max_distance: int = 1
+    storage_dir: str = "lpr"
+    retention_days: int = 30
+    retention_max_mb: int = 2000
+    reconnect_initial_s: float = 0.5
+    reconnect_max_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise ValueError("threads: must be at least 1")
+        if not 96 <= self.det_max_side_px <= 4096:
+            raise ValueError("det_max_side_px: must be between 96 and 4096")
+        if self.det_retry_max_side_px and not 96 <= self.det_retry_max_side_px <= 4096:
+            raise ValueError("det_retry_max_side_px: must be 0 (off) or between 96 and 4096")
+        if self.burst_frames < 1:
+            raise ValueError("burst_frames: must be at least 1")
+        if self.burst_interval_ms < 0:
+            raise ValueError("burst_interval_ms: must not be negative")
+        if not 0 <= self.min_confidence <= 1:
+            raise ValueError("min_confidence: must be between 0 and 1")
+        if not self.regions:
+            raise ValueError("regions: at least one region format is needed")
+        if self.list_max_distance < 0:
+            raise ValueError("list_max_distance: must not be negative")
+        if self.retention_days < 0 or self.retention_max_mb < 0:
+            raise ValueError("retention_days: retention limits must not be negative")
+        if not 0 < self.reconnect_initial_s <= self.reconnect_max_s:
+            raise ValueError("reconnect_initial_s: must be positive and <= reconnect_max_s")
+
+
 @dataclass(frozen=True, kw_only=True)
 class SensorBusSection:
     """One spot-sensor port: an RS-485 bus of addressed sensors, or one MaxBotix-style sensor.
@@ -271,6 +325,7 @@ class LotConfig:
     devices: DevicesSection = field(default_factory=DevicesSection)
     sensor_buses: tuple[SensorBusSection, ...] = ()
     signs: tuple[SignSection, ...] = ()
+    lpr: LprSection = field(default_factory=LprSection)
     source_path: str | None = None
     source_sha256: str | None = None
 
