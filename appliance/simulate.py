@@ -82,9 +82,10 @@ class TrafficGenerator:
         self._queued: dict[str, int] = {}
         self._cars: set[asyncio.Task] = set()
         self.done = asyncio.Event()
-        if not isinstance(service.plates, SimulatedPlates):
+        plates = getattr(service.plates, "sim", service.plates)  # CameraPlates keeps sim lanes
+        if not isinstance(plates, SimulatedPlates):
             raise TypeError("the traffic generator needs the simulated camera")
-        self.plates: SimulatedPlates = service.plates
+        self.plates: SimulatedPlates = plates
         self._permit_plates: list[str] = []
 
     def _new_car(self) -> Car:
