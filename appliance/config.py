@@ -142,6 +142,7 @@ class SimulationSection:
     passage_ms: int = 400
     unreadable_plate_rate: float = 0.05
     gate_wait_ms: int = 3000
+    max_queue: int = 20
     seed: int | None = None
 
     def __post_init__(self) -> None:

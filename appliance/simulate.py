@@ -20,7 +20,6 @@ from appliance.service import Service
 from drivers.loops import SimulatedLoop
 from lpr.source import PlateResult, SimulatedPlates
 
-MAX_QUEUE = 20
 _TYPE_MIX = [(VehicleType.MOTORCYCLE, 5), (VehicleType.COMPACT, 25), (VehicleType.REGULAR, 55),
              (VehicleType.LARGE, 15)]
 
@@ -166,7 +165,7 @@ class TrafficGenerator:
             if self.max_cars is not None and self.stats.arrived >= self.max_cars:
                 break
             self.stats.arrived += 1
-            if self._queued.get(lane.id, 0) >= MAX_QUEUE:
+            if self._queued.get(lane.id, 0) >= self.settings.max_queue:
                 self.stats.balked += 1  # a driver facing a long queue drives on
                 continue
             task = asyncio.get_running_loop().create_task(self._journey(lane, exits))
