@@ -112,4 +112,33 @@ MIGRATIONS: list[str] = [
         seq INTEGER NOT NULL
     );
     """,
+    # 2 (sync): cloud bundles and what they carry (permits, allow/deny lists, events calendar).
+    """
+    CREATE TABLE bundles (
+        version INTEGER PRIMARY KEY,
+        sha256 TEXT NOT NULL,
+        issued_utc TEXT NOT NULL,
+        applied_seq INTEGER NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE TABLE permits (
+        id TEXT PRIMARY KEY,
+        plate TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        valid_from_utc TEXT NOT NULL,
+        valid_to_utc TEXT NOT NULL
+    );
+    CREATE INDEX permits_plate ON permits(plate);
+    CREATE TABLE access_list (
+        plate TEXT PRIMARY KEY,
+        list TEXT NOT NULL CHECK (list IN ('allow', 'deny')),
+        reason TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE calendar_events (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        start_utc TEXT NOT NULL,
+        end_utc TEXT NOT NULL
+    );
+    """,
 ]
