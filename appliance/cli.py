@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from appliance.errors import LotedgeError
+from sync.cli import cloud_app
 
 app = typer.Typer(help="lotedge: offline-first parking-lot edge appliance",
                   pretty_exceptions_enable=False, no_args_is_help=True)
@@ -21,6 +22,7 @@ db_app = typer.Typer(help="Ledger database tools", no_args_is_help=True)
 config_app = typer.Typer(help="Configuration tools", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
+app.add_typer(cloud_app, name="cloud")
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="lot configuration TOML")]
 

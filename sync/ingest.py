@@ -43,6 +43,9 @@ class Ingest:
         self.backoff_max_s = backoff_max_s
         self.batches = 0
         self.events = 0
+        self.acked: dict[str, int] = {}
+        # aiomqtt waits out the timeout for a PUBACK when the link drops; keep it short.
+        self.publish_timeout_s = 3.0
         self.connected = asyncio.Event()
 
     @property
@@ -60,6 +63,10 @@ class Ingest:
                 async with client:
                     self.connected.set()
                     attempt = 0
+                    if self.group:
+                        # Mosquitto 2.0 does not route to a shared subscription restored from
+                        # its persistence file after a broker restart; renewing it does.
+                        await client.unsubscribe(self.subscription)
                     await client.subscribe(self.subscription, qos=1)
                     async for message in client.messages:
                         await self._handle(client, message)
@@ -87,6 +94,7 @@ class Ingest:
         for reason in result.rejected[:5]:
             log.error("ingest: lot %s: refused event: %s", lot_id, reason)
         self.batches += 1
+        self.acked[lot_id] = max(self.acked.get(lot_id, 0), result.acked_through)
         self.events += result.inserted
         await client.publish(ack_topic(lot_id), json.dumps({"acked_through": result.acked_through}),
-                             qos=1, retain=True)
+                             qos=1, retain=True, timeout=self.publish_timeout_s)

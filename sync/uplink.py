@@ -90,6 +90,7 @@ class Uplink:
         self.ack_timeout_s = ack_timeout_s
         self.backoff_max_s = backoff_max_s
         self.on_bundle_notice = on_bundle_notice
+        self.idle_poll_s = 1.0  # picks up events written by another process
         self.acked_through = 0
         self.sent_through = 0
         self.connected = asyncio.Event()
@@ -147,18 +148,21 @@ class Uplink:
         """Connect, publish, resend and reconnect forever (cancel to stop)."""
         self.acked_through = await read_acked_through(self.ledger)
         self._persisted = self.acked_through
+        await self._read_conn()  # opened once, here: concurrent first uses would open two
         attempt = 0
         try:
             while True:
                 try:
                     await self._session()
-                except aiomqtt.MqttError as err:
-                    log.warning("uplink: broker link lost (%s); retrying", err)
+                except* aiomqtt.MqttError as group:
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise asyncio.CancelledError from None  # a stop raced a link error
+                    log.warning("uplink: broker link lost (%s); retrying", group.exceptions[0])
                 finally:
+                    attempt = 0 if self.connected.is_set() else attempt + 1
                     self.connected.clear()
-                delay = backoff_s(attempt, max_s=self.backoff_max_s)
-                attempt = 0 if self.published_batches else attempt + 1
-                await asyncio.sleep(delay)
+                await asyncio.sleep(backoff_s(attempt, max_s=self.backoff_max_s))
         finally:
             with contextlib.suppress(Exception):
                 await self._persist_now()
@@ -242,7 +246,8 @@ class Uplink:
             self._availability_dirty.clear()
             if self._availability is not None:
                 await client.publish(availability_topic(self.lot_id),
-                                     json.dumps(self._availability), qos=1, retain=True)
+                                     json.dumps(self._availability), qos=1, retain=True,
+                                     timeout=5.0)
 
     async def _send_loop(self, client: aiomqtt.Client) -> None:
         inflight: list[int] = []  # last seq of each batch not yet covered by an ack
@@ -270,11 +275,11 @@ class Uplink:
                 continue
             batch = await self.read_batch(self.sent_through)
             if batch is None:
-                await self._wait_any(self._remaining(waiting_since) if inflight else 5.0)
+                await self._wait_any(self._remaining(waiting_since) if inflight else self.idle_poll_s)
                 continue
             last, message = batch
             await client.publish(events_topic(self.lot_id), message.encode("utf-8"), qos=1,
-                                 timeout=max(self.ack_timeout_s, 10.0))
+                                 timeout=min(self.ack_timeout_s, 5.0))
             self.published_batches += 1
             self.sent_through = last
             inflight.append(last)
