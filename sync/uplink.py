@@ -189,6 +189,12 @@ class Uplink:
                          tg.create_task(self._availability_loop(client))]
                 try:
                     await self._send_loop(client)
+                except asyncio.CancelledError:
+                    # A clean stop says so itself (the will covers only unexpected loss).
+                    with contextlib.suppress(Exception):
+                        await client.publish(health_topic(self.lot_id), self._will().payload,
+                                             qos=1, retain=True, timeout=2.0)
+                    raise
                 finally:
                     for task in tasks:
                         task.cancel()

@@ -52,3 +52,20 @@ def assert_exact_chain(rows: list[dict], n: int) -> None:
     assert seqs == list(range(1, n + 1)), (
         f"cloud holds {len(seqs)} events, first {seqs[:3]}, last {seqs[-3:]}")
     assert verify_chain(rows, start_prev_hash=GENESIS_HASH, start_seq=1) == []
+
+
+async def retained(port: int, topic: str, timeout_s: float = 5.0) -> dict | None:
+    """The retained message on `topic` (decoded JSON), or None if there is none."""
+    import json
+
+    import aiomqtt
+
+    async with aiomqtt.Client("127.0.0.1", port) as client:
+        await client.subscribe(topic, qos=1)
+        try:
+            async with asyncio.timeout(timeout_s):
+                async for message in client.messages:
+                    return json.loads(message.payload)
+        except TimeoutError:
+            return None
+    return None

@@ -18,8 +18,16 @@ import pytest
 from appliance.ledger import Ledger
 from sync.cloud_store import open_store
 from sync.ingest import Ingest
-from sync.mqtt import MqttSettings
-from tests.sync.helpers import LOT, TZ, assert_exact_chain, fill, open_filled, wait_for
+from sync.mqtt import MqttSettings, health_topic
+from tests.sync.helpers import (
+    LOT,
+    TZ,
+    assert_exact_chain,
+    fill,
+    open_filled,
+    retained,
+    wait_for,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -52,6 +60,13 @@ async def crash_and_outage_round(tmp_path: Path, broker, *, prewritten: int, app
         proc.wait()
         killed_at = acked()
         assert killed_at < prewritten, "the kill came too late to be mid-stream"
+        # The broker publishes the last will: the appliance shows as offline.
+        for _ in range(50):
+            health = await retained(broker.port, health_topic(LOT))
+            if health and health["online"] is False:
+                break
+            await asyncio.sleep(0.1)
+        assert health == {"online": False, "lot_id": LOT}
         # Events keep being written while the uplink is down (a second writer process).
         writer = await Ledger.open(db, lot_id=LOT, tz=TZ)
         await fill(writer, appended)
