@@ -96,6 +96,7 @@ class Uplink:
         self.connected = asyncio.Event()
         self.published_batches = 0
         self.resends = 0
+        self.bogus_acks = 0
         self._persisted = 0
         self._progress = asyncio.Event()
         self._new_events = asyncio.Event()
@@ -223,11 +224,12 @@ class Uplink:
         row = await (await conn.execute("SELECT MAX(seq) FROM events")).fetchone()
         last = row[0] or 0
         if value > last:
+            # Another ledger with this lot id, or a restored backup: what the cloud holds is not
+            # this chain, so nothing here counts as synced (retention keeps it all).
             log.error("uplink: cloud acked seq %d beyond this ledger's last seq %d (another "
-                      "ledger with the same lot id?); clamped", value, last)
-            value = last
-            if value <= self.acked_through:
-                return
+                      "ledger with the same lot id?); ignored", value, last)
+            self.bogus_acks += 1
+            return
         self.acked_through = value
         self.sent_through = max(self.sent_through, value)
         self._progress.set()
