@@ -44,16 +44,24 @@ def ingest(
         "lotedge-ingest-1",
     group: Annotated[str, typer.Option(help="shared subscription group ('' for none)")] =
         "lotedge-ingest",
+    ca_file: Annotated[str | None, typer.Option(help="TLS: CA certificate (mqtts://)")] = None,
+    cert_file: Annotated[str | None, typer.Option(help="TLS: client certificate")] = None,
+    key_file: Annotated[str | None, typer.Option(help="TLS: client key")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Reference cloud ingest: store event batches idempotently and publish acks."""
+    """Reference cloud ingest: store event batches idempotently and publish acks.
+
+    Credentials go in the URL: mqtt://user:password@host:port (mqtts:// for TLS).
+    """
     from sync.cloud_store import open_store
     from sync.ingest import Ingest
     from sync.mqtt import MqttSettings
 
     _logging(verbose)
     store = open_store(db, schema=schema)
-    worker = Ingest(store, MqttSettings.from_url(mqtt), client_id=client_id, group=group or None)
+    settings = MqttSettings.from_url(mqtt, ca_file=ca_file, cert_file=cert_file,
+                                     key_file=key_file)
+    worker = Ingest(store, settings, client_id=client_id, group=group or None)
     try:
         asyncio.run(_until_signal(worker.run()))
     finally:

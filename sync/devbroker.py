@@ -3,6 +3,7 @@ stoppable (cleanly or SIGKILL) and restartable on the same port."""
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import signal
 import socket
@@ -23,15 +24,30 @@ def free_port() -> int:
 class Broker:
     """A Mosquitto process with its own config and persistence directory."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, *, tls: dict[str, Path] | None = None,
+                 users: dict[str, str] | None = None) -> None:
         self.workdir = workdir
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
         workdir.mkdir(parents=True, exist_ok=True)
         self.config = workdir / "mosquitto.conf"
+        extra = ""
+        if tls:  # keys: cafile, certfile, keyfile; clients must present a certificate
+            extra += "".join(f"{k} {v}\n" for k, v in tls.items()) + "require_certificate true\n"
+        if users:
+            passwd = workdir / "passwd"
+            passwd.touch(mode=0o600)
+            for user, password in users.items():
+                subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, password],
+                               check=True, capture_output=True)
+            extra += f"password_file {passwd}\n"
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
+            # Started as root, mosquitto would drop to user `mosquitto`, which cannot write the
+            # test's private directory (persistence, log) or read the password file.
+            f"user {getpass.getuser()}\n"
+            + extra
+            + f"allow_anonymous {'false' if users else 'true'}\n"
             "persistence true\n"
             f"persistence_location {workdir}/\n"
             "autosave_interval 1\n"

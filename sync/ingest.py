@@ -64,8 +64,8 @@ class Ingest:
                     self.connected.set()
                     attempt = 0
                     if self.group:
-                        # Mosquitto 2.0 does not route to a shared subscription restored from
-                        # its persistence file after a broker restart; renewing it does.
+                        # Mosquitto 2.0.11 stopped routing to a persistent session's shared
+                        # subscription after a broker restart until it was renewed.
                         await client.unsubscribe(self.subscription)
                     await client.subscribe(self.subscription, qos=1)
                     async for message in client.messages:
