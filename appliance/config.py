@@ -97,14 +97,17 @@ class CloudSection:
             raise ValueError("batch_max_bytes: must be at least 4096")
         if self.max_inflight_batches < 1:
             raise ValueError("max_inflight_batches: must be at least 1")
-        if self.ack_timeout_s <= 0 or self.backoff_max_s <= 0 or self.bundle_poll_interval_s <= 0:
-            raise ValueError("ack_timeout_s: timeouts and intervals must be positive")
+        for name in ("ack_timeout_s", "backoff_max_s", "bundle_poll_interval_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}: must be positive")
         if self.retention_max_bytes < 1024**2:
             raise ValueError("retention_max_bytes: must be at least 1 MiB")
         if self.retention_max_age_days < 1:
             raise ValueError("retention_max_age_days: must be at least 1")
         if not 0 < self.retention_alarm_ratio < 1:
             raise ValueError("retention_alarm_ratio: must be between 0 and 1")
+        if self.api_url and not self.bundle_public_key:
+            raise ValueError("bundle_public_key: required when api_url is set (bundles are signed)")
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file: give tls_cert_file and tls_key_file together")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +37,13 @@ def generate_keypair() -> tuple[str, str]:
     public = key.public_key().public_bytes(serialization.Encoding.Raw,
                                            serialization.PublicFormat.Raw)
     return base64.b64encode(private).decode(), base64.b64encode(public).decode()
+
+
+def public_key_of(private_key_b64: str) -> str:
+    """The base64 public key that belongs to a base64 private key."""
+    key = Ed25519PrivateKey.from_private_bytes(_raw_key(private_key_b64, "private key"))
+    return base64.b64encode(key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
 
 
 def _raw_key(text: str, what: str) -> bytes:
@@ -205,8 +213,6 @@ def verify_bundle(document: bytes | str | dict[str, Any], *, public_key_b64: str
         records = _validate_records(body)
     except BundleRejected as err:
         raise BundleRejected(err.reason, version=shown_version) from None
-    import hashlib
-
     return Bundle(lot_id=lot_id, version=version, issued_utc=issued, tariff=tariff,
                   records=records, body=body,
                   sha256=hashlib.sha256(canonical).hexdigest())

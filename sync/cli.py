@@ -112,7 +112,7 @@ def sign_bundle_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="signed bundle file")],
 ) -> None:
     """Sign a bundle (canonical JSON, Ed25519) after validating its records."""
-    from sync.bundle import generate_keypair, sign_bundle, verify_bundle
+    from sync.bundle import public_key_of, sign_bundle, verify_bundle
 
     try:
         body = json.loads(bundle.read_text(encoding="utf-8"))
@@ -125,17 +125,8 @@ def sign_bundle_cmd(
         signed = sign_bundle(body, private)
     except ValueError as err:
         raise LotedgeError(f"--key: {err}") from err
-    # Validate the records exactly as an appliance will (with the matching public key).
-    import base64
-
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    del generate_keypair
-    pub = Ed25519PrivateKey.from_private_bytes(base64.b64decode(private)).public_key()
-    pub_b64 = base64.b64encode(pub.public_bytes(serialization.Encoding.Raw,
-                                                serialization.PublicFormat.Raw)).decode()
-    verify_bundle(signed, public_key_b64=pub_b64, lot_id=str(body.get("lot_id")))
+    # Validate the records exactly as an appliance will, before anything is written.
+    verify_bundle(signed, public_key_b64=public_key_of(private), lot_id=str(body.get("lot_id")))
     out.write_text(json.dumps(signed, indent=1, sort_keys=True) + "\n")
     print(f"signed bundle v{body.get('version')} for lot {body.get('lot_id')} -> {out}")
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+from pathlib import Path
 
 import httpx
 
@@ -151,8 +153,6 @@ class Downlink:
         return bundle.version
 
     async def _reject(self, err: BundleRejected, document: bytes | str) -> None:
-        import hashlib
-
         raw = document.encode() if isinstance(document, str) else document
         key = (err.version, hashlib.sha256(raw).hexdigest())
         log.warning("downlink: %s", err)
@@ -168,12 +168,7 @@ def parse_public_key(text: str | None) -> str:
     """The configured public key (base64 text, or a path to a file holding it)."""
     if not text:
         raise SyncError("cloud.bundle_public_key: required for the downlink")
-    from pathlib import Path
-
     path = Path(text)
     if len(text) != 44 and path.exists():
         return path.read_text(encoding="utf-8").strip()
     return text.strip()
-
-
-

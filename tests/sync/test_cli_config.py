@@ -56,6 +56,8 @@ def test_sign_bundle_refuses_an_invalid_bundle(tmp_path):
     ("retention_alarm_ratio = 1.5", "cloud.retention_alarm_ratio"),
     ('tls_cert_file = "c.pem"', "cloud.tls_cert_file"),
     ("batch_size = 3", "cloud.batch_size"),
+    ("backoff_max_s = 0", "cloud.backoff_max_s"),
+    ('api_url = "http://127.0.0.1:8080"', "cloud.bundle_public_key"),
 ])
 def test_bad_cloud_keys_name_the_key_and_line(tmp_path, line, key):
     path = write_lot(tmp_path)
@@ -64,7 +66,10 @@ def test_bad_cloud_keys_name_the_key_and_line(tmp_path, line, key):
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert info.value.message.startswith(key + ":"), info.value.message
-    assert info.value.line == len(text.splitlines())
+    lines = text.splitlines()
+    # A wrong key points at its own line; a missing one at its [cloud] section.
+    expected = lines.index("[cloud]") + 1 if key.endswith("public_key") else len(lines)
+    assert info.value.line == expected
 
 
 def test_cloud_defaults_are_offline(tmp_path):
