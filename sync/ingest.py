@@ -44,6 +44,7 @@ class Ingest:
         self.batches = 0
         self.events = 0
         self.acked: dict[str, int] = {}
+        self.store_errors = 0
         # aiomqtt waits out the timeout for a PUBACK when the link drops; keep it short.
         self.publish_timeout_s = 3.0
         self.connected = asyncio.Event()
@@ -90,7 +91,14 @@ class Ingest:
         except (ValueError, TypeError, KeyError) as err:
             log.error("ingest: lot %s: malformed batch dropped (%s)", lot_id, err)
             return
-        result = await asyncio.to_thread(self.store.store_batch, lot_id, events)
+        try:
+            result = await asyncio.to_thread(self.store.store_batch, lot_id, events)
+        except Exception:
+            # Not stored, so not acked: the appliance resends after its ack timeout.
+            log.exception("ingest: lot %s: storing a batch failed; no ack sent", lot_id)
+            self.store_errors += 1
+            await asyncio.sleep(1.0)
+            return
         for reason in result.rejected[:5]:
             log.error("ingest: lot %s: refused event: %s", lot_id, reason)
         self.batches += 1

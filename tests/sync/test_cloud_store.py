@@ -99,3 +99,37 @@ async def test_ingest_workers_share_the_load_into_postgresql(tmp_path, broker):
         stores[0].drop_schema()
         for s in stores:
             s.close()
+
+
+async def test_a_store_failure_sends_no_ack_and_the_resend_lands(tmp_path, broker):
+    class FlakyStore:
+        """A real SQLite store whose first two commits fail (a database restarting)."""
+
+        def __init__(self, inner):
+            self.inner, self.failures = inner, 2
+
+        def store_batch(self, lot_id, events):
+            if self.failures:
+                self.failures -= 1
+                raise OSError("database is restarting")
+            return self.inner.store_batch(lot_id, events)
+
+    inner = open_store(f"sqlite:///{tmp_path / 'cloud.sqlite3'}")
+    settings = MqttSettings.from_url(broker.url)
+    ingest = Ingest(FlakyStore(inner), settings, client_id="flaky-ingest")
+    ledger = await open_filled(tmp_path / "l.sqlite3", 400)
+    uplink = Uplink(ledger, settings, batch_max_events=100, ack_timeout_s=1.0)
+    tasks = [asyncio.create_task(ingest.run())]
+    try:
+        await wait_for(lambda: ingest.connected.is_set(), 10, "ingest connected")
+        tasks.append(asyncio.create_task(uplink.run()))
+        await wait_for(lambda: uplink.acked_through == 400, 30, "all acked despite failures")
+    finally:
+        for t in tasks:
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+    assert ingest.store_errors == 2 and uplink.resends >= 1
+    assert_exact_chain(inner.events(LOT), 400)
+    await ledger.close()
+    inner.close()
