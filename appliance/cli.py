@@ -22,6 +22,10 @@ db_app = typer.Typer(help="Ledger database tools", no_args_is_help=True)
 config_app = typer.Typer(help="Configuration tools", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
+from appliance.lot_cli import counts_app, reservations_app  # noqa: E402
+
+app.add_typer(reservations_app, name="reservations")
+app.add_typer(counts_app, name="counts")
 app.add_typer(cloud_app, name="cloud")
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="lot configuration TOML")]

@@ -10,6 +10,7 @@ import hashlib
 import re
 import tomllib
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -123,6 +124,50 @@ class StorageSection:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PolicySection:
+    """Lane and allocation policy."""
+
+    __pydantic_config__ = _FORBID
+
+    passback: Literal["hard", "soft"] = "hard"
+    plate_match_distance: int = 1
+    prepaid_exit_grace_minutes: int = 15
+    unpaid_invoices_for_prepay: int = 3
+    prepay_authorization_cents: int | None = None
+    overbooking_factor: Decimal = Decimal("1.0")
+    reservation_early_minutes: int = 30
+    reservation_grace_minutes: int = 30
+    walk_in_expected_stay_minutes: int = 180
+    drift_tolerance: int = 3
+    overstay_alarm_hours: int = 72
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.plate_match_distance <= 2:
+            raise ValueError("plate_match_distance: must be 0, 1 or 2")
+        if not Decimal(1) <= self.overbooking_factor <= Decimal(2):
+            raise ValueError("overbooking_factor: must be between 1.0 and 2.0")
+        if self.unpaid_invoices_for_prepay < 1:
+            raise ValueError("unpaid_invoices_for_prepay: must be at least 1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiSection:
+    """The local service API: a Unix socket (file permissions are the auth) and optionally
+    loopback HTTP for display boards (`GET /availability` is public; the rest needs the token)."""
+
+    __pydantic_config__ = _FORBID
+
+    socket: str = "lotedge.sock"
+    http_host: str = "127.0.0.1"
+    http_port: int = 0
+    token_file: str = "api.token"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.http_port <= 65535:
+            raise ValueError("http_port: must be 0 (off) or a TCP port")
+
+
+@dataclass(frozen=True, kw_only=True)
 class SimulationSection:
     """Traffic generator settings for `lotedge run --simulate`."""
 
@@ -160,6 +205,8 @@ class LotConfig:
     hardware: HardwareSection = field(default_factory=HardwareSection)
     cloud: CloudSection = field(default_factory=CloudSection)
     storage: StorageSection = field(default_factory=StorageSection)
+    api: ApiSection = field(default_factory=ApiSection)
+    policy: PolicySection = field(default_factory=PolicySection)
     simulation: SimulationSection = field(default_factory=SimulationSection)
     source_path: str | None = None
     source_sha256: str | None = None
@@ -177,6 +224,11 @@ class LotConfig:
         if not data_dir.is_absolute():
             data_dir = (base or Path.cwd()) / data_dir
         return data_dir / self.storage.db_file
+
+    def data_path(self, name: str, base: Path | None = None) -> Path:
+        """A file in the data directory (absolute names are kept)."""
+        p = Path(name)
+        return p if p.is_absolute() else self.db_path(base).parent / p
 
     def entry_lanes(self) -> list[LaneDef]:
         """Lanes that let vehicles in."""

@@ -31,6 +31,7 @@ from appliance.core.lane import (
 )
 from appliance.core.layout import LaneDef
 from appliance.ledger import Ledger
+from appliance.recorder import EventRecorder
 from appliance.tickets import Outcome
 from drivers.gate import BarrierGate, GateInterlockError
 from drivers.loops import LoopDetector, LoopEdge
@@ -66,11 +67,16 @@ class LaneController:
         decide: the entry or exit decision (a ledger transaction).
         ledger: where lane facts are recorded.
         monotonic: the time base for the machine's timeouts.
+        recorder: batches lane facts (transitions, notes) into the ledger.
+        on_alarm: called with (code, source, detail) for lane alarms (tailgating).
+        on_backout: called with (lane, ticket) when a vehicle reverses away after its ticket.
     """
 
     def __init__(self, lane: LaneDef, *, arming: LoopDetector, safety: LoopDetector,
                  gate: BarrierGate, plates: PlateSource, decide: Decider, ledger: Ledger,
-                 monotonic: Callable[[], float]):
+                 monotonic: Callable[[], float], recorder: EventRecorder | None = None,
+                 on_alarm: Callable[[str, str, str], None] | None = None,
+                 on_backout: Callable[[str, str], Awaitable[None]] | None = None):
         self.lane = lane
         self.arming = arming
         self.safety = safety
@@ -80,6 +86,9 @@ class LaneController:
         self.ledger = ledger
         self._monotonic = monotonic
         self.machine = LaneMachine()
+        self._recorder = recorder
+        self._on_alarm = on_alarm
+        self._on_backout = on_backout
         self.stats = LaneStats()
         self._inputs: asyncio.Queue[LaneInput] = asyncio.Queue()
         self._last_read: PlateResult | None = None
@@ -106,15 +115,22 @@ class LaneController:
                 event = await asyncio.wait_for(self._inputs.get(), timeout=0.5)
             except TimeoutError:
                 event = Tick()
-            for command in self.machine.step(event, self._monotonic()):
+            commands = self.machine.step(event, self._monotonic())
+            self._record_transitions()
+            for command in commands:
                 await self._execute(command)
+
+    def _record_transitions(self) -> None:
+        for _, old, new, why in self.machine.drain_transitions():
+            self._note("lane.transition", {"lane": self.lane.id, "from": str(old),
+                                           "to": str(new), "why": why})
 
     async def _execute(self, command) -> None:
         lane_id = self.lane.id
         match command:
             case ReadPlate():
                 asyncio.get_running_loop().create_task(self._read_plate())
-            case Decide(plate=plate, confidence=conf):
+            case Decide(plate=plate):
                 read = self._last_read or PlateResult(plate=None)
                 if plate is None:
                     self.stats.no_read += 1
@@ -137,20 +153,29 @@ class LaneController:
                         (time.monotonic_ns() - self._trigger_ns) / 1e6)
                     del self.stats.decision_latency_ms[:-1000]
             case CloseGate():
+                if self.safety.present:
+                    await self._safe_record("gate.close_refused",
+                                            {"lane": lane_id, "reason": "safety loop occupied"})
+                    return
+                await self._safe_record("gate.close_commanded", {"lane": lane_id})
                 try:
                     self.gate.close()
-                    await self._safe_record("gate.closed", {"lane": lane_id})
                 except GateInterlockError:
                     await self._safe_record("gate.close_refused",
                                             {"lane": lane_id, "reason": "safety loop occupied"})
-            case ShowRefusal(reason=reason):
+            case ShowRefusal():
                 self.stats.refused += 1
             case Note(what=what, ticket_id=ticket_id):
                 if what == "passed":
                     self.stats.vehicles_passed += 1
                 elif what == "backed_out":
                     self.stats.backed_out += 1
-                await self._safe_record(f"lane.{what}", {"lane": lane_id, "ticket_id": ticket_id})
+                    if ticket_id and self._on_backout is not None:
+                        await self._on_backout(lane_id, ticket_id)
+                elif what == "safety_loop_out_of_turn" and self._on_alarm is not None:
+                    self._on_alarm("tailgate", lane_id,
+                                   "vehicle on the safety loop without a gate opening for it")
+                self._note(f"lane.{what}", {"lane": lane_id, "ticket_id": ticket_id})
 
     async def _read_plate(self) -> None:
         try:
@@ -162,6 +187,10 @@ class LaneController:
         self.stats.last_plate = result.plate
         self.stats.last_confidence = result.confidence
         self.feed(PlateRead(result.plate, result.confidence))
+
+    def _note(self, event_type: str, payload: dict) -> None:
+        if self._recorder is not None:
+            self._recorder.record(event_type, payload)
 
     async def _safe_record(self, event_type: str, payload: dict) -> None:
         try:
@@ -178,6 +207,7 @@ class LaneController:
             "arming": self.arming.present,
             "safety": self.safety.present,
             "gate_open": self.gate.is_open,
+            "held_open": self.gate.held_open,
             "last_plate": self.stats.last_plate,
             "last_confidence": self.stats.last_confidence,
             "last_decision": self.stats.last_decision,

@@ -13,7 +13,8 @@ from typing import Any
 
 from gpiozero import Factory
 
-from appliance import __version__
+from appliance import __version__, housekeeping
+from appliance.alarms import raise_alarm
 from appliance.availability import Availability, read_availability
 from appliance.clock import Clock, SystemClock
 from appliance.config import LotConfig
@@ -21,6 +22,7 @@ from appliance.core.events import Event, NewEvent, canonical_json
 from appliance.core.types import LaneDirection, LotMode, SpotType, VehicleType
 from appliance.lanes import LaneController
 from appliance.ledger import Ledger
+from appliance.recorder import EventRecorder
 from appliance.tickets import Outcome, admit, release
 from drivers.gate import BarrierGate
 from drivers.gpio import make_pin_factory
@@ -32,7 +34,8 @@ from lpr.source import PlateResult, PlateSource, SimulatedPlates
 log = logging.getLogger(__name__)
 
 # Event types that change availability.
-_AVAILABILITY_EVENTS = {"ticket.issued", "ticket.closed", "lot.configured", "counts.reset"}
+_AVAILABILITY_EVENTS = {"ticket.issued", "ticket.closed", "ticket.voided", "lot.configured",
+                        "counts.reset", "spot.state_changed"}
 
 
 def layout_payload(cfg: LotConfig) -> dict[str, Any]:
@@ -68,13 +71,16 @@ class Service:
         base_dir: what a relative data_dir is relative to.
         terminal: payment terminal (simulator by default).
         plates: plate source (simulated camera by default).
+        api: serve the local API (Unix socket) while running.
     """
 
     def __init__(self, cfg: LotConfig, *, simulate: bool = False, clock: Clock | None = None,
                  pin_factory: Factory | None = None, base_dir: Path | None = None,
-                 terminal: PaymentTerminal | None = None, plates: PlateSource | None = None):
+                 terminal: PaymentTerminal | None = None, plates: PlateSource | None = None,
+                 api: bool = True):
         self.cfg = cfg
         self.simulate = simulate
+        self.api = api
         self.clock: Clock = clock or SystemClock()
         self._pin_factory = pin_factory
         self.base_dir = base_dir
@@ -84,6 +90,8 @@ class Service:
         self.scanner = SimulatedScanner()
         self.printer: FileTicketPrinter | None = None
         self.ledger: Ledger | None = None
+        self.recorder: EventRecorder | None = None
+        self.open_tickets_at_start = 0
         self.lanes: dict[str, LaneController] = {}
         self.availability: Availability | None = None
         self._availability_listeners: list[Callable[[Availability], None]] = []
@@ -114,6 +122,7 @@ class Service:
             "version": __version__, "config_sha256": cfg.source_sha256,
             "simulate": self.simulate}))
         self.printer = FileTicketPrinter(self.data_dir / "printer.txt")
+        self.recorder = EventRecorder(self.ledger)
         loop = asyncio.get_running_loop()
         for lane in cfg.lanes:
             arming = LoopDetector(f"{lane.id}/arming", lane.arming_loop_pin,
@@ -129,9 +138,12 @@ class Service:
             decide = self._decide_entry if lane.direction == LaneDirection.ENTRY else self._decide_exit
             self.lanes[lane.id] = LaneController(
                 lane, arming=arming, safety=safety, gate=gate, plates=self.plates, decide=decide,
-                ledger=self.ledger, monotonic=time.monotonic)
+                ledger=self.ledger, monotonic=time.monotonic, recorder=self.recorder,
+                on_alarm=self._lane_alarm, on_backout=self._backed_out)
         self.ledger.subscribe(self._on_events)
         self.availability = await read_availability(self.ledger)
+        self.open_tickets_at_start = (await self.ledger.fetchone(
+            "SELECT COUNT(*) FROM tickets WHERE status IN ('OPEN', 'PAID')"))[0]
         self.ready.set()
 
     async def _record_layout(self) -> None:
@@ -173,7 +185,8 @@ class Service:
         vehicle_type = VehicleType(read.vehicle_type) if read.vehicle_type else VehicleType.REGULAR
         outcome = await admit(self.ledger, self.cfg, lane=lane_id, plate=read.plate,
                               confidence=read.confidence, vehicle_type=vehicle_type,
-                              is_ev=read.is_ev, at=self.clock.now())
+                              is_ev=read.is_ev, at=self.clock.now(),
+                              code=self.scanner.read(lane_id), terminal=self.terminal)
         if outcome.print_ticket and outcome.ticket_id and self.printer is not None:
             self.printer.print_ticket(lane=lane_id, ticket_id=outcome.ticket_id,
                                       entry=self.clock.now(), level=outcome.level)
@@ -195,11 +208,48 @@ class Service:
         async with asyncio.TaskGroup() as tg:
             tasks = [tg.create_task(c.run(), name=f"lane:{c.lane.id}") for c in self.lanes.values()]
             tasks.append(tg.create_task(self._publish_availability(), name="availability"))
+            tasks.append(tg.create_task(self.recorder.run(), name="recorder"))
+            tasks.append(tg.create_task(self._housekeeping(), name="housekeeping"))
+            if self.api:
+                from appliance.api import serve_api
+
+                tasks.append(tg.create_task(serve_api(self), name="api"))
             tasks.extend(tg.create_task(make(), name=getattr(make, "__name__", "extra"))
                          for make in extra)
             await stop.wait()
             for task in tasks:
                 task.cancel()
+
+    async def _backed_out(self, lane_id: str, ticket_id: str) -> None:
+        """A vehicle reversed away after its entry ticket was issued: void that ticket."""
+        from appliance import commands
+
+        lane = self.cfg.lane(lane_id)
+        if lane.direction != LaneDirection.ENTRY:
+            return
+        try:
+            await commands.void_ticket(self, ticket_id, attendant=f"lane:{lane_id}",
+                                       reason="vehicle backed out at entry")
+        except Exception:
+            log.exception("could not void backed-out ticket %s", ticket_id)
+
+    def _lane_alarm(self, code: str, source: str, detail: str) -> None:
+        asyncio.get_running_loop().create_task(self._raise(code, source, detail))
+
+    async def _raise(self, code: str, source: str, detail: str) -> None:
+        try:
+            await raise_alarm(self.ledger, code=code, source=source, detail=detail)
+        except Exception:
+            log.exception("could not raise alarm %s", code)
+
+    async def _housekeeping(self) -> None:
+        """Periodic checks: reservation no-shows, overstays, counter drift."""
+        while True:
+            await self.clock.sleep(60)
+            try:
+                await housekeeping.run_checks(self)
+            except Exception:
+                log.exception("housekeeping failed")
 
     async def stop(self) -> None:
         """Record the shutdown, release the devices and close the ledger."""

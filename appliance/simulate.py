@@ -35,6 +35,10 @@ class Car:
     readable_in: bool
     readable_out: bool
     ticket_id: str | None = None
+    kind: str = "walk_in"
+    pays_on_foot: bool = False
+    backs_out: bool = False
+    tailgater_follows: bool = False
 
 
 @dataclass
@@ -46,6 +50,11 @@ class TrafficStats:
     refused: int = 0
     exited: int = 0
     trapped: int = 0
+    permit_holders: int = 0
+    reservations: int = 0
+    paid_on_foot: int = 0
+    backed_out: int = 0
+    tailgates: int = 0
     inside: set[str] = field(default_factory=set)
 
 
@@ -73,16 +82,60 @@ class TrafficGenerator:
         if not isinstance(service.plates, SimulatedPlates):
             raise TypeError("the traffic generator needs the simulated camera")
         self.plates: SimulatedPlates = service.plates
+        self._permit_plates: list[str] = []
 
     def _new_car(self) -> Car:
-        letters = "".join(self.rng.choices(string.ascii_uppercase, k=3))
-        plate = f"{letters}{self.rng.randrange(10000):04d}"
-        vehicle_type = self.rng.choices([t for t, _ in _TYPE_MIX], [w for _, w in _TYPE_MIX])[0]
-        is_ev = vehicle_type != VehicleType.MOTORCYCLE and self.rng.random() < 0.12
+        rng = self.rng
+        letters = "".join(rng.choices(string.ascii_uppercase, k=3))
+        plate = f"{letters}{rng.randrange(10000):04d}"
+        vehicle_type = rng.choices([t for t, _ in _TYPE_MIX], [w for _, w in _TYPE_MIX])[0]
+        is_ev = vehicle_type != VehicleType.MOTORCYCLE and rng.random() < 0.12
         miss = self.settings.unreadable_plate_rate
-        return Car(plate=plate, vehicle_type=vehicle_type, is_ev=is_ev,
-                   stay_s=self.rng.expovariate(1 / (self.settings.mean_stay_minutes * 60)),
-                   readable_in=self.rng.random() >= miss, readable_out=self.rng.random() >= miss)
+        car = Car(plate=plate, vehicle_type=vehicle_type, is_ev=is_ev,
+                  stay_s=rng.expovariate(1 / (self.settings.mean_stay_minutes * 60)),
+                  readable_in=rng.random() >= miss, readable_out=rng.random() >= miss,
+                  pays_on_foot=rng.random() < 0.15, backs_out=rng.random() < 0.02,
+                  tailgater_follows=rng.random() < 0.01)
+        roll = rng.random()
+        free_permits = [p for p in self._permit_plates if p not in self.stats.inside]
+        if roll < 0.05 and free_permits:
+            car.plate, car.kind = rng.choice(free_permits), "permit"
+            car.readable_in = True
+        elif roll < 0.10:
+            car.kind = "reservation"
+            car.vehicle_type = VehicleType.REGULAR
+            car.readable_in = True
+        return car
+
+    async def setup(self) -> None:
+        """Give the simulated lot its permit holders (as the cloud bundle would)."""
+        from appliance.core.events import NewEvent
+
+        if self._permit_plates:
+            return
+        ledger = self.service.ledger
+        for i in range(20):
+            plate = f"PRM{i:04d}"
+            self._permit_plates.append(plate)
+            row = await ledger.fetchone(
+                "SELECT 1 FROM plate_lists WHERE plate = ? AND list = 'permit'", (plate,))
+            if row is None:
+                await ledger.append(NewEvent(type="plate.listed", payload={
+                    "plate": plate, "list": "permit", "source": "simulation"}))
+
+    async def _book(self, car: Car) -> None:
+        from datetime import timedelta
+
+        from appliance.reservations import ReservationRecord, import_records
+
+        now = self.clock.now()
+        rec = ReservationRecord(id=f"SIM-{car.plate}-{self.stats.arrived}", spot_type="REGULAR",
+                                plate=car.plate, start=now - timedelta(minutes=5),
+                                end=now + timedelta(seconds=car.stay_s) + timedelta(hours=24))
+        result = await import_records(self.service.ledger, self.service.cfg, [rec],
+                                      source="simulation")
+        if not result["accepted"]:
+            car.kind = "walk_in"
 
     async def run(self) -> None:
         """Generate traffic until max_cars have arrived and left (or forever)."""
@@ -90,6 +143,7 @@ class TrafficGenerator:
         exits = self.service.cfg.exit_lanes()
         if not entries or not exits:
             return
+        await self.setup()
         await asyncio.gather(*(self._arrivals(lane, exits) for lane in entries))
         while self._cars:
             await asyncio.gather(*list(self._cars), return_exceptions=True)
@@ -110,12 +164,24 @@ class TrafficGenerator:
 
     async def _journey(self, entry: LaneDef, exits: list[LaneDef]) -> None:
         car = self._new_car()
-        if not await self._drive_through(entry, car, entering=True):
+        if car.kind == "permit":
+            self.stats.inside.add(car.plate)  # claim the permit plate before the gate
+        result = await self._drive_through(entry, car, entering=True)
+        if result == "backed_out":
+            self.stats.backed_out += 1
+            self.stats.inside.discard(car.plate)
+            return
+        if not result:
             self.stats.refused += 1
+            self.stats.inside.discard(car.plate)
             return
         self.stats.entered += 1
+        self.stats.permit_holders += car.kind == "permit"
+        self.stats.reservations += car.kind == "reservation"
         self.stats.inside.add(car.plate)
         await self.clock.sleep(car.stay_s)
+        if car.pays_on_foot:
+            await self._pay_on_foot(car)
         exit_lane = self.rng.choice(exits)
         if await self._drive_through(exit_lane, car, entering=False):
             self.stats.exited += 1
@@ -123,7 +189,25 @@ class TrafficGenerator:
             self.stats.trapped += 1
         self.stats.inside.discard(car.plate)
 
-    async def _drive_through(self, lane: LaneDef, car: Car, *, entering: bool) -> bool:
+    async def _pay_on_foot(self, car: Car) -> None:
+        """The driver pays cash at the pay station (by ticket, or by plate) before leaving."""
+        from appliance import commands
+        from appliance.errors import LotedgeError
+
+        try:
+            found = await commands.search_tickets(self.service, query=car.ticket_id or car.plate)
+            if not found:
+                return
+            ticket = await commands.ticket_with_fee(self.service, found[0]["id"])
+            due = ticket["fee"]["due_cents"]
+            if due > 0:
+                await commands.pay_cash(self.service, ticket["id"], amount_cents=due,
+                                        attendant="paystation-1")
+                self.stats.paid_on_foot += 1
+        except LotedgeError:
+            pass  # the pay station refused (e.g. ticket changed meanwhile): pay at the exit
+
+    async def _drive_through(self, lane: LaneDef, car: Car, *, entering: bool) -> bool | str:
         factory = self.service.pin_factory
         arming = SimulatedLoop(factory, lane.arming_loop_pin)
         safety = SimulatedLoop(factory, lane.safety_loop_pin)
@@ -132,6 +216,8 @@ class TrafficGenerator:
         gate_wait_s = self.settings.gate_wait_ms / 1000
         lock = self._locks.setdefault(lane.id, asyncio.Lock())
         async with lock:
+            if entering and car.kind == "reservation":
+                await self._book(car)  # booked for "now": the simulated queue may be long
             readable = car.readable_in if entering else car.readable_out
             self.plates.present(lane.id, PlateResult(
                 plate=car.plate if readable else None, confidence=0.95 if readable else 0.0,
@@ -147,6 +233,11 @@ class TrafficGenerator:
                     return False
                 if entering and self.service.printer is not None:
                     car.ticket_id = self.service.printer.take(lane.id) or car.ticket_id
+                if entering and car.backs_out:
+                    await asyncio.sleep(passage_s / 4)
+                    arming.clear()  # the driver changes their mind and reverses away
+                    await _wait_for(lambda: not relay.state, gate_wait_s)
+                    return "backed_out"
                 await asyncio.sleep(passage_s / 4)
                 safety.occupy()
                 await asyncio.sleep(passage_s / 2)
@@ -154,6 +245,13 @@ class TrafficGenerator:
                 await asyncio.sleep(passage_s / 2)
                 safety.clear()
                 await _wait_for(lambda: not relay.state, gate_wait_s)
+                if entering and car.tailgater_follows:
+                    # a second car noses under the closing barrier, then reverses out
+                    self.stats.tailgates += 1
+                    safety.occupy()
+                    await asyncio.sleep(passage_s / 2)
+                    safety.clear()
+                    await asyncio.sleep(passage_s / 4)
                 return True
             finally:
                 self.plates.leave(lane.id)

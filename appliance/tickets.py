@@ -1,21 +1,32 @@
-"""Entry and exit decisions: each one ledger transaction (read, decide with the core, append)."""
+"""Entry and exit decisions: read, decide with the pure core, then one ledger transaction that
+appends the decision's events (ticket, payment, invoice, gate command) before the gate moves.
+
+Never trap a car: at exit every path ends with the gate open; what could not be collected
+becomes an invoice and a flag on the plate.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
+from appliance.alarms import raise_alarm_in
 from appliance.availability import POOLS_SQL, pools_from_rows
 from appliance.config import LotConfig
-from appliance.core.allocation import FreeSpot, choose_pool, choose_spot
+from appliance.core.allocation import FreeSpot, Pool, choose_pool, choose_spot, preference
+from appliance.core.entry_policy import EntryFacts, EntryKind, classify_entry
 from appliance.core.events import NewEvent
 from appliance.core.fees import compute_fee
-from appliance.core.types import LotMode, SpotType, VehicleType
-from appliance.ledger import Ledger
+from appliance.core.plates import best_match
+from appliance.core.reservations import Reservation, holdback, match_reservation, walk_in_pools
+from appliance.core.types import AllocationStrategy, LotMode, SpotType, VehicleType
+from appliance.errors import DeviceError
+from appliance.ledger import Ledger, Tx
 from drivers.payment import PaymentResult, PaymentTerminal
 
 PAYMENT_TIMEOUT_S = 20.0
@@ -24,6 +35,10 @@ PAYMENT_TIMEOUT_S = 20.0
 def new_ticket_id() -> str:
     """A short, unique, printable ticket id (goes into the QR code)."""
     return "T" + uuid.uuid4().hex[:12].upper()
+
+
+def _new_id(prefix: str) -> str:
+    return prefix + uuid.uuid4().hex[:12].upper()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -36,141 +51,338 @@ class Outcome:
     spot_id: str | None = None
     level: str | None = None
     fee_cents: int = 0
+    paid_cents: int = 0
     print_ticket: bool = False
+    kind: str = ""
+
+
+# --- entry -----------------------------------------------------------------------------------
+async def _lists_for(reader, plate: str | None, max_distance: int) -> frozenset[str]:
+    if not plate:
+        return frozenset()
+    rows = await reader.fetchall("SELECT list FROM plate_lists WHERE plate = ?", (plate,))
+    if rows or max_distance == 0:
+        return frozenset(r[0] for r in rows)
+    plates = [r[0] for r in await reader.fetchall("SELECT DISTINCT plate FROM plate_lists")]
+    match = best_match(plate, plates, max_distance=max_distance)
+    if match is None:
+        return frozenset()
+    rows = await reader.fetchall("SELECT list FROM plate_lists WHERE plate = ?", (match,))
+    return frozenset(r[0] for r in rows)
+
+
+def _reservation(row) -> Reservation:
+    return Reservation(id=row["id"], spot_type=SpotType(row["spot_type"]),
+                       start=datetime.fromisoformat(row["start_utc"]),
+                       end=datetime.fromisoformat(row["end_utc"]), status=row["status"],
+                       plate=row["plate"], code=row["code"], level=row["level_id"],
+                       spot_id=row["spot_id"])
+
+
+async def confirmed_reservations(reader, *, now: datetime, horizon: timedelta) -> list[Reservation]:
+    """Confirmed reservations that start before now + horizon and have not ended."""
+    rows = await reader.fetchall(
+        "SELECT * FROM reservations WHERE status = 'CONFIRMED' AND start_utc < ? AND end_utc > ?",
+        ((now + horizon).isoformat(), (now - horizon).isoformat()))
+    return [_reservation(r) for r in rows]
+
+
+async def _entry_facts(reader, cfg: LotConfig, *, plate: str | None, code: str | None,
+                       at: datetime) -> EntryFacts:
+    policy = cfg.policy
+    inside = None
+    if plate:
+        row = await reader.fetchone(
+            "SELECT id FROM tickets WHERE plate = ? AND status IN ('OPEN', 'PAID')", (plate,))
+        inside = row["id"] if row else None
+    horizon = timedelta(minutes=max(policy.reservation_early_minutes,
+                                    policy.reservation_grace_minutes))
+    reservations = await confirmed_reservations(reader, now=at, horizon=horizon)
+    reservation = match_reservation(
+        reservations, plate=plate, code=code, now=at,
+        early=timedelta(minutes=policy.reservation_early_minutes),
+        grace=timedelta(minutes=policy.reservation_grace_minutes))
+    return EntryFacts(plate=plate, lists=await _lists_for(reader, plate,
+                                                          policy.plate_match_distance),
+                      reservation=reservation, inside_ticket=inside, passback=policy.passback)
 
 
 async def admit(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str | None,
                 confidence: float, vehicle_type: VehicleType = VehicleType.REGULAR,
-                is_ev: bool = False, at: datetime) -> Outcome:
-    """Decide an entry: allocate, issue the ticket and command the gate, in one transaction."""
+                is_ev: bool = False, at: datetime, code: str | None = None,
+                terminal: PaymentTerminal | None = None) -> Outcome:
+    """Decide an entry: policy, allocation, ticket and gate command, in one transaction."""
+    facts = await _entry_facts(ledger, cfg, plate=plate, code=code, at=at)
+    authorization: PaymentResult | None = None
+    if classify_entry(facts).needs_prepay_authorization:
+        amount = cfg.policy.prepay_authorization_cents or cfg.tariff.daily_max_cents
+        authorization = await _call_terminal(
+            terminal, "authorize", f"prepay:{plate}:{at.date().isoformat()}", amount)
     async with ledger.transaction() as tx:
-        if plate:
-            inside = await tx.fetchone(
-                "SELECT id FROM tickets WHERE plate = ? AND status = 'OPEN'", (plate,))
-            if inside is not None:
-                await tx.append(NewEvent(type="entry.refused", payload={
-                    "lane": lane, "plate": plate, "reason": "passback",
-                    "open_ticket": inside["id"]}), at=at)
-                return Outcome(allow=False, reason="already inside (anti-passback)")
-        pools = pools_from_rows(await tx.fetchall(POOLS_SQL))
-        strategy = cfg.lot.allocation
-        spot_id = None
-        if cfg.lot.mode == LotMode.PER_SPOT:
-            rows = await tx.fetchall(
-                "SELECT s.id, s.level_id, s.type, s.distance_cm, l.position FROM spots s "
-                "JOIN levels l ON l.id = s.level_id WHERE s.state = 'AVAILABLE'")
-            free = [FreeSpot(id=r[0], level=r[1], spot_type=SpotType(r[2]), distance_cm=r[3],
-                             level_position=r[4]) for r in rows]
-            spot = choose_spot(free, vehicle_type, strategy=strategy, is_ev=is_ev, pools=pools)
-            level, spot_type = (spot.level, spot.spot_type) if spot else (None, None)
-            spot_id = spot.id if spot else None
-        else:
-            pool = choose_pool(pools, vehicle_type, strategy=strategy, is_ev=is_ev)
-            level, spot_type = (pool.level, pool.spot_type) if pool else (None, None)
-        if level is None or spot_type is None:
+        facts = await _entry_facts(tx, cfg, plate=plate, code=code, at=at)  # re-check under lock
+        verdict = classify_entry(facts)
+        if verdict.needs_prepay_authorization and not (authorization and authorization.approved):
+            verdict_reason = "prepay required: card not authorised"
+            await tx.append(NewEvent(type="entry.refused", payload={
+                "lane": lane, "plate": plate, "reason": "prepay_unauthorised",
+                "detail": authorization.reason if authorization else "no terminal"}), at=at)
+            return Outcome(allow=False, reason=verdict_reason, kind=str(verdict.kind))
+        if not verdict.allow:
+            await tx.append(NewEvent(type="entry.refused", payload={
+                "lane": lane, "plate": plate, "reason": str(verdict.kind),
+                "open_ticket": facts.inside_ticket}), at=at)
+            if verdict.alarm:
+                await raise_alarm_in(tx, code=verdict.alarm, source=f"{lane}:{plate}",
+                                     detail=verdict.reason, severity="critical"
+                                     if verdict.kind == EntryKind.BLOCKED else "warning")
+            return Outcome(allow=False, reason=verdict.reason, kind=str(verdict.kind))
+        if facts.inside_ticket is not None:  # soft anti-passback: allow and log
+            await tx.append(NewEvent(type="entry.passback_allowed", payload={
+                "lane": lane, "plate": plate, "open_ticket": facts.inside_ticket}), at=at)
+        placed = await _allocate(tx, cfg, vehicle_type=vehicle_type, is_ev=is_ev,
+                                 has_permit="handicap" in facts.lists, verdict_kind=verdict.kind,
+                                 reservation=facts.reservation, ignore_full=verdict.ignore_full,
+                                 at=at)
+        if placed is None:
             await tx.append(NewEvent(type="entry.refused", payload={
                 "lane": lane, "plate": plate, "reason": "full",
                 "vehicle_type": str(vehicle_type)}), at=at)
-            return Outcome(allow=False, reason="FULL")
+            return Outcome(allow=False, reason="FULL", kind="full")
+        level, spot_type, spot_id, pools = placed
         ticket_id = new_ticket_id()
         await tx.append(NewEvent(type="ticket.issued", payload={
             "ticket_id": ticket_id, "plate": plate, "plate_confidence": round(confidence, 3),
             "vehicle_type": str(vehicle_type), "is_ev": is_ev, "level": level,
             "spot_type": str(spot_type), "spot_id": spot_id, "lane": lane,
-            "entry_utc": at.isoformat(), "rate_multiplier": "1",
-            "printed": plate is None}), at=at)
+            "entry_utc": at.isoformat(), "rate_multiplier": str(_rate_multiplier(cfg, pools)),
+            "kind": str(verdict.kind),
+            "reservation_id": facts.reservation.id if facts.reservation else None,
+            "printed": plate is None,
+            "prepay_token": authorization.processor_token if authorization else None}), at=at)
+        if facts.reservation is not None:
+            await tx.append(NewEvent(type="reservation.arrived", payload={
+                "reservation_id": facts.reservation.id, "ticket_id": ticket_id}), at=at)
         await tx.append(NewEvent(type="gate.open_commanded", payload={
-            "lane": lane, "reason": "entry", "ticket_id": ticket_id}), at=at)
-    return Outcome(allow=True, reason="entry", ticket_id=ticket_id, spot_id=spot_id, level=level,
-                   print_ticket=plate is None)
+            "lane": lane, "reason": str(verdict.kind), "ticket_id": ticket_id}), at=at)
+    return Outcome(allow=True, reason=verdict.reason, ticket_id=ticket_id, spot_id=spot_id,
+                   level=level, print_ticket=plate is None, kind=str(verdict.kind))
 
 
+def _rate_multiplier(cfg: LotConfig, pools: list[Pool]) -> Decimal:
+    """The multiplier locked on the ticket at entry."""
+    return Decimal(1)
+
+
+async def _allocate(tx: Tx, cfg: LotConfig, *, vehicle_type: VehicleType, is_ev: bool,
+                    has_permit: bool, verdict_kind: EntryKind, reservation: Reservation | None,
+                    ignore_full: bool, at: datetime):
+    pools = list(pools_from_rows(await tx.fetchall(POOLS_SQL)))
+    strategy = cfg.lot.allocation
+    seen = pools
+    if verdict_kind == EntryKind.WALK_IN and strategy == AllocationStrategy.RESERVATION_AWARE:
+        upcoming = await confirmed_reservations(
+            tx, now=at, horizon=timedelta(minutes=cfg.policy.walk_in_expected_stay_minutes))
+        held = holdback(upcoming, now=at, expected_stay=timedelta(
+            minutes=cfg.policy.walk_in_expected_stay_minutes))
+        seen = walk_in_pools(pools, held)
+    base = AllocationStrategy.NEAREST if strategy == AllocationStrategy.RESERVATION_AWARE \
+        else strategy
+    if reservation is not None:
+        vehicle_ok = [reservation.spot_type]
+    else:
+        vehicle_ok = preference(vehicle_type, is_ev=is_ev, has_permit=has_permit)
+    if cfg.lot.mode == LotMode.PER_SPOT:
+        rows = await tx.fetchall(
+            "SELECT s.id, s.level_id, s.type, s.distance_cm, l.position FROM spots s "
+            "JOIN levels l ON l.id = s.level_id WHERE s.state = 'AVAILABLE'")
+        free = [FreeSpot(id=r[0], level=r[1], spot_type=SpotType(r[2]), distance_cm=r[3],
+                         level_position=r[4]) for r in rows]
+        if reservation is not None and reservation.spot_id:
+            exact = [s for s in free if s.id == reservation.spot_id]
+            if exact:
+                return exact[0].level, exact[0].spot_type, exact[0].id, pools
+        free_by_pool = {(p.level, p.spot_type): p.free for p in seen}
+        usable = [s for s in free if s.spot_type in vehicle_ok
+                  and free_by_pool.get((s.level, s.spot_type), 0) > 0]
+        spot = choose_spot(usable, vehicle_type, strategy=base, is_ev=is_ev,
+                           has_permit=has_permit, pools=pools) if reservation is None else (
+            min(usable, key=lambda s: (s.distance_cm, s.id)) if usable else None)
+        if spot is not None:
+            return spot.level, spot.spot_type, spot.id, pools
+    else:
+        candidates = [p for p in seen if p.spot_type in vehicle_ok]
+        pool = choose_pool(candidates, vehicle_type, strategy=base, is_ev=is_ev,
+                           has_permit=has_permit) if reservation is None else next(
+            (p for p in candidates if p.free > 0), None)
+        if pool is not None:
+            return pool.level, pool.spot_type, None, pools
+    if ignore_full:
+        fallback = [p for p in pools if p.spot_type in vehicle_ok] or pools
+        if fallback:
+            best = min(fallback, key=lambda p: (-p.free, p.level_position))
+            return best.level, best.spot_type, None, pools
+    return None
+
+
+# --- exit ------------------------------------------------------------------------------------
 def idempotency_key(ticket_id: str, amount_cents: int) -> str:
     """Payment idempotency key derived from ticket and amount: a retry never charges twice."""
     return hashlib.sha256(f"{ticket_id}:{amount_cents}".encode()).hexdigest()[:32]
 
 
+async def find_ticket(reader, cfg: LotConfig, *, plate: str | None, scanned: str | None):
+    """The open (or paid) ticket for a vehicle: scanned id, exact plate, then tolerant plate."""
+    if scanned:
+        row = await reader.fetchone(
+            "SELECT * FROM tickets WHERE id = ? AND status IN ('OPEN', 'PAID')", (scanned,))
+        if row is not None:
+            return row, "scanned"
+    if plate:
+        row = await reader.fetchone(
+            "SELECT * FROM tickets WHERE plate = ? AND status IN ('OPEN', 'PAID') "
+            "ORDER BY entry_utc DESC", (plate,))
+        if row is not None:
+            return row, "plate"
+        if cfg.policy.plate_match_distance:
+            plates = [r[0] for r in await reader.fetchall(
+                "SELECT plate FROM tickets WHERE status IN ('OPEN', 'PAID') AND plate IS NOT NULL")]
+            match = best_match(plate, plates, max_distance=cfg.policy.plate_match_distance)
+            if match is not None:
+                row = await reader.fetchone(
+                    "SELECT * FROM tickets WHERE plate = ? AND status IN ('OPEN', 'PAID')",
+                    (match,))
+                return row, "plate~"
+    return None, "none"
+
+
+def fee_due(cfg: LotConfig, row, at: datetime) -> tuple[int, int, list[dict], int]:
+    """(fee, due, breakdown, duration_minutes) for a ticket row at time `at`."""
+    fee = compute_fee(cfg.tariff, entry=datetime.fromisoformat(row["entry_utc"]), exit=at,
+                      spot_type=SpotType(row["spot_type"]), tz=cfg.lot.tz,
+                      rate_multiplier=Decimal(row["rate_multiplier"]),
+                      validations=tuple(json.loads(row["validations"])))
+    total = fee.total_cents if row["override_cents"] is None else row["override_cents"]
+    breakdown = [{"label": b.label, "amount_cents": b.amount_cents} for b in fee.breakdown]
+    if row["override_cents"] is not None:
+        breakdown.append({"label": "attendant override", "amount_cents": total - fee.total_cents})
+    due = max(0, total - row["paid_cents"])
+    if row["status"] == "PAID" and row["paid_utc"]:
+        paid_at = datetime.fromisoformat(row["paid_utc"])
+        if at - paid_at <= timedelta(minutes=cfg.policy.prepaid_exit_grace_minutes):
+            due = 0
+    return total, due, breakdown, fee.duration_minutes
+
+
 async def release(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str | None,
-                  scanned_ticket: str | None, terminal: PaymentTerminal,
+                  scanned_ticket: str | None, terminal: PaymentTerminal | None,
                   at: datetime) -> Outcome:
     """Decide an exit: match the ticket, charge, record, open. Never traps a car."""
-    row = None
-    if scanned_ticket:
-        row = await ledger.fetchone(
-            "SELECT * FROM tickets WHERE id = ? AND status = 'OPEN'", (scanned_ticket,))
-    if row is None and plate:
-        row = await ledger.fetchone(
-            "SELECT * FROM tickets WHERE plate = ? AND status = 'OPEN' ORDER BY entry_utc DESC",
-            (plate,))
+    row, how = await find_ticket(ledger, cfg, plate=plate, scanned=scanned_ticket)
     if row is None:
         return await _release_unmatched(ledger, cfg, lane=lane, plate=plate, terminal=terminal,
                                         at=at)
     ticket_id = row["id"]
-    fee = compute_fee(
-        cfg.tariff, entry=datetime.fromisoformat(row["entry_utc"]), exit=at,
-        spot_type=SpotType(row["spot_type"]), tz=cfg.lot.tz,
-        rate_multiplier=Decimal(row["rate_multiplier"]),
-    )
-    result = await _charge(terminal, ticket_id, fee.total_cents)
+    total, due, breakdown, minutes = fee_due(cfg, row, at)
+    # Key on ticket + amount already paid + amount due: a retry of this exit reuses it.
+    result = await _charge(terminal, f"{ticket_id}:{row['paid_cents']}", due)
     async with ledger.transaction() as tx:
-        paid = await _record_payment(tx, ticket_id=ticket_id, plate=row["plate"], lane=lane,
-                                     amount_cents=fee.total_cents, result=result, at=at)
-        await tx.append(NewEvent(type="ticket.closed", payload={
-            "ticket_id": ticket_id, "lane": lane, "exit_utc": at.isoformat(),
-            "fee_cents": fee.total_cents, "paid_cents": paid,
-            "duration_minutes": fee.duration_minutes,
-            "breakdown": [{"label": b.label, "amount_cents": b.amount_cents}
-                          for b in fee.breakdown]}), at=at)
+        current = await tx.fetchone("SELECT status FROM tickets WHERE id = ?", (ticket_id,))
+        paid = 0
+        if current is not None and current["status"] in ("OPEN", "PAID"):
+            paid = await _record_payment(tx, cfg, ticket_id=ticket_id,
+                                         key_ref=f"{ticket_id}:{row['paid_cents']}",
+                                         plate=row["plate"] or plate, lane=lane,
+                                         amount_cents=due, result=result, at=at)
+            await tx.append(NewEvent(type="ticket.closed", payload={
+                "ticket_id": ticket_id, "lane": lane, "exit_utc": at.isoformat(),
+                "fee_cents": total, "paid_cents": paid, "due_cents": due,
+                "duration_minutes": minutes, "matched_by": how, "exit_plate": plate,
+                "breakdown": breakdown}), at=at)
         await tx.append(NewEvent(type="gate.open_commanded", payload={
             "lane": lane, "reason": "exit", "ticket_id": ticket_id}), at=at)
-    return Outcome(allow=True, reason="exit paid" if paid == fee.total_cents else "exit invoiced",
-                   ticket_id=ticket_id, fee_cents=fee.total_cents)
+    reason = "exit paid" if paid == due else "exit invoiced"
+    return Outcome(allow=True, reason=reason, ticket_id=ticket_id, fee_cents=due,
+                   paid_cents=paid, kind="exit")
 
 
 async def _release_unmatched(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str | None,
-                             terminal: PaymentTerminal, at: datetime) -> Outcome:
+                             terminal: PaymentTerminal | None, at: datetime) -> Outcome:
     amount = cfg.tariff.lost_ticket_fee_cents
     ref = "LOST-" + uuid.uuid4().hex[:10].upper()
     result = await _charge(terminal, ref, amount)
     async with ledger.transaction() as tx:
         await tx.append(NewEvent(type="exit.unmatched", payload={
             "lane": lane, "plate": plate, "reference": ref, "fee_cents": amount}), at=at)
-        await _record_payment(tx, ticket_id=ref, plate=plate, lane=lane, amount_cents=amount,
-                              result=result, at=at)
+        paid = await _record_payment(tx, cfg, ticket_id=ref, key_ref=ref, plate=plate, lane=lane,
+                                     amount_cents=amount, result=result, at=at)
         await tx.append(NewEvent(type="gate.open_commanded", payload={
             "lane": lane, "reason": "exit lost ticket", "ticket_id": None}), at=at)
-    return Outcome(allow=True, reason="exit lost ticket", fee_cents=amount)
+    return Outcome(allow=True, reason="exit lost ticket", fee_cents=amount, paid_cents=paid,
+                   kind="lost")
 
 
-async def _charge(terminal: PaymentTerminal, ref: str, amount_cents: int) -> PaymentResult | None:
-    if amount_cents <= 0:
-        return None
+async def _call_terminal(terminal: PaymentTerminal | None, op: str, ref: str,
+                         amount_cents: int) -> PaymentResult:
+    if terminal is None:
+        return PaymentResult(approved=False, status="error", amount_cents=amount_cents,
+                             reason="no payment terminal")
     try:
         return await asyncio.wait_for(
-            terminal.charge(idempotency_key=idempotency_key(ref, amount_cents),
-                            amount_cents=amount_cents),
+            getattr(terminal, op)(idempotency_key=idempotency_key(ref, amount_cents),
+                                  amount_cents=amount_cents),
             PAYMENT_TIMEOUT_S,
         )
-    except (TimeoutError, OSError) as err:
+    except TimeoutError:
         return PaymentResult(approved=False, status="error", amount_cents=amount_cents,
-                             reason=f"terminal unavailable: {type(err).__name__}")
+                             reason="terminal timeout")
+    except (DeviceError, OSError) as err:
+        return PaymentResult(approved=False, status="error", amount_cents=amount_cents,
+                             reason=f"terminal unavailable: {err}")
 
 
-async def _record_payment(tx, *, ticket_id: str, plate: str | None, lane: str,
-                          amount_cents: int, result: PaymentResult | None, at: datetime) -> int:
-    """Record the payment attempt; on failure raise an invoice (the gate opens anyway)."""
+async def _charge(terminal: PaymentTerminal | None, ref: str,
+                  amount_cents: int) -> PaymentResult | None:
+    """Authorise then capture; None when nothing is due."""
+    if amount_cents <= 0:
+        return None
+    auth = await _call_terminal(terminal, "authorize", ref, amount_cents)
+    if not auth.approved:
+        return auth
+    return await _call_terminal(terminal, "capture", ref, amount_cents)
+
+
+async def _record_payment(tx: Tx, cfg: LotConfig, *, ticket_id: str, key_ref: str,
+                          plate: str | None, lane: str, amount_cents: int,
+                          result: PaymentResult | None, at: datetime) -> int:
+    """Record the payment attempt; on failure an invoice and a flag on the plate."""
     if result is None:
         return 0
     await tx.append(NewEvent(type="payment.recorded", payload={
-        "payment_id": "P" + uuid.uuid4().hex[:12].upper(), "ticket_id": ticket_id,
-        "idempotency_key": idempotency_key(ticket_id, amount_cents),
+        "payment_id": _new_id("P"), "ticket_id": ticket_id,
+        "idempotency_key": idempotency_key(key_ref, amount_cents),
         "amount_cents": amount_cents, "method": "card", "status": result.status,
         "processor_token": result.processor_token, "last4": result.last4,
-        "brand": result.brand, "offline": result.offline, "lane": lane}), at=at)
-    if result.approved:
+        "brand": result.brand, "offline": result.offline, "reason": result.reason,
+        "lane": lane}), at=at)
+    if result.approved and result.status == "captured":
         return amount_cents
     await tx.append(NewEvent(type="invoice.created", payload={
-        "invoice_id": "I" + uuid.uuid4().hex[:12].upper(), "ticket_id": ticket_id,
-        "plate": plate, "amount_cents": amount_cents,
-        "reason": result.reason or result.status, "lane": lane}), at=at)
+        "invoice_id": _new_id("I"), "ticket_id": ticket_id, "plate": plate,
+        "amount_cents": amount_cents, "reason": result.reason or result.status,
+        "lane": lane}), at=at)
+    if plate:
+        flagged = await tx.fetchone(
+            "SELECT 1 FROM plate_lists WHERE plate = ? AND list = 'flagged'", (plate,))
+        if flagged is None:
+            await tx.append(NewEvent(type="plate.listed", payload={
+                "plate": plate, "list": "flagged", "source": "invoices",
+                "note": "unpaid invoice"}), at=at)
+        unpaid = await tx.fetchone(
+            "SELECT COUNT(*) AS n FROM invoices WHERE plate = ? AND status = 'UNPAID'", (plate,))
+        listed = await tx.fetchone(
+            "SELECT 1 FROM plate_lists WHERE plate = ? AND list = 'prepay'", (plate,))
+        if unpaid["n"] >= cfg.policy.unpaid_invoices_for_prepay and listed is None:
+            await tx.append(NewEvent(type="plate.listed", payload={
+                "plate": plate, "list": "prepay", "source": "invoices",
+                "note": f"{unpaid['n']} unpaid invoices"}), at=at)
     return 0

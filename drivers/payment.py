@@ -1,18 +1,22 @@
-"""Payment terminal interface and its simulator. No card number ever reaches the appliance."""
+"""Payment terminal interface and its simulator. No card number ever reaches the appliance:
+only a processor token, the last 4 digits and the brand."""
 
 from __future__ import annotations
 
+import asyncio
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
+
+from appliance.errors import DeviceError
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class PaymentResult:
-    """What the terminal reports: only a processor token, last 4 digits and brand."""
+    """What the terminal reports for one operation."""
 
     approved: bool
-    status: str  # captured | declined | error
+    status: str  # authorized | captured | refunded | declined | error
     amount_cents: int
     processor_token: str | None = None
     last4: str | None = None
@@ -22,33 +26,114 @@ class PaymentResult:
 
 
 class PaymentTerminal(Protocol):
-    """A card terminal: charges are idempotent on `idempotency_key`."""
+    """A card terminal; every operation is idempotent on its `idempotency_key`."""
 
-    async def charge(self, *, idempotency_key: str, amount_cents: int) -> PaymentResult: ...
+    async def authorize(self, *, idempotency_key: str, amount_cents: int) -> PaymentResult: ...
+
+    async def capture(self, *, idempotency_key: str, amount_cents: int) -> PaymentResult: ...
+
+    async def refund(self, *, idempotency_key: str, amount_cents: int) -> PaymentResult: ...
+
+
+class TerminalUnavailable(DeviceError):
+    """The terminal or its processor cannot be reached."""
+
+    def __init__(self, detail: str):
+        super().__init__(detail, code="terminal_unavailable", device="payment")
 
 
 class SimulatedTerminal:
-    """A terminal that approves or declines at a configured rate; retries return the first result."""
+    """A terminal with a decline rate and switchable faults, recording every charge.
 
-    def __init__(self, *, decline_rate: float = 0.03, seed: int | None = None) -> None:
+    Args:
+        decline_rate: share of cards declined.
+        seed: for reproducible simulations.
+        mode: 'online'; 'offline' (processor unreachable: approves offline up to
+            `offline_floor_cents`, settled later by `settle_offline`); 'down' (terminal dead:
+            raises TerminalUnavailable); 'hang' (never answers).
+    """
+
+    def __init__(self, *, decline_rate: float = 0.03, seed: int | None = None,
+                 mode: str = "online", offline_floor_cents: int = 5000,
+                 offline_failure_rate: float = 0.05) -> None:
         self.decline_rate = decline_rate
+        self.mode = mode
+        self.offline_floor_cents = offline_floor_cents
+        self.offline_failure_rate = offline_failure_rate
         self._rng = random.Random(seed)
-        self._done: dict[str, PaymentResult] = {}
-        self.charges = 0
+        self._auth: dict[str, PaymentResult] = {}
+        self._captured: dict[str, PaymentResult] = {}
+        self._refunded: dict[str, PaymentResult] = {}
+        self.captured_cents = 0
+        self.capture_calls = 0
 
-    async def charge(self, *, idempotency_key: str, amount_cents: int) -> PaymentResult:
-        """Charge once per key; a retry with the same key returns the same result."""
-        if idempotency_key in self._done:
-            return self._done[idempotency_key]
-        self.charges += 1
-        if self._rng.random() < self.decline_rate:
+    async def _fault(self) -> None:
+        if self.mode == "down":
+            raise TerminalUnavailable("terminal not responding")
+        if self.mode == "hang":
+            await asyncio.sleep(3600)
+
+    async def authorize(self, *, idempotency_key: str, amount_cents: int) -> PaymentResult:
+        """Authorise once per key; a retry returns the first answer."""
+        await self._fault()
+        if idempotency_key in self._auth:
+            return self._auth[idempotency_key]
+        if self.mode == "offline":
+            if amount_cents > self.offline_floor_cents:
+                result = PaymentResult(approved=False, status="declined",
+                                       amount_cents=amount_cents,
+                                       reason="offline: above floor limit")
+            else:
+                result = PaymentResult(approved=True, status="authorized", offline=True,
+                                       amount_cents=amount_cents,
+                                       processor_token=f"off_{self._rng.getrandbits(48):012x}",
+                                       last4=f"{self._rng.randrange(10000):04d}", brand="VISA")
+        elif self._rng.random() < self.decline_rate:
             result = PaymentResult(approved=False, status="declined", amount_cents=amount_cents,
                                    reason="card declined")
         else:
-            result = PaymentResult(
-                approved=True, status="captured", amount_cents=amount_cents,
-                processor_token=f"tok_{self._rng.getrandbits(64):016x}",
-                last4=f"{self._rng.randrange(10000):04d}", brand="VISA",
-            )
-        self._done[idempotency_key] = result
+            result = PaymentResult(approved=True, status="authorized", amount_cents=amount_cents,
+                                   processor_token=f"tok_{self._rng.getrandbits(64):016x}",
+                                   last4=f"{self._rng.randrange(10000):04d}",
+                                   brand=self._rng.choice(["VISA", "MASTERCARD", "AMEX"]))
+        self._auth[idempotency_key] = result
         return result
+
+    async def capture(self, *, idempotency_key: str, amount_cents: int) -> PaymentResult:
+        """Capture an authorisation once; retries never charge twice."""
+        await self._fault()
+        if idempotency_key in self._captured:
+            return self._captured[idempotency_key]
+        auth = self._auth.get(idempotency_key)
+        if auth is None or not auth.approved or auth.amount_cents < amount_cents:
+            return PaymentResult(approved=False, status="error", amount_cents=amount_cents,
+                                 reason="no matching authorisation")
+        self.capture_calls += 1
+        result = replace(auth, status="captured", amount_cents=amount_cents)
+        self._captured[idempotency_key] = result
+        self.captured_cents += amount_cents
+        return result
+
+    async def refund(self, *, idempotency_key: str, amount_cents: int) -> PaymentResult:
+        """Refund a capture once."""
+        await self._fault()
+        if idempotency_key in self._refunded:
+            return self._refunded[idempotency_key]
+        cap = self._captured.get(idempotency_key)
+        if cap is None or amount_cents > cap.amount_cents:
+            return PaymentResult(approved=False, status="error", amount_cents=amount_cents,
+                                 reason="nothing to refund")
+        result = replace(cap, status="refunded", amount_cents=amount_cents)
+        self._refunded[idempotency_key] = result
+        self.captured_cents -= amount_cents
+        return result
+
+    def settle_offline(self) -> dict[str, bool]:
+        """When the processor is back: settle offline approvals; some cards fail then."""
+        settled: dict[str, bool] = {}
+        for key, result in self._captured.items():
+            if result.offline:
+                settled[key] = self._rng.random() >= self.offline_failure_rate
+        for key in settled:
+            self._captured[key] = replace(self._captured[key], offline=False)
+        return settled

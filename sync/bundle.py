@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import TypeAdapter, ValidationError
 
 from appliance.core.events import canonical_json
+from appliance.core.plates import normalise_plate
 from appliance.core.tariff import Tariff
 from appliance.core.types import SpotType
 from sync.errors import BundleRejected
@@ -103,7 +104,12 @@ def _text(record: dict[str, Any], key: str, where: str, *, required: bool = True
 
 def _plate(record: dict[str, Any], where: str, *, required: bool = True) -> str | None:
     plate = _text(record, "plate", where, required=required)
-    return plate.upper().replace(" ", "").replace("-", "") if plate else None
+    if not plate:
+        return None
+    normal = normalise_plate(plate)
+    if not normal:
+        raise BundleRejected(f"{where}.plate: no letters or digits in {plate!r}")
+    return normal
 
 
 def _check_window(rec: dict[str, Any], start: str, end: str, where: str) -> tuple[str, str]:
@@ -137,9 +143,9 @@ def _validate_records(body: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
                     spot_type = str(SpotType(spot_type))
                 except ValueError as err:
                     raise BundleRejected(f"{where}.spot_type: unknown type {spot_type!r}") from err
-                status = rec.get("status", "BOOKED")
-                if status not in ("BOOKED", "CANCELLED"):
-                    raise BundleRejected(f"{where}.status: must be BOOKED or CANCELLED")
+                status = rec.get("status", "CONFIRMED")
+                if status not in ("CONFIRMED", "CANCELLED"):
+                    raise BundleRejected(f"{where}.status: must be CONFIRMED or CANCELLED")
                 row = {"id": _text(rec, "id", where), "plate": _plate(rec, where, required=False),
                        "code": _text(rec, "code", where, required=False),
                        "spot_type": spot_type,

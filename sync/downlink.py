@@ -32,7 +32,7 @@ async def current_version(ledger: Ledger) -> int:
 
 
 async def apply_bundle(ledger: Ledger, bundle: Bundle) -> None:
-    """Replace permits, allow/deny lists, calendar; upsert reservations; one transaction."""
+    """Replace the cloud plate lists and calendar, upsert reservations: one transaction."""
     async with ledger.transaction() as tx:
         row = await tx.fetchone("SELECT MAX(version) AS v FROM bundles")
         in_force = (row["v"] or 0) if row else 0
@@ -46,33 +46,37 @@ async def apply_bundle(ledger: Ledger, bundle: Bundle) -> None:
                          "VALUES (?,?,?,?,?)", (bundle.version, bundle.sha256, bundle.issued_utc,
                                                 event.seq, canonical_json(bundle.body)))
         rec = bundle.records
-        await tx.execute("DELETE FROM permits")
-        for p in rec["permits"]:
-            await tx.execute("INSERT INTO permits(id, plate, kind, valid_from_utc, valid_to_utc) "
-                             "VALUES (?,?,?,?,?)", (p["id"], p["plate"], p["kind"],
-                                                    p["valid_from_utc"], p["valid_to_utc"]))
-        await tx.execute("DELETE FROM access_list")
-        for name in ("allow", "deny"):
-            for p in rec[name]:
-                await tx.execute("INSERT INTO access_list(plate, list, reason) VALUES (?,?,?)",
-                                 (p["plate"], name, p["reason"]))
+        # Cloud entries are replaced as a whole; entries made locally (source 'local') stay,
+        # and win over a cloud entry for the same plate and list.
+        await tx.execute("DELETE FROM plate_lists WHERE source = 'cloud'")
+        listed = [(p["plate"], "permit", f"{p['kind']} {p['id']}", p["valid_from_utc"],
+                   p["valid_to_utc"]) for p in rec["permits"]]
+        listed += [(p["plate"], "permit", p["reason"] or "allow list", None, None)
+                   for p in rec["allow"]]
+        listed += [(p["plate"], "blocked", p["reason"] or "deny list", None, None)
+                   for p in rec["deny"]]
+        for plate, name, note, valid_from, valid_to in listed:
+            await tx.execute(
+                "INSERT INTO plate_lists(plate, list, source, note, valid_from_utc, "
+                "valid_to_utc) VALUES (?,?,'cloud',?,?,?) ON CONFLICT(plate, list) DO NOTHING",
+                (plate, name, note, valid_from, valid_to))
         await tx.execute("DELETE FROM calendar_events")
         for c in rec["calendar"]:
             await tx.execute("INSERT INTO calendar_events(id, name, start_utc, end_utc) "
                              "VALUES (?,?,?,?)", (c["id"], c["name"], c["start_utc"],
                                                   c["end_utc"]))
         for r in rec["reservations"]:
-            # A reservation the lot already used keeps its local status.
+            # A reservation the lot already acted on (arrived, no-show...) keeps its status.
             await tx.execute(
                 "INSERT INTO reservations(id, plate, code, spot_type, level_id, spot_id, "
-                "start_utc, end_utc, status) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO "
-                "UPDATE SET plate=excluded.plate, code=excluded.code, "
+                "start_utc, end_utc, status, created_utc) VALUES (?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT(id) DO UPDATE SET plate=excluded.plate, code=excluded.code, "
                 "spot_type=excluded.spot_type, level_id=excluded.level_id, "
                 "spot_id=excluded.spot_id, start_utc=excluded.start_utc, "
                 "end_utc=excluded.end_utc, status=CASE WHEN reservations.status IN "
-                "('BOOKED', 'CANCELLED') THEN excluded.status ELSE reservations.status END",
+                "('CONFIRMED', 'CANCELLED') THEN excluded.status ELSE reservations.status END",
                 (r["id"], r["plate"], r["code"], r["spot_type"], r["level_id"], r["spot_id"],
-                 r["start_utc"], r["end_utc"], r["status"]))
+                 r["start_utc"], r["end_utc"], r["status"], bundle.issued_utc))
         if bundle.tariff is not None:
             await tx.execute("INSERT INTO meta(key, value) VALUES ('cloud_tariff', ?) "
                              "ON CONFLICT(key) DO UPDATE SET value = excluded.value",

@@ -3,8 +3,8 @@
 Budget = ledger pages in use + image files. Events older than `max_age_days` that the cloud
 acknowledged are pruned; when the budget is nearly spent (`alarm_ratio`), synced events are
 pruned oldest first, then (if allowed) images. If the budget is still nearly spent the backlog
-is unsynced events, which are kept: a `storage.alarm` event is recorded (once per episode) and
-gates keep working. Pruning keeps `chain_base` = "seq:hash" so the chain still verifies.
+is unsynced events, which are kept: the alarm `storage.budget` (source `sync`) is raised once
+per episode and cleared when it ends, and gates keep working. Pruning keeps `chain_base` = "seq:hash" so the chain still verifies.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from appliance.core.events import NewEvent
+from appliance.alarms import clear_alarm, raise_alarm
 from appliance.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
 PRUNE_CHUNK = 5_000
+ALARM_CODE = "storage.budget"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,18 +107,13 @@ async def enforce(ledger: Ledger, *, now: datetime, max_bytes: int, max_age_days
                                          (acked,))
     unsynced = unsynced_row["n"] if unsynced_row else 0
     alarm = used > threshold
-    was = await ledger.get_meta("storage_alarm") == "1"
-    if alarm != was:
-        async with ledger.transaction() as tx:
-            await tx.append(NewEvent(
-                type="storage.alarm" if alarm else "storage.alarm_cleared",
-                payload={"used_bytes": used, "budget_bytes": max_bytes,
-                         "unsynced_events": unsynced}))
-            await tx.execute("INSERT INTO meta(key, value) VALUES ('storage_alarm', ?) "
-                             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                             ("1" if alarm else "0",))
-        if alarm:
-            log.error("storage: %d of %d bytes used and %d events not yet synced; unsynced "
-                      "events are kept, gates keep working", used, max_bytes, unsynced)
+    if alarm:
+        detail = (f"{used} of {max_bytes} bytes used; {unsynced} events not yet synced are "
+                  "kept; gates keep working")
+        if await raise_alarm(ledger, code=ALARM_CODE, source="sync", detail=detail,
+                             severity="critical"):
+            log.error("storage: %s", detail)
+    else:
+        await clear_alarm(ledger, code=ALARM_CODE, source="sync")
     return RetentionReport(used_bytes=used, budget_bytes=max_bytes, pruned_events=pruned,
                            pruned_images=pruned_images, unsynced_events=unsynced, alarm=alarm)

@@ -129,3 +129,55 @@ def counter_lot(tmp_path: Path) -> LotConfig:
 def spot_lot(tmp_path: Path) -> LotConfig:
     """A fast per-spot lot in a temporary directory."""
     return load_config(write_lot(tmp_path, mode="per_spot"))
+
+
+class RunningService:
+    """A service running on the simulator in the test's event loop (no traffic by default)."""
+
+    def __init__(self, cfg: LotConfig, *, traffic_cars: int | None = None):
+        from appliance.clock import SimClock
+        from appliance.service import Service
+
+        self.cfg = cfg
+        self.clock = SimClock(speed=1.0)
+        self.service = Service(cfg, simulate=True, clock=self.clock)
+        self.traffic_cars = traffic_cars
+        self.traffic = None
+        self._stop = None
+        self._task = None
+
+    @property
+    def socket_path(self) -> Path:
+        """The API's Unix socket."""
+        return self.cfg.data_path(self.cfg.api.socket)
+
+    async def __aenter__(self) -> RunningService:
+        import asyncio
+
+        from appliance.simulate import TrafficGenerator
+
+        await self.service.start()
+        self._stop = asyncio.Event()
+        extra = []
+        if self.traffic_cars:
+            self.traffic = TrafficGenerator(self.service, self.cfg.simulation, self.clock,
+                                            max_cars=self.traffic_cars)
+            extra.append(self.traffic.run)
+        self._task = asyncio.create_task(self.service.run(self._stop, extra=extra))
+        for _ in range(300):
+            if self.socket_path.exists():
+                break
+            await asyncio.sleep(0.01)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self._stop.set()
+        await self._task
+        await self.service.stop()
+
+
+@pytest.fixture
+async def running_lot(counter_lot):
+    """The fast counter lot's service, running with its API socket, no traffic."""
+    async with RunningService(counter_lot) as running:
+        yield running

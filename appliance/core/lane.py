@@ -15,7 +15,9 @@ Transition table (state + input -> new state, commands):
 | OPEN         | timeout (open_timeout)      | IDLE         | CloseGate, Note(no_passage)   |
 | PASSING      | SafetyCleared               | IDLE/IDENT.  | CloseGate, Note(passed)       |
 | REFUSED      | ArmingCleared               | IDLE         |                               |
-| any          | SafetyOccupied out of turn  | same         | Note(tailgate_or_reverse)     |
+| any          | SafetyOccupied out of turn  | same         | Note(safety_loop_out_of_turn) |
+| not PASSING  | ManualOpen (attendant)      | OPEN         | OpenGate(reason)              |
+| OPEN/REFUSED | ManualClose (attendant)     | IDLE         | CloseGate                     |
 
 After PASSING, if the arming loop is already occupied (the next car), the lane goes straight to
 IDENTIFYING. Inputs that do not apply to a state are ignored (returned as no commands).
@@ -77,11 +79,24 @@ class Decided:
 
 
 @dataclass(frozen=True, slots=True)
+class ManualOpen:
+    """An attendant opens the gate (reason already recorded by the shell)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ManualClose:
+    """An attendant closes the gate (the driver still refuses over a vehicle)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """Time passes (used for timeouts)."""
 
 
-LaneInput = ArmingOccupied | ArmingCleared | SafetyOccupied | SafetyCleared | PlateRead | Decided | Tick
+LaneInput = (ArmingOccupied | ArmingCleared | SafetyOccupied | SafetyCleared | PlateRead | Decided
+             | ManualOpen | ManualClose | Tick)
 
 
 # Commands -------------------------------------------------------------------------------------
@@ -147,9 +162,16 @@ class LaneMachine:
     ticket_id: str | None = None
     last_reason: str = ""
     history: list[tuple[float, LaneState, LaneState, str]] = field(default_factory=list)
+    _pending: list[tuple[float, LaneState, LaneState, str]] = field(default_factory=list)
+
+    def drain_transitions(self) -> list[tuple[float, LaneState, LaneState, str]]:
+        """Transitions (time, from, to, why) made since the last call, for the ledger."""
+        out, self._pending = self._pending, []
+        return out
 
     def _go(self, now: float, new: LaneState, why: str) -> None:
         self.history.append((now, self.state, new, why))
+        self._pending.append((now, self.state, new, why))
         if len(self.history) > 50:
             del self.history[:-50]
         self.state = new
@@ -207,6 +229,16 @@ class LaneMachine:
                     if not self.arming:
                         self._go(now, LaneState.IDLE, "refused vehicle already gone")
                     return [ShowRefusal(reason)]
+            case ManualOpen(reason=reason):
+                if s != LaneState.PASSING:
+                    self.last_reason = reason
+                    self._go(now, LaneState.OPEN, f"manual: {reason}")
+                    return [OpenGate(reason)]
+            case ManualClose():
+                if s in (LaneState.OPEN, LaneState.REFUSED):
+                    self.ticket_id = None
+                    self._go(now, LaneState.IDLE, "manual close")
+                    return [CloseGate()]
             case Tick():
                 if s == LaneState.IDENTIFYING and now - self.since >= self.identify_timeout_s:
                     self._go(now, LaneState.DECIDING, "plate read timed out")

@@ -64,12 +64,13 @@ async def _ticket_issued(tx: Tx, ev: Event) -> None:
     p = ev.payload
     await tx.execute(
         "INSERT INTO tickets(id, plate, vehicle_type, is_ev, level_id, spot_type, spot_id, "
-        "entry_lane, entry_utc, status, rate_multiplier, entry_seq) "
-        "VALUES (?,?,?,?,?,?,?,?,?,'OPEN',?,?)",
+        "entry_lane, entry_utc, status, rate_multiplier, entry_seq, kind, reservation_id) "
+        "VALUES (?,?,?,?,?,?,?,?,?,'OPEN',?,?,?,?)",
         (
             p["ticket_id"], p["plate"], p["vehicle_type"], int(p.get("is_ev", False)),
             p["level"], p["spot_type"], p.get("spot_id"), p.get("lane"), p["entry_utc"],
-            p.get("rate_multiplier", "1"), ev.seq,
+            p.get("rate_multiplier", "1"), ev.seq, p.get("kind", "walk_in"),
+            p.get("reservation_id"),
         ),
     )
     await tx.execute(
@@ -96,7 +97,7 @@ async def _ticket_closed(tx: Tx, ev: Event) -> None:
     row = await tx.fetchone(
         "SELECT level_id, spot_type, spot_id, status FROM tickets WHERE id = ?", (p["ticket_id"],)
     )
-    if row is None or row["status"] != "OPEN":
+    if row is None or row["status"] not in ("OPEN", "PAID"):
         raise ValueError(f"ticket {p['ticket_id']} is not open")
     await tx.execute(
         "UPDATE tickets SET status = 'CLOSED', exit_lane = ?, exit_utc = ?, fee_cents = ?, "
@@ -105,13 +106,16 @@ async def _ticket_closed(tx: Tx, ev: Event) -> None:
          p["ticket_id"]),
     )
     await tx.execute(
-        "UPDATE capacity SET occupied = occupied - 1 WHERE level_id = ? AND spot_type = ?",
+        "UPDATE capacity SET occupied = occupied - 1 WHERE level_id = ? AND spot_type = ? "
+        "AND occupied > 0",
         (row["level_id"], row["spot_type"]),
     )
     if row["spot_id"]:
         await tx.execute(
             "UPDATE spots SET state = 'AVAILABLE', ticket_id = NULL WHERE id = ?", (row["spot_id"],)
         )
+    await tx.execute("UPDATE reservations SET status = 'COMPLETED' WHERE ticket_id = ?",
+                     (p["ticket_id"],))
 
 
 @projects("payment.recorded")
@@ -142,3 +146,140 @@ async def _invoice_created(tx: Tx, ev: Event) -> None:
             "UPDATE vehicles SET unpaid_invoices = unpaid_invoices + 1 WHERE plate = ?",
             (p["plate"],),
         )
+
+
+@projects("alarm.raised")
+async def _alarm_raised(tx: Tx, ev: Event) -> None:
+    p = ev.payload
+    await tx.execute(
+        "INSERT INTO alarms(id, code, source, severity, detail, raised_utc, raised_seq) "
+        "VALUES (?,?,?,?,?,?,?)",
+        (p["alarm_id"], p["code"], p["source"], p.get("severity", "warning"), p.get("detail", ""),
+         ev.ts_utc.isoformat(), ev.seq),
+    )
+
+
+@projects("alarm.cleared")
+async def _alarm_cleared(tx: Tx, ev: Event) -> None:
+    await tx.execute("UPDATE alarms SET cleared_utc = ? WHERE id = ?",
+                     (ev.ts_utc.isoformat(), ev.payload["alarm_id"]))
+
+
+@projects("alarm.acknowledged")
+async def _alarm_acknowledged(tx: Tx, ev: Event) -> None:
+    p = ev.payload
+    await tx.execute("UPDATE alarms SET acked_by = ?, acked_note = ?, acked_utc = ? WHERE id = ?",
+                     (p["attendant"], p.get("note", ""), ev.ts_utc.isoformat(), p["alarm_id"]))
+
+
+@projects("ticket.fee_overridden")
+async def _fee_overridden(tx: Tx, ev: Event) -> None:
+    await tx.execute("UPDATE tickets SET override_cents = ? WHERE id = ?",
+                     (ev.payload["fee_cents"], ev.payload["ticket_id"]))
+
+
+@projects("ticket.validation_applied")
+async def _validation_applied(tx: Tx, ev: Event) -> None:
+    import json
+
+    row = await tx.fetchone("SELECT validations FROM tickets WHERE id = ?",
+                            (ev.payload["ticket_id"],))
+    codes = json.loads(row["validations"]) if row else []
+    codes.append(ev.payload["code"])
+    await tx.execute("UPDATE tickets SET validations = ? WHERE id = ?",
+                     (json.dumps(codes), ev.payload["ticket_id"]))
+
+
+@projects("ticket.paid")
+async def _ticket_paid(tx: Tx, ev: Event) -> None:
+    p = ev.payload
+    await tx.execute(
+        "UPDATE tickets SET status = 'PAID', paid_cents = paid_cents + ?, fee_cents = ?, "
+        "paid_utc = ? WHERE id = ? AND status IN ('OPEN', 'PAID')",
+        (p["amount_cents"], p["fee_cents"], ev.ts_utc.isoformat(), p["ticket_id"]),
+    )
+
+
+@projects("ticket.voided")
+async def _ticket_voided(tx: Tx, ev: Event) -> None:
+    p = ev.payload
+    row = await tx.fetchone(
+        "SELECT level_id, spot_type, spot_id, status FROM tickets WHERE id = ?", (p["ticket_id"],))
+    if row is None or row["status"] not in ("OPEN", "PAID"):
+        raise ValueError(f"ticket {p['ticket_id']} cannot be voided")
+    await tx.execute("UPDATE tickets SET status = 'VOID', note = ?, exit_seq = ? WHERE id = ?",
+                     (p.get("reason", ""), ev.seq, p["ticket_id"]))
+    await tx.execute(
+        "UPDATE capacity SET occupied = occupied - 1 WHERE level_id = ? AND spot_type = ? "
+        "AND occupied > 0", (row["level_id"], row["spot_type"]))
+    if row["spot_id"]:
+        await tx.execute("UPDATE spots SET state = 'AVAILABLE', ticket_id = NULL WHERE id = ?",
+                         (row["spot_id"],))
+
+
+@projects("plate.listed")
+async def _plate_listed(tx: Tx, ev: Event) -> None:
+    p = ev.payload
+    await tx.execute(
+        "INSERT INTO plate_lists(plate, list, source, note, valid_from_utc, valid_to_utc) "
+        "VALUES (?,?,?,?,?,?) ON CONFLICT(plate, list) DO UPDATE SET source=excluded.source, "
+        "note=excluded.note, valid_from_utc=excluded.valid_from_utc, "
+        "valid_to_utc=excluded.valid_to_utc",
+        (p["plate"], p["list"], p.get("source", "local"), p.get("note", ""),
+         p.get("valid_from_utc"), p.get("valid_to_utc")),
+    )
+
+
+@projects("plate.unlisted")
+async def _plate_unlisted(tx: Tx, ev: Event) -> None:
+    await tx.execute("DELETE FROM plate_lists WHERE plate = ? AND list = ?",
+                     (ev.payload["plate"], ev.payload["list"]))
+
+
+@projects("reservation.created")
+async def _reservation_created(tx: Tx, ev: Event) -> None:
+    p = ev.payload
+    await tx.execute(
+        "INSERT INTO reservations(id, plate, code, spot_type, level_id, spot_id, start_utc, "
+        "end_utc, status, created_utc) VALUES (?,?,?,?,?,?,?,?,'CONFIRMED',?) "
+        "ON CONFLICT(id) DO UPDATE SET plate=excluded.plate, code=excluded.code, "
+        "spot_type=excluded.spot_type, level_id=excluded.level_id, spot_id=excluded.spot_id, "
+        "start_utc=excluded.start_utc, end_utc=excluded.end_utc",
+        (p["reservation_id"], p.get("plate"), p.get("code"), p["spot_type"], p.get("level"),
+         p.get("spot_id"), p["start_utc"], p["end_utc"], ev.ts_utc.isoformat()),
+    )
+
+
+async def _reservation_status(tx: Tx, ev: Event, status: str) -> None:
+    await tx.execute("UPDATE reservations SET status = ?, ticket_id = COALESCE(?, ticket_id) "
+                     "WHERE id = ?", (status, ev.payload.get("ticket_id"),
+                                      ev.payload["reservation_id"]))
+
+
+@projects("reservation.arrived")
+async def _reservation_arrived(tx: Tx, ev: Event) -> None:
+    await _reservation_status(tx, ev, "ARRIVED")
+
+
+@projects("reservation.no_show")
+async def _reservation_no_show(tx: Tx, ev: Event) -> None:
+    await _reservation_status(tx, ev, "NO_SHOW")
+
+
+@projects("reservation.cancelled")
+async def _reservation_cancelled(tx: Tx, ev: Event) -> None:
+    await _reservation_status(tx, ev, "CANCELLED")
+
+
+@projects("counts.reset")
+async def _counts_reset(tx: Tx, ev: Event) -> None:
+    p = ev.payload
+    for row in p["counts"]:
+        await tx.execute("UPDATE capacity SET occupied = ? WHERE level_id = ? AND spot_type = ?",
+                         (row["occupied"], p["level"], row["spot_type"]))
+
+
+@projects("payment.settled")
+async def _payment_settled(tx: Tx, ev: Event) -> None:
+    await tx.execute("UPDATE payments SET reconciled = 1, status = ? WHERE idempotency_key = ?",
+                     (ev.payload["status"], ev.payload["idempotency_key"]))

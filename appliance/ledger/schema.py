@@ -112,7 +112,65 @@ MIGRATIONS: list[str] = [
         seq INTEGER NOT NULL
     );
     """,
-    # 2 (sync): cloud bundles and what they carry (permits, allow/deny lists, events calendar).
+]
+
+MIGRATIONS.append(
+    # 2: alarms raised by devices, counts, sync and lanes; acknowledged by attendants.
+    """
+    CREATE TABLE alarms (
+        id TEXT PRIMARY KEY,
+        code TEXT NOT NULL,
+        source TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        raised_utc TEXT NOT NULL,
+        raised_seq INTEGER NOT NULL,
+        cleared_utc TEXT,
+        acked_by TEXT,
+        acked_note TEXT,
+        acked_utc TEXT
+    );
+    CREATE UNIQUE INDEX alarms_active ON alarms(code, source) WHERE cleared_utc IS NULL;
+    ALTER TABLE tickets ADD COLUMN override_cents INTEGER;
+    ALTER TABLE tickets ADD COLUMN validations TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE tickets ADD COLUMN note TEXT;
+    """
+)
+
+MIGRATIONS.append(
+    # 3: plate lists (permits, prepay-required, blocked), reservation links, payment detail.
+    """
+    CREATE TABLE plate_lists (
+        plate TEXT NOT NULL,
+        list TEXT NOT NULL,
+        source TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        valid_from_utc TEXT,
+        valid_to_utc TEXT,
+        PRIMARY KEY (plate, list)
+    );
+    ALTER TABLE tickets ADD COLUMN reservation_id TEXT;
+    ALTER TABLE tickets ADD COLUMN kind TEXT NOT NULL DEFAULT 'walk_in';
+    ALTER TABLE tickets ADD COLUMN paid_utc TEXT;
+    ALTER TABLE reservations ADD COLUMN created_utc TEXT;
+    ALTER TABLE reservations ADD COLUMN ticket_id TEXT;
+    ALTER TABLE reservations ADD COLUMN expected_minutes INTEGER;
+    CREATE INDEX reservations_window ON reservations(status, start_utc);
+    ALTER TABLE payments ADD COLUMN reconciled INTEGER NOT NULL DEFAULT 0;
+    """
+)
+
+MIGRATIONS.append(
+    # 4: what the spot's sensor says, kept apart from the allocation (spots.state/ticket_id).
+    """
+    ALTER TABLE spots ADD COLUMN sensor_state TEXT NOT NULL DEFAULT 'UNKNOWN';
+    ALTER TABLE spots ADD COLUMN sensor_seen_utc TEXT;
+    """
+)
+
+MIGRATIONS.append(
+    # 5 (sync): signed cloud bundles as applied, and the events calendar they carry. Their
+    # permits and allow/deny lists go to plate_lists (source 'cloud'), reservations to reservations.
     """
     CREATE TABLE bundles (
         version INTEGER PRIMARY KEY,
@@ -121,24 +179,11 @@ MIGRATIONS: list[str] = [
         applied_seq INTEGER NOT NULL,
         body TEXT NOT NULL
     );
-    CREATE TABLE permits (
-        id TEXT PRIMARY KEY,
-        plate TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        valid_from_utc TEXT NOT NULL,
-        valid_to_utc TEXT NOT NULL
-    );
-    CREATE INDEX permits_plate ON permits(plate);
-    CREATE TABLE access_list (
-        plate TEXT PRIMARY KEY,
-        list TEXT NOT NULL CHECK (list IN ('allow', 'deny')),
-        reason TEXT NOT NULL DEFAULT ''
-    );
     CREATE TABLE calendar_events (
         id TEXT PRIMARY KEY,
         name TEXT NOT NULL,
         start_utc TEXT NOT NULL,
         end_utc TEXT NOT NULL
     );
-    """,
-]
+    """
+)

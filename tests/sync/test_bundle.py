@@ -76,12 +76,14 @@ async def test_bundle_is_fetched_over_http_and_applied_in_one_transaction(ledger
     down = Downlink(ledger, api_url=f"http://127.0.0.1:{server.port}", public_key_b64=PUBLIC)
     assert await down.fetch_once() == 3
     assert await current_version(ledger) == 3
-    permits = await ledger.fetchall("SELECT id, plate, kind FROM permits")
-    assert [tuple(r) for r in permits] == [("P1", "BXY123", "resident")]
-    lists = await ledger.fetchall("SELECT plate, list FROM access_list ORDER BY plate")
-    assert [tuple(r) for r in lists] == [("HHFD1", "allow"), ("KBAD9", "deny")]
+    lists = await ledger.fetchall("SELECT plate, list, source, note, valid_to_utc "
+                                  "FROM plate_lists ORDER BY plate")
+    assert [tuple(r) for r in lists] == [
+        ("BXY123", "permit", "cloud", "resident P1", "2026-12-01T00:00:00+00:00"),
+        ("HHFD1", "permit", "cloud", "fire brigade", None),
+        ("KBAD9", "blocked", "cloud", "unpaid invoices", None)]
     res = await ledger.fetchone("SELECT plate, spot_type, status FROM reservations")
-    assert tuple(res) == ("MAA1", "EV", "BOOKED")
+    assert tuple(res) == ("MAA1", "EV", "CONFIRMED")
     cal = await ledger.fetchone("SELECT name FROM calendar_events")
     assert cal["name"] == "Christmas market"
     assert json.loads(await ledger.get_meta("cloud_tariff"))["hourly_cents"] == 400
@@ -124,7 +126,7 @@ async def test_bad_bundles_are_rejected_and_the_previous_one_stays(ledger, tampe
         doc = b"\x00not json"
     assert await down.apply_document(doc) is None
     assert await current_version(ledger) == 3
-    deny = await ledger.fetchall("SELECT plate FROM access_list WHERE list = 'deny'")
+    deny = await ledger.fetchall("SELECT plate FROM plate_lists WHERE list = 'blocked'")
     assert [r["plate"] for r in deny] == ["KBAD9"]
     rejected = await events_of(ledger, "bundle.rejected")
     assert len(rejected) == 1 and rejected[0]["reason"].startswith(reason), rejected
@@ -174,3 +176,17 @@ async def test_retained_mqtt_notice_triggers_a_fetch(ledger, server, broker):
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_new_bundle_replaces_cloud_lists_but_keeps_local_entries(ledger):
+    from appliance.core.events import NewEvent
+
+    await ledger.append(NewEvent(type="plate.listed", payload={
+        "plate": "LOCAL1", "list": "blocked", "source": "local", "note": "attendant"}))
+    down = Downlink(ledger, api_url="http://127.0.0.1:9", public_key_b64=PUBLIC)
+    assert await down.apply_document(json.dumps(sign_bundle(body(3), PRIVATE))) == 3
+    newer = body(4, deny=[{"plate": "NEW-2", "reason": "stolen"}], permits=[], allow=[])
+    assert await down.apply_document(json.dumps(sign_bundle(newer, PRIVATE))) == 4
+    rows = await ledger.fetchall("SELECT plate, list, source FROM plate_lists ORDER BY plate")
+    assert [tuple(r) for r in rows] == [("LOCAL1", "blocked", "local"),
+                                        ("NEW2", "blocked", "cloud")]

@@ -63,16 +63,21 @@ async def test_budget_pressure_prunes_synced_then_images_then_alarms(tmp_path):
     assert list(images.iterdir()) == []
     first = (await ledger.fetchone("SELECT MIN(seq) AS s FROM events"))["s"]
     assert first == 15_001
-    alarms = await ledger.fetchall("SELECT payload FROM events WHERE type = 'storage.alarm'")
-    assert len(alarms) == 1 and json.loads(alarms[0]["payload"])["unsynced_events"] == 5_000
-    # Still under pressure: no second alarm event; a fresh ack and budget clear it.
+    raised = await ledger.fetchall("SELECT payload FROM events WHERE type = 'alarm.raised'")
+    assert len(raised) == 1
+    alarm = json.loads(raised[0]["payload"])
+    assert (alarm["code"], alarm["source"], alarm["severity"]) == (
+        "storage.budget", "sync", "critical")
+    assert "5000 events not yet synced" in alarm["detail"]
+    # Still under pressure: no second alarm; a fresh ack and a budget that fits clear it.
     await enforce(ledger, now=NOW, max_bytes=1024**2, max_age_days=365, images_dir=images)
-    assert len(await ledger.fetchall("SELECT 1 FROM events WHERE type = 'storage.alarm'")) == 1
+    assert len(await ledger.fetchall("SELECT 1 FROM events WHERE type = 'alarm.raised'")) == 1
     await write_acked_through(ledger, await ledger.last_seq())
     report = await enforce(ledger, now=NOW, max_bytes=1024**3, max_age_days=365)
     assert not report.alarm
-    assert len(await ledger.fetchall(
-        "SELECT 1 FROM events WHERE type = 'storage.alarm_cleared'")) == 1
+    active = await ledger.fetchall("SELECT 1 FROM alarms WHERE cleared_utc IS NULL")
+    assert active == []
+    assert len(await ledger.fetchall("SELECT 1 FROM events WHERE type = 'alarm.cleared'")) == 1
     await ledger.close()
 
 

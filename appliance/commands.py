@@ -1,0 +1,203 @@
+"""Attendant and technician commands: the same service operations the lanes use, each an
+audited ledger event carrying the attendant's identity and reason.
+
+The API, the attendant UI and the diagnostics CLI call these; none of them touch the ledger
+or the devices directly.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from appliance.core.events import NewEvent
+from appliance.core.fees import compute_fee
+from appliance.core.lane import ManualClose, ManualOpen
+from appliance.core.types import SpotType
+from appliance.errors import InputError, LotedgeError
+from drivers.gate import GateInterlockError
+
+if TYPE_CHECKING:
+    from appliance.service import Service
+
+
+class NotFoundError(InputError):
+    """The named lane, ticket or alarm does not exist."""
+
+
+class ConflictError(LotedgeError, RuntimeError):
+    """The command is refused in the current state (e.g. closing over a vehicle)."""
+
+
+def _need(text: str | None, what: str) -> str:
+    if text is None or not str(text).strip():
+        raise InputError(f"{what} is required")
+    return str(text).strip()
+
+
+def _lane(service: Service, lane_id: str):
+    try:
+        return service.lanes[lane_id]
+    except KeyError:
+        raise NotFoundError(f"no lane {lane_id!r}") from None
+
+
+async def open_gate(service: Service, lane_id: str, *, attendant: str, reason: str) -> dict:
+    """Open a lane's barrier by hand (reason required); the lane closes it after the vehicle."""
+    controller = _lane(service, lane_id)
+    attendant, reason = _need(attendant, "attendant"), _need(reason, "reason")
+    await service.ledger.append(NewEvent(type="gate.manual_open", payload={
+        "lane": lane_id, "attendant": attendant, "reason": reason}))
+    controller.feed(ManualOpen(reason))
+    return {"lane": lane_id, "opened": True}
+
+
+async def close_gate(service: Service, lane_id: str, *, attendant: str) -> dict:
+    """Close a lane's barrier by hand; refused while the safety loop reports a vehicle."""
+    controller = _lane(service, lane_id)
+    attendant = _need(attendant, "attendant")
+    if controller.safety.present:
+        await service.ledger.append(NewEvent(type="gate.close_refused", payload={
+            "lane": lane_id, "attendant": attendant, "reason": "safety loop occupied"}))
+        raise ConflictError("refused: a vehicle is on the safety loop under the barrier")
+    await service.ledger.append(NewEvent(type="gate.manual_close", payload={
+        "lane": lane_id, "attendant": attendant}))
+    controller.gate.held_open = False
+    try:
+        controller.gate.close()
+    except GateInterlockError as err:
+        raise ConflictError(str(err)) from err
+    controller.feed(ManualClose())
+    return {"lane": lane_id, "closed": True}
+
+
+async def hold_open(service: Service, lane_id: str, *, hold: bool, attendant: str,
+                    reason: str) -> dict:
+    """Hold a barrier open (events, emergencies) or release the hold."""
+    controller = _lane(service, lane_id)
+    attendant, reason = _need(attendant, "attendant"), _need(reason, "reason")
+    await service.ledger.append(NewEvent(type="gate.hold_open", payload={
+        "lane": lane_id, "hold": hold, "attendant": attendant, "reason": reason}))
+    controller.gate.hold_open(hold)
+    return {"lane": lane_id, "held_open": hold}
+
+
+def normalise_plate(text: str) -> str:
+    """Uppercase letters and digits only."""
+    return "".join(ch for ch in text.upper() if ch.isalnum())
+
+
+def _edit_distance(a: str, b: str, limit: int) -> int:
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+async def search_tickets(service: Service, *, query: str, limit: int = 50) -> list[dict]:
+    """Open tickets by ticket id, or by plate: partial match, then within one edit."""
+    q = normalise_plate(query)
+    if not q:
+        raise InputError("search needs a plate or ticket id")
+    rows = await service.ledger.fetchall(
+        "SELECT * FROM tickets WHERE status IN ('OPEN', 'PAID') ORDER BY entry_utc DESC")
+    exact = [r for r in rows if r["id"] == q or (r["plate"] or "") == q]
+    partial = [r for r in rows if r not in exact and q in (r["plate"] or "")]
+    fuzzy = [r for r in rows if r not in exact and r not in partial and r["plate"]
+             and len(q) >= 4 and _edit_distance(q, r["plate"], 1) <= 1]
+    return [dict(r) for r in (exact + partial + fuzzy)[:limit]]
+
+
+async def ticket_with_fee(service: Service, ticket_id: str, *, at: datetime | None = None) -> dict:
+    """A ticket and its fee right now, with the breakdown."""
+    row = await service.ledger.fetchone("SELECT * FROM tickets WHERE id = ?", (ticket_id,))
+    if row is None:
+        raise NotFoundError(f"no ticket {ticket_id!r}")
+    ticket = dict(row)
+    ticket["validations"] = json.loads(row["validations"])
+    now = at or service.clock.now()
+    fee = compute_fee(service.cfg.tariff, entry=datetime.fromisoformat(row["entry_utc"]),
+                      exit=now, spot_type=SpotType(row["spot_type"]), tz=service.cfg.lot.tz,
+                      rate_multiplier=Decimal(row["rate_multiplier"]))
+    due = fee.total_cents if row["override_cents"] is None else row["override_cents"]
+    ticket["fee"] = {
+        "total_cents": fee.total_cents, "due_cents": max(0, due - row["paid_cents"]),
+        "override_cents": row["override_cents"], "duration_minutes": fee.duration_minutes,
+        "currency": service.cfg.lot.currency,
+        "breakdown": [{"label": b.label, "amount_cents": b.amount_cents} for b in fee.breakdown],
+    }
+    return ticket
+
+
+async def _open_ticket(tx, ticket_id: str) -> Any:
+    row = await tx.fetchone("SELECT * FROM tickets WHERE id = ?", (ticket_id,))
+    if row is None:
+        raise NotFoundError(f"no ticket {ticket_id!r}")
+    if row["status"] not in ("OPEN", "PAID"):
+        raise ConflictError(f"ticket {ticket_id} is {row['status']}")
+    return row
+
+
+async def override_fee(service: Service, ticket_id: str, *, fee_cents: int, attendant: str,
+                       reason: str) -> dict:
+    """Set the fee of a ticket by hand (audited)."""
+    attendant, reason = _need(attendant, "attendant"), _need(reason, "reason")
+    if not isinstance(fee_cents, int) or isinstance(fee_cents, bool) or fee_cents < 0:
+        raise InputError("fee_cents must be a non-negative integer")
+    async with service.ledger.transaction() as tx:
+        await _open_ticket(tx, ticket_id)
+        await tx.append(NewEvent(type="ticket.fee_overridden", payload={
+            "ticket_id": ticket_id, "fee_cents": fee_cents, "attendant": attendant,
+            "reason": reason}))
+    return await ticket_with_fee(service, ticket_id)
+
+
+async def apply_validation(service: Service, ticket_id: str, *, code: str, attendant: str) -> dict:
+    """Apply a merchant validation code once per ticket."""
+    attendant, code = _need(attendant, "attendant"), _need(code, "validation code")
+    async with service.ledger.transaction() as tx:
+        row = await _open_ticket(tx, ticket_id)
+        if code in json.loads(row["validations"]):
+            raise ConflictError(f"validation {code} is already applied to {ticket_id}")
+        await tx.append(NewEvent(type="ticket.validation_applied", payload={
+            "ticket_id": ticket_id, "code": code, "attendant": attendant}))
+    return await ticket_with_fee(service, ticket_id)
+
+
+async def pay_cash(service: Service, ticket_id: str, *, amount_cents: int, attendant: str) -> dict:
+    """Record a cash payment of the fee due (for shift reconciliation)."""
+    attendant = _need(attendant, "attendant")
+    ticket = await ticket_with_fee(service, ticket_id)
+    due = ticket["fee"]["due_cents"]
+    if amount_cents != due:
+        raise InputError(f"amount {amount_cents} does not match the {due} cents due")
+    async with service.ledger.transaction() as tx:
+        await _open_ticket(tx, ticket_id)
+        key = f"cash:{ticket_id}:{amount_cents}"
+        await tx.append(NewEvent(type="payment.recorded", payload={
+            "payment_id": "P" + uuid.uuid4().hex[:12].upper(), "ticket_id": ticket_id,
+            "idempotency_key": key, "amount_cents": amount_cents, "method": "cash",
+            "status": "captured", "attendant": attendant}))
+        await tx.append(NewEvent(type="ticket.paid", payload={
+            "ticket_id": ticket_id, "amount_cents": amount_cents,
+            "fee_cents": ticket["fee"]["total_cents"] if ticket["override_cents"] is None
+            else ticket["override_cents"], "method": "cash", "attendant": attendant}))
+    return await ticket_with_fee(service, ticket_id)
+
+
+async def void_ticket(service: Service, ticket_id: str, *, attendant: str, reason: str) -> dict:
+    """Void a ticket (frees its space; audited)."""
+    attendant, reason = _need(attendant, "attendant"), _need(reason, "reason")
+    async with service.ledger.transaction() as tx:
+        await _open_ticket(tx, ticket_id)
+        await tx.append(NewEvent(type="ticket.voided", payload={
+            "ticket_id": ticket_id, "attendant": attendant, "reason": reason}))
+    return {"ticket_id": ticket_id, "status": "VOID"}

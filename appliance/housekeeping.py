@@ -1,0 +1,154 @@
+"""Periodic checks of the running lot: reservation no-shows and overstays, long stays,
+counter drift between sensors, loops and tickets; and explicit count resets."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from appliance.alarms import clear_alarm, raise_alarm
+from appliance.core.events import NewEvent
+from appliance.core.types import LotMode, SpotType
+from appliance.errors import InputError
+from appliance.reservations import release_no_shows
+
+if TYPE_CHECKING:
+    from appliance.service import Service
+
+
+async def run_checks(service: Service, *, now: datetime | None = None) -> dict[str, int]:
+    """One round of every check; returns how many alarms/changes each produced."""
+    now = now or service.clock.now()
+    ledger, cfg = service.ledger, service.cfg
+    result = {"no_shows": len(await release_no_shows(ledger, cfg, now=now))}
+    result["reservation_overstay"] = await check_reservation_conflicts(service, now=now)
+    result["overstay"] = await check_overstays(service, now=now)
+    result["drift"] = await check_drift(service)
+    return result
+
+
+async def check_reservation_conflicts(service: Service, *, now: datetime) -> int:
+    """Alarm when a reservation about to start finds no room: its spot or type is taken."""
+    ledger = service.ledger
+    soon = (now + timedelta(minutes=15)).isoformat()
+    rows = await ledger.fetchall(
+        "SELECT * FROM reservations WHERE status = 'CONFIRMED' AND start_utc <= ? "
+        "AND end_utc > ?", (soon, now.isoformat()))
+    raised = 0
+    for r in rows:
+        if r["spot_id"]:
+            spot = await ledger.fetchone("SELECT ticket_id FROM spots WHERE id = ?",
+                                         (r["spot_id"],))
+            blocked = spot is not None and spot["ticket_id"] is not None
+        else:
+            free = await ledger.fetchone(
+                "SELECT COALESCE(SUM(capacity - occupied), 0) FROM capacity WHERE spot_type = ?",
+                (r["spot_type"],))
+            blocked = free[0] <= 0
+        if blocked and await raise_alarm(
+                ledger, code="reservation_overstay", source=r["id"],
+                detail=f"reservation {r['id']} ({r['spot_type']}) starts at {r['start_utc']} "
+                       "but its space is still taken"):
+            raised += 1
+    return raised
+
+
+async def check_overstays(service: Service, *, now: datetime) -> int:
+    """Alarm for tickets open longer than the policy allows."""
+    limit = now - timedelta(hours=service.cfg.policy.overstay_alarm_hours)
+    rows = await service.ledger.fetchall(
+        "SELECT id, plate, entry_utc FROM tickets WHERE status = 'OPEN' AND entry_utc < ? "
+        "LIMIT 200", (limit.isoformat(),))
+    raised = 0
+    for r in rows:
+        if await raise_alarm(service.ledger, code="overstay", source=r["id"],
+                             detail=f"plate {r['plate'] or '?'} in since {r['entry_utc']}"):
+            raised += 1
+    return raised
+
+
+async def check_drift(service: Service) -> int:
+    """Compare sensors (per level) and loop passages (whole lot) with open tickets."""
+    ledger, cfg = service.ledger, service.cfg
+    tolerance = cfg.policy.drift_tolerance
+    raised = 0
+    if cfg.lot.mode == LotMode.PER_SPOT:
+        rows = await ledger.fetchall(
+            "SELECT s.level_id, SUM(s.sensor_state = 'OCCUPIED'), SUM(s.sensor_state = 'UNKNOWN'),"
+            " COUNT(*) FROM spots s GROUP BY s.level_id")
+        for level, sensed, unknown, total in rows:
+            if unknown == total:
+                continue  # no sensor data on this level: counter arithmetic only
+            tickets = await ledger.fetchone(
+                "SELECT COALESCE(SUM(occupied), 0) FROM capacity WHERE level_id = ?", (level,))
+            diff = abs(sensed - tickets[0])
+            if diff > tolerance + unknown:
+                if await raise_alarm(ledger, code="counter_drift", source=f"level:{level}",
+                                     detail=f"sensors see {sensed} occupied, tickets say "
+                                            f"{tickets[0]} ({unknown} sensors unknown)"):
+                    raised += 1
+            else:
+                await clear_alarm(ledger, code="counter_drift", source=f"level:{level}")
+    # Loops: vehicles counted in minus out since start-up vs the change in open tickets.
+    entered = sum(c.stats.vehicles_passed for c in service.lanes.values()
+                  if c.lane.direction == "entry")
+    exited = sum(c.stats.vehicles_passed for c in service.lanes.values()
+                 if c.lane.direction == "exit")
+    open_now = (await ledger.fetchone(
+        "SELECT COUNT(*) FROM tickets WHERE status IN ('OPEN', 'PAID')"))[0]
+    drift = (entered - exited) - (open_now - service.open_tickets_at_start)
+    if abs(drift) > tolerance:
+        if await raise_alarm(ledger, code="counter_drift", source="loops",
+                             detail=f"loops counted {entered - exited:+d} vehicles since start-up, "
+                                    f"open tickets changed by {open_now - service.open_tickets_at_start:+d}"):
+            raised += 1
+    else:
+        await clear_alarm(ledger, code="counter_drift", source="loops")
+    return raised
+
+
+async def reset_counts(service: Service, *, level: str, counts: dict[str, int], attendant: str,
+                       reason: str) -> dict:
+    """Set a level's occupied counts after a walk-through (audited event)."""
+    if not attendant.strip() or not reason.strip():
+        raise InputError("attendant and reason are required")
+    levels = {lvl.id for lvl in service.cfg.levels}
+    if level not in levels:
+        raise InputError(f"unknown level {level!r}")
+    rows = []
+    for spot_type, occupied in counts.items():
+        SpotType(spot_type)
+        if not isinstance(occupied, int) or occupied < 0:
+            raise InputError(f"count for {spot_type} must be a non-negative integer")
+        rows.append({"spot_type": spot_type, "occupied": occupied})
+    async with service.ledger.transaction() as tx:
+        before = {r[0]: r[1] for r in await tx.fetchall(
+            "SELECT spot_type, occupied FROM capacity WHERE level_id = ?", (level,))}
+        for row in rows:
+            if row["spot_type"] not in before:
+                raise InputError(f"level {level} has no {row['spot_type']} capacity")
+        await tx.append(NewEvent(type="counts.reset", payload={
+            "level": level, "counts": rows, "before": before, "attendant": attendant,
+            "reason": reason}))
+    return {"level": level, "before": before, "after": {r["spot_type"]: r["occupied"]
+                                                       for r in rows}}
+
+
+async def recount_from_sensors(service: Service, *, attendant: str = "nightly-recount") -> list:
+    """Per-spot lots: set each level's counts to what its sensors see (skips unknown levels)."""
+    out = []
+    rows = await service.ledger.fetchall(
+        "SELECT level_id, type, SUM(sensor_state = 'OCCUPIED'), SUM(sensor_state = 'UNKNOWN') "
+        "FROM spots GROUP BY level_id, type")
+    by_level: dict[str, dict[str, int]] = {}
+    skip: set[str] = set()
+    for level, spot_type, occupied, unknown in rows:
+        if unknown:
+            skip.add(level)
+        by_level.setdefault(level, {})[spot_type] = occupied
+    for level, counts in by_level.items():
+        if level in skip:
+            continue
+        out.append(await reset_counts(service, level=level, counts=counts, attendant=attendant,
+                                      reason="scheduled recount from sensors"))
+    return out

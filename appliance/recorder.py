@@ -1,0 +1,70 @@
+"""Batched recording of lane facts (state transitions, notes) off the gate's path.
+
+Gate commands and decisions are appended synchronously before they are acted on; facts that
+change nothing (a transition, a backed-out car) are queued here and committed in batches, so a
+busy lane costs one fsync per batch rather than per fact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from appliance.core.events import NewEvent
+from appliance.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+
+class EventRecorder:
+    """Queue of events appended in batches by `run()`.
+
+    Args:
+        ledger: where events go.
+        max_batch: most events per transaction.
+    """
+
+    def __init__(self, ledger: Ledger, *, max_batch: int = 200) -> None:
+        self.ledger = ledger
+        self.max_batch = max_batch
+        self._queue: asyncio.Queue[NewEvent] = asyncio.Queue()
+        self.recorded = 0
+        self.failed = 0
+
+    def record(self, event_type: str, payload: dict) -> None:
+        """Queue a fact for the ledger."""
+        self._queue.put_nowait(NewEvent(type=event_type, payload=payload))
+
+    @property
+    def backlog(self) -> int:
+        """Events queued but not yet committed."""
+        return self._queue.qsize()
+
+    async def _write(self, batch: list[NewEvent]) -> None:
+        try:
+            async with self.ledger.transaction() as tx:
+                for event in batch:
+                    await tx.append(event)
+            self.recorded += len(batch)
+        except Exception:
+            self.failed += len(batch)
+            log.exception("could not record %d lane facts", len(batch))
+
+    async def run(self) -> None:
+        """Commit queued events until cancelled, then flush what is left."""
+        try:
+            while True:
+                batch = [await self._queue.get()]
+                while len(batch) < self.max_batch and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                await self._write(batch)
+        finally:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write everything queued now."""
+        batch: list[NewEvent] = []
+        while not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        if batch and self.ledger._conn is not None:
+            await self._write(batch)
