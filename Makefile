@@ -5,10 +5,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= config/demo-lot.toml
 
-.PHONY: setup run test test-all bench lint torture soak clean
+.PHONY: setup run test test-all bench lint torture soak clean install
 
 $(STAMP): pyproject.toml
 	@command -v mosquitto >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq mosquitto >/dev/null) || echo "warning: mosquitto not installed; MQTT tests need it"
+	@command -v systemd-analyze >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq systemd >/dev/null) || echo "warning: systemd-analyze not installed; the systemd unit tests need it"
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
@@ -31,6 +32,10 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# On the Pi, as root: venv, config, units and data dir (see README "Deployment and diagnostics").
+install:
+	deploy/install.sh $(INSTALL_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -24,8 +24,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from appliance import __version__, alarms, commands
+from appliance import __version__, alarms, api_shift, commands
+from appliance.api_diag import diag_routes
 from appliance.errors import InputError, LotedgeError
+from appliance.secrets import read_secret_file
 
 if TYPE_CHECKING:
     from appliance.service import Service
@@ -185,9 +187,11 @@ def create_app(service: Service, *, token: str | None = None) -> Starlette:
         Route("/alarms", handler(alarm_list)),
         Route("/alarms/{alarm}/ack", handler(alarm_ack), methods=["POST"]),
         Route("/events", handler(events)),
+        *diag_routes(service, handler),
     ]
     app = Starlette(routes=routes)
     app.state.service = service
+    api_shift.install(app, service, token=token)
     return app
 
 
@@ -202,7 +206,7 @@ class _Server(uvicorn.Server):
 def load_or_create_token(path: Path) -> str:
     """The API token (created with mode 0600 on first use)."""
     if path.exists():
-        return path.read_text().strip()
+        return str(read_secret_file(path, key="api.token_file"))  # refused unless owner-only
     path.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -235,9 +239,13 @@ async def serve_api(service: Service) -> None:
                 return
             await asyncio.sleep(0.01)
 
-    await chmod_when_ready()
     try:
-        await asyncio.gather(*tasks)
+        await chmod_when_ready()
+        # asyncio.wait, not gather: cancelling gather would cancel uvicorn mid-loop and skip
+        # its shutdown, leaving the socket answering after the service stopped.
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()
     finally:
         for s in servers:
             s.should_exit = True

@@ -13,8 +13,13 @@ from typing import Annotated
 
 import typer
 
+from appliance.diag_cli import diag_app
 from appliance.errors import LotedgeError
+from appliance.quote_cli import quote
+from drivers.cli import drivers_app
+from lpr.cli import lpr_app
 from sync.cli import cloud_app
+from ui import cli as ui_cli
 
 app = typer.Typer(help="lotedge: offline-first parking-lot edge appliance",
                   pretty_exceptions_enable=False, no_args_is_help=True)
@@ -26,6 +31,11 @@ from appliance.lot_cli import counts_app, reservations_app  # noqa: E402
 
 app.add_typer(reservations_app, name="reservations")
 app.add_typer(counts_app, name="counts")
+app.command("quote")(quote)
+app.add_typer(diag_app, name="diag")
+app.add_typer(ui_cli.app)  # `attendant` (booth UI) and `attendants` (staff admin)
+app.add_typer(drivers_app, name="drivers")
+app.add_typer(lpr_app, name="lpr")
 app.add_typer(cloud_app, name="cloud")
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="lot configuration TOML")]
@@ -54,6 +64,9 @@ def run(
         cfg = dataclasses.replace(
             cfg, storage=dataclasses.replace(cfg.storage, data_dir=str(data_dir)))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from appliance.journal import use_journal_if_under_systemd
+
+    use_journal_if_under_systemd(cfg.lot.id)  # structured journald entries under systemd
     asyncio.run(_run(cfg, simulate=simulate, duration=duration, max_cars=max_cars,
                      display=display and sys.stdout.isatty()))
 
@@ -71,7 +84,9 @@ async def _run(cfg, *, simulate: bool, duration: float | None, max_cars: int | N
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await service.start()
-    extra = []
+    from appliance.watchdog import systemd_notifier
+
+    extra = [lambda: systemd_notifier(service)]  # READY/WATCHDOG/STOPPING when under systemd
     traffic = None
     if simulate:
         traffic = TrafficGenerator(service, cfg.simulation, clock, max_cars=max_cars)
@@ -94,7 +109,7 @@ async def _run(cfg, *, simulate: bool, duration: float | None, max_cars: int | N
         await service.stop()
     if traffic is not None:
         s = traffic.stats
-        print(f"simulation: arrived={s.arrived} entered={s.entered} refused={s.refused} "
+        print(f"simulation: arrived={s.arrived} balked={s.balked} entered={s.entered} refused={s.refused} "
               f"exited={s.exited} trapped={s.trapped} inside={len(s.inside)}")
 
 

@@ -43,6 +43,12 @@ class ServiceClient:
             transport=transport or httpx.AsyncHTTPTransport(uds=self.socket_path),
             base_url="http://lotedge", timeout=timeout_s)
 
+    def set_session(self, token: str | None) -> None:
+        """Send this sign-in session token with every request (None: signed out)."""
+        self._client.headers.pop("X-Lotedge-Session", None)
+        if token:
+            self._client.headers["X-Lotedge-Session"] = token
+
     async def get(self, path: str, **params: Any) -> Any:
         """GET a resource."""
         try:

@@ -17,6 +17,7 @@ from appliance.core.events import NewEvent
 from appliance.core.fees import compute_fee
 from appliance.core.lane import ManualClose, ManualOpen
 from appliance.core.types import SpotType
+from appliance.core.validations import resolve_validations
 from appliance.errors import InputError, LotedgeError
 from drivers.gate import GateInterlockError
 
@@ -126,7 +127,8 @@ async def ticket_with_fee(service: Service, ticket_id: str, *, at: datetime | No
     now = at or service.clock.now()
     fee = compute_fee(service.cfg.tariff, entry=datetime.fromisoformat(row["entry_utc"]),
                       exit=now, spot_type=SpotType(row["spot_type"]), tz=service.cfg.lot.tz,
-                      rate_multiplier=Decimal(row["rate_multiplier"]))
+                      rate_multiplier=Decimal(row["rate_multiplier"]),
+                      validations=tuple(ticket["validations"]))
     due = fee.total_cents if row["override_cents"] is None else row["override_cents"]
     ticket["fee"] = {
         "total_cents": fee.total_cents, "due_cents": max(0, due - row["paid_cents"]),
@@ -167,6 +169,7 @@ async def apply_validation(service: Service, ticket_id: str, *, code: str, atten
         row = await _open_ticket(tx, ticket_id)
         if code in json.loads(row["validations"]):
             raise ConflictError(f"validation {code} is already applied to {ticket_id}")
+        resolve_validations(service.cfg.tariff, [code])  # an unknown code must not reach exit
         await tx.append(NewEvent(type="ticket.validation_applied", payload={
             "ticket_id": ticket_id, "code": code, "attendant": attendant}))
     return await ticket_with_fee(service, ticket_id)

@@ -18,9 +18,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import TypeAdapter, ValidationError
 
 from appliance.core.layout import LaneDef, LevelDef, SpotDef, SpotRange
+from appliance.core.occupancy import OccupancySettings
 from appliance.core.tariff import Tariff
 from appliance.core.types import AllocationStrategy, LaneDirection, LotMode
 from appliance.errors import ConfigError
+from lpr.regions import BUILTIN_REGIONS, RegionFormat
 
 _FORBID = {"extra": "forbid"}
 
@@ -190,6 +192,157 @@ class SimulationSection:
             raise ValueError("unreadable_plate_rate: must be between 0 and 1")
 
 
+def _default_regions() -> tuple[RegionFormat, ...]:
+    return (BUILTIN_REGIONS["us"],)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LprSection:
+    """Licence plate recognition: models, burst, trust thresholds and crop retention.
+
+    Empty model paths mean the models shipped in `lpr/models/`.
+    """
+
+    __pydantic_config__ = _FORBID
+
+    det_model: str = ""
+    rec_model: str = ""
+    rec_dict: str = ""
+    threads: int = 1
+    det_max_side_px: int = 640
+    det_retry_max_side_px: int = 896
+    burst_frames: int = 5
+    burst_interval_ms: int = 200
+    min_confidence: float = 0.5
+    regions: tuple[RegionFormat, ...] = field(default_factory=_default_regions)
+    list_max_distance: int = 1
+    storage_dir: str = "lpr"
+    retention_days: int = 30
+    retention_max_mb: int = 2000
+    reconnect_initial_s: float = 0.5
+    reconnect_max_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise ValueError("threads: must be at least 1")
+        if not 96 <= self.det_max_side_px <= 4096:
+            raise ValueError("det_max_side_px: must be between 96 and 4096")
+        if self.det_retry_max_side_px and not 96 <= self.det_retry_max_side_px <= 4096:
+            raise ValueError("det_retry_max_side_px: must be 0 (off) or between 96 and 4096")
+        if self.burst_frames < 1:
+            raise ValueError("burst_frames: must be at least 1")
+        if self.burst_interval_ms < 0:
+            raise ValueError("burst_interval_ms: must not be negative")
+        if not 0 <= self.min_confidence <= 1:
+            raise ValueError("min_confidence: must be between 0 and 1")
+        if not self.regions:
+            raise ValueError("regions: at least one region format is needed")
+        if self.list_max_distance < 0:
+            raise ValueError("list_max_distance: must not be negative")
+        if self.retention_days < 0 or self.retention_max_mb < 0:
+            raise ValueError("retention_days: retention limits must not be negative")
+        if not 0 < self.reconnect_initial_s <= self.reconnect_max_s:
+            raise ValueError("reconnect_initial_s: must be positive and <= reconnect_max_s")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SensorBusSection:
+    """One spot-sensor port: an RS-485 bus of addressed sensors, or one MaxBotix-style sensor.
+
+    `port` is a device path, a pyserial URL, or "sim" (a pty simulator in `--simulate`).
+    """
+
+    __pydantic_config__ = _FORBID
+
+    id: str
+    port: str = "sim"
+    protocol: Literal["rs485", "maxbotix"] = "rs485"
+    baud: int | None = None
+    poll_interval_ms: int = 500
+    request_timeout_ms: int = 50
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", self.id):
+            raise ValueError("id: must be 1-32 letters, digits, '-' or '_'")
+        if self.baud is not None and self.baud <= 0:
+            raise ValueError("baud: must be positive")
+        if not 10 <= self.poll_interval_ms <= 600_000:
+            raise ValueError("poll_interval_ms: must be between 10 and 600000")
+        if not 5 <= self.request_timeout_ms <= 5000:
+            raise ValueError("request_timeout_ms: must be between 5 and 5000")
+
+    @property
+    def line_baud(self) -> int:
+        """The configured speed, else the protocol's usual one (MaxBotix 9600, RS-485 19200)."""
+        if self.baud is not None:
+            return self.baud
+        return 9600 if self.protocol == "maxbotix" else 19200
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignSection:
+    """An LED availability sign: `fields` maps a sign field to a level id or "ALL"."""
+
+    __pydantic_config__ = _FORBID
+
+    id: str
+    port: str = "sim"
+    fields: dict[str, str] = field(default_factory=dict)
+    thresholds: tuple[int, ...] = (0, 10, 25)
+    refresh_s: float = 10.0
+    full_at: int = 0
+    baud: int = 9600
+
+    def __post_init__(self) -> None:
+        if not self.fields:
+            raise ValueError("fields: a sign needs at least one field, e.g. { L1 = \"L1\" }")
+        for name in self.fields:
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,8}", name):
+                raise ValueError(f"fields.{name}: a field name is 1-8 letters, digits, - or _")
+        if self.refresh_s <= 0:
+            raise ValueError("refresh_s: must be positive")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DevicesSection:
+    """Device timing and thresholds: loop supervision, gates and spot-sensor filtering."""
+
+    __pydantic_config__ = _FORBID
+
+    loop_stuck_after_s: float = 300.0
+    loop_dead_after_s: float = 14400.0
+    loop_dead_min_edges: int = 10
+    gate_closing_travel_ms: int = 3000
+    gate_feedback_timeout_ms: int = 4000
+    spot_occupied_below_cm: int = 150
+    spot_hysteresis_cm: int = 20
+    spot_debounce_ms: int = 3000
+    spot_heartbeat_s: float = 1800.0
+    spot_thresholds_cm: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for key in ("loop_stuck_after_s", "loop_dead_after_s", "spot_heartbeat_s",
+                    "spot_occupied_below_cm"):
+            if getattr(self, key) <= 0:
+                raise ValueError(f"{key}: must be positive")
+        for key in ("spot_hysteresis_cm", "spot_debounce_ms", "gate_closing_travel_ms",
+                    "gate_feedback_timeout_ms", "loop_dead_min_edges"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key}: must not be negative")
+        for spot_id, cm in self.spot_thresholds_cm.items():
+            if cm <= 0:
+                raise ValueError(f"spot_thresholds_cm.{spot_id}: must be positive")
+
+    def occupancy(self, spot_id: str) -> OccupancySettings:
+        """The occupancy filter settings of one spot (per-spot threshold if configured)."""
+        return OccupancySettings(
+            occupied_below_cm=self.spot_thresholds_cm.get(spot_id, self.spot_occupied_below_cm),
+            hysteresis_cm=self.spot_hysteresis_cm,
+            debounce_s=self.spot_debounce_ms / 1000,
+            heartbeat_s=self.spot_heartbeat_s,
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
 class LotConfig:
     """A whole lot, as validated from its TOML file."""
@@ -208,6 +361,10 @@ class LotConfig:
     api: ApiSection = field(default_factory=ApiSection)
     policy: PolicySection = field(default_factory=PolicySection)
     simulation: SimulationSection = field(default_factory=SimulationSection)
+    devices: DevicesSection = field(default_factory=DevicesSection)
+    sensor_buses: tuple[SensorBusSection, ...] = ()
+    signs: tuple[SignSection, ...] = ()
+    lpr: LprSection = field(default_factory=LprSection)
     source_path: str | None = None
     source_sha256: str | None = None
 
@@ -334,6 +491,35 @@ def _check_references(cfg: LotConfig, path: str | None, lines: dict) -> None:
                     ("levels",), path, lines)
 
 
+def _check_devices(cfg: LotConfig, path: str | None, lines: dict) -> None:
+    bus_ids: set[str] = set()
+    ports: dict[str, str] = {}
+    for i, bus in enumerate(cfg.sensor_buses):
+        if bus.id in bus_ids:
+            raise _fail(f"duplicate sensor bus id {bus.id!r}", ("sensor_buses", i, "id"), path,
+                        lines)
+        bus_ids.add(bus.id)
+        if bus.port != "sim" and bus.port in ports:
+            raise _fail(f"port {bus.port!r} is already used by {ports[bus.port]}",
+                        ("sensor_buses", i, "port"), path, lines)
+        ports[bus.port] = f"sensor bus {bus.id}"
+    if bus_ids:
+        for spot in [*cfg.spots, *(s for r in cfg.spot_ranges for s in r.expand())]:
+            if spot.sensor and spot.sensor.partition(":")[0] not in bus_ids:
+                raise _fail(f"spot {spot.id}: sensor {spot.sensor!r} names no [[sensor_buses]] id",
+                            ("spots",), path, lines)
+    level_ids = {lvl.id for lvl in cfg.levels}
+    for i, sign in enumerate(cfg.signs):
+        if sign.port != "sim" and sign.port in ports:
+            raise _fail(f"port {sign.port!r} is already used by {ports[sign.port]}",
+                        ("signs", i, "port"), path, lines)
+        ports[sign.port] = f"sign {sign.id}"
+        for name, level in sign.fields.items():
+            if level != "ALL" and level not in level_ids:
+                raise _fail(f"unknown level {level!r} (a level id or \"ALL\")",
+                            ("signs", i, "fields", name), path, lines)
+
+
 def parse_config(text: str, *, path: str | None = None) -> LotConfig:
     """Validate TOML text into a LotConfig; raise ConfigError naming the key and line."""
     try:
@@ -357,7 +543,7 @@ def parse_config(text: str, *, path: str | None = None) -> LotConfig:
         # __post_init__ checks say which field they reject as "field: reason".
         field_prefix = re.match(r"^([a-z_][a-z0-9_]*(?:\.[A-Za-z0-9_]+)*): (.*)$", msg)
         if first["type"] == "value_error" and field_prefix:
-            loc = (*loc, *field_prefix.group(1).split("."))
+            loc = (*loc, *(int(p) if p.isdigit() else p for p in field_prefix.group(1).split(".")))
             msg = field_prefix.group(2)
         if first["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
             msg = "unknown key (typo?)"
@@ -370,6 +556,7 @@ def parse_config(text: str, *, path: str | None = None) -> LotConfig:
             msg += f" (and {more} more problem{'s' if more > 1 else ''})"
         raise _fail(msg, loc, path, lines) from None
     _check_references(cfg, path, lines)
+    _check_devices(cfg, path, lines)
     expanded = (*cfg.spots, *(s for r in cfg.spot_ranges for s in r.expand()))
     return dataclasses.replace(cfg, spots=expanded, spot_ranges=())
 

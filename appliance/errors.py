@@ -45,3 +45,7 @@ class DeviceError(LotedgeError, OSError):
 
 class InputError(LotedgeError, ValueError):
     """A request or command from a person or a peer was invalid."""
+
+
+class FeeError(InputError):
+    """Fee inputs are inconsistent: exit before entry, naive time, unknown spot type or code."""

@@ -30,6 +30,7 @@ from appliance.core.lane import (
     Tick,
 )
 from appliance.core.layout import LaneDef
+from appliance.edgelog import EdgeLog
 from appliance.ledger import Ledger
 from appliance.recorder import EventRecorder
 from appliance.tickets import Outcome
@@ -95,6 +96,9 @@ class LaneController:
         self._trigger_ns = 0
         arming.on_edge(self._on_arming)
         safety.on_edge(self._on_safety)
+        self.edge_log = EdgeLog()  # recent edges with timing, for `lotedge diag loops`
+        arming.on_edge(self.edge_log.record)
+        safety.on_edge(self.edge_log.record)
 
     def _on_arming(self, edge: LoopEdge) -> None:
         if edge.present:

@@ -20,6 +20,7 @@ from appliance.service import Service
 from drivers.loops import SimulatedLoop
 from lpr.source import PlateResult, SimulatedPlates
 
+MAX_QUEUE = 20
 _TYPE_MIX = [(VehicleType.MOTORCYCLE, 5), (VehicleType.COMPACT, 25), (VehicleType.REGULAR, 55),
              (VehicleType.LARGE, 15)]
 
@@ -55,6 +56,7 @@ class TrafficStats:
     paid_on_foot: int = 0
     backed_out: int = 0
     tailgates: int = 0
+    balked: int = 0
     inside: set[str] = field(default_factory=set)
 
 
@@ -77,6 +79,7 @@ class TrafficGenerator:
         self.rng = random.Random(settings.seed)
         self.stats = TrafficStats()
         self._locks: dict[str, asyncio.Lock] = {}
+        self._queued: dict[str, int] = {}
         self._cars: set[asyncio.Task] = set()
         self.done = asyncio.Event()
         if not isinstance(service.plates, SimulatedPlates):
@@ -144,10 +147,14 @@ class TrafficGenerator:
         if not entries or not exits:
             return
         await self.setup()
-        await asyncio.gather(*(self._arrivals(lane, exits) for lane in entries))
-        while self._cars:
-            await asyncio.gather(*list(self._cars), return_exceptions=True)
-        self.done.set()
+        try:
+            await asyncio.gather(*(self._arrivals(lane, exits) for lane in entries))
+            while self._cars:
+                await asyncio.gather(*list(self._cars), return_exceptions=True)
+            self.done.set()
+        finally:
+            for task in list(self._cars):  # a stopping service takes its simulated cars along
+                task.cancel()
 
     async def _arrivals(self, lane: LaneDef, exits: list[LaneDef]) -> None:
         rate_per_s = self.settings.arrivals_per_hour_per_lane / 3600
@@ -158,6 +165,9 @@ class TrafficGenerator:
             if self.max_cars is not None and self.stats.arrived >= self.max_cars:
                 break
             self.stats.arrived += 1
+            if self._queued.get(lane.id, 0) >= MAX_QUEUE:
+                self.stats.balked += 1  # a driver facing a long queue drives on
+                continue
             task = asyncio.get_running_loop().create_task(self._journey(lane, exits))
             self._cars.add(task)
             task.add_done_callback(self._cars.discard)
@@ -208,54 +218,65 @@ class TrafficGenerator:
             pass  # the pay station refused (e.g. ticket changed meanwhile): pay at the exit
 
     async def _drive_through(self, lane: LaneDef, car: Car, *, entering: bool) -> bool | str:
+        """Queue for the lane, then drive over its loops; True when through, else why not."""
+        lock = self._locks.setdefault(lane.id, asyncio.Lock())
+        self._queued[lane.id] = self._queued.get(lane.id, 0) + 1
+        try:
+            await lock.acquire()
+        finally:
+            self._queued[lane.id] -= 1
+        try:
+            return await self._at_lane(lane, car, entering=entering)
+        finally:
+            lock.release()
+
+    async def _at_lane(self, lane: LaneDef, car: Car, *, entering: bool) -> bool | str:
         factory = self.service.pin_factory
         arming = SimulatedLoop(factory, lane.arming_loop_pin)
         safety = SimulatedLoop(factory, lane.safety_loop_pin)
         relay = factory.pin(lane.barrier_relay_pin)
         passage_s = self.settings.passage_ms / 1000
         gate_wait_s = self.settings.gate_wait_ms / 1000
-        lock = self._locks.setdefault(lane.id, asyncio.Lock())
-        async with lock:
-            if entering and car.kind == "reservation":
-                await self._book(car)  # booked for "now": the simulated queue may be long
-            readable = car.readable_in if entering else car.readable_out
-            self.plates.present(lane.id, PlateResult(
-                plate=car.plate if readable else None, confidence=0.95 if readable else 0.0,
-                vehicle_type=str(car.vehicle_type), is_ev=car.is_ev))
-            if not entering and car.ticket_id:
-                self.service.scanner.present(lane.id, car.ticket_id)
-            try:
-                arming.occupy()
-                opened = await _wait_for(lambda: relay.state, gate_wait_s)
-                if not opened:
-                    arming.clear()
-                    await asyncio.sleep(passage_s)
-                    return False
-                if entering and self.service.printer is not None:
-                    car.ticket_id = self.service.printer.take(lane.id) or car.ticket_id
-                if entering and car.backs_out:
-                    await asyncio.sleep(passage_s / 4)
-                    arming.clear()  # the driver changes their mind and reverses away
-                    await _wait_for(lambda: not relay.state, gate_wait_s)
-                    return "backed_out"
+        if entering and car.kind == "reservation":
+            await self._book(car)  # booked for "now": the simulated queue may be long
+        readable = car.readable_in if entering else car.readable_out
+        self.plates.present(lane.id, PlateResult(
+            plate=car.plate if readable else None, confidence=0.95 if readable else 0.0,
+            vehicle_type=str(car.vehicle_type), is_ev=car.is_ev))
+        if not entering and car.ticket_id:
+            self.service.scanner.present(lane.id, car.ticket_id)
+        try:
+            arming.occupy()
+            opened = await _wait_for(lambda: relay.state, gate_wait_s)
+            if not opened:
+                arming.clear()
+                await asyncio.sleep(passage_s)
+                return False
+            if entering and self.service.printer is not None:
+                car.ticket_id = self.service.printer.take(lane.id) or car.ticket_id
+            if entering and car.backs_out:
                 await asyncio.sleep(passage_s / 4)
+                arming.clear()  # the driver changes their mind and reverses away
+                await _wait_for(lambda: not relay.state, gate_wait_s)
+                return "backed_out"
+            await asyncio.sleep(passage_s / 4)
+            safety.occupy()
+            await asyncio.sleep(passage_s / 2)
+            arming.clear()
+            await asyncio.sleep(passage_s / 2)
+            safety.clear()
+            await _wait_for(lambda: not relay.state, gate_wait_s)
+            if entering and car.tailgater_follows:
+                # a second car noses under the closing barrier, then reverses out
+                self.stats.tailgates += 1
                 safety.occupy()
                 await asyncio.sleep(passage_s / 2)
-                arming.clear()
-                await asyncio.sleep(passage_s / 2)
                 safety.clear()
-                await _wait_for(lambda: not relay.state, gate_wait_s)
-                if entering and car.tailgater_follows:
-                    # a second car noses under the closing barrier, then reverses out
-                    self.stats.tailgates += 1
-                    safety.occupy()
-                    await asyncio.sleep(passage_s / 2)
-                    safety.clear()
-                    await asyncio.sleep(passage_s / 4)
-                return True
-            finally:
-                self.plates.leave(lane.id)
-                self.service.scanner.leave(lane.id)
+                await asyncio.sleep(passage_s / 4)
+            return True
+        finally:
+            self.plates.leave(lane.id)
+            self.service.scanner.leave(lane.id)
 
 
 async def _wait_for(predicate, timeout_s: float) -> bool:

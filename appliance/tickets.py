@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 
 from appliance.alarms import raise_alarm_in
 from appliance.availability import POOLS_SQL, pools_from_rows
@@ -23,6 +24,7 @@ from appliance.core.entry_policy import EntryFacts, EntryKind, classify_entry
 from appliance.core.events import NewEvent
 from appliance.core.fees import compute_fee
 from appliance.core.plates import best_match
+from appliance.core.pricing import entry_rate_multiplier
 from appliance.core.reservations import Reservation, holdback, match_reservation, walk_in_pools
 from appliance.core.types import AllocationStrategy, LotMode, SpotType, VehicleType
 from appliance.errors import DeviceError
@@ -154,7 +156,8 @@ async def admit(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str | None,
             "ticket_id": ticket_id, "plate": plate, "plate_confidence": round(confidence, 3),
             "vehicle_type": str(vehicle_type), "is_ev": is_ev, "level": level,
             "spot_type": str(spot_type), "spot_id": spot_id, "lane": lane,
-            "entry_utc": at.isoformat(), "rate_multiplier": str(_rate_multiplier(cfg, pools)),
+            "entry_utc": at.isoformat(),
+            "rate_multiplier": str(_rate_multiplier(cfg, pools, at)),
             "kind": str(verdict.kind),
             "reservation_id": facts.reservation.id if facts.reservation else None,
             "printed": plate is None,
@@ -168,9 +171,12 @@ async def admit(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str | None,
                    level=level, print_ticket=plate is None, kind=str(verdict.kind))
 
 
-def _rate_multiplier(cfg: LotConfig, pools: list[Pool]) -> Decimal:
-    """The multiplier locked on the ticket at entry."""
-    return Decimal(1)
+def _rate_multiplier(cfg: LotConfig, pools: list[Pool], at: datetime) -> Decimal:
+    """The multiplier locked on the ticket at entry (occupancy before this car x events)."""
+    capacity = sum(p.capacity for p in pools)
+    occupancy = (Fraction(min(sum(p.occupied for p in pools), capacity), capacity)
+                 if capacity else None)
+    return entry_rate_multiplier(cfg.tariff, occupancy=occupancy, at=at)
 
 
 async def _allocate(tx: Tx, cfg: LotConfig, *, vehicle_type: VehicleType, is_ev: bool,

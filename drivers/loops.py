@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from gpiozero import DigitalInputDevice, Factory
 
+from drivers.health import DeviceHealth, HealthRegistry
+
 
 @dataclass(frozen=True, slots=True)
 class LoopEdge:
@@ -32,21 +34,38 @@ class LoopDetector:
         pin_factory: gpiozero pin factory (MockFactory in simulation).
         debounce_ms: how long a level must hold.
         active_low: the detector pulls the input to ground when a vehicle is present.
+        fail_safe: the detector's normally-closed presence contact goes between the input and
+            ground, with the pull-up on: a vehicle, a dead detector or a cut wire all read as
+            "vehicle present" (HIGH), which is what the safety loop should do. Overrides
+            `active_low`.
         loop: the asyncio loop that receives edges (default: the running loop).
+        health: registry where the loop reports edges, glitches and its state.
     """
 
     def __init__(self, name: str, pin: int, *, pin_factory: Factory, debounce_ms: int = 150,
-                 active_low: bool = False, loop: asyncio.AbstractEventLoop | None = None):
+                 active_low: bool = False, loop: asyncio.AbstractEventLoop | None = None,
+                 health: HealthRegistry | None = None, fail_safe: bool = False):
         self.name = name
         self.pin = pin
         self.debounce_s = debounce_ms / 1000
         self._loop = loop or asyncio.get_running_loop()
-        self._device = DigitalInputDevice(pin, pull_up=active_low, pin_factory=pin_factory)
+        if fail_safe:
+            self._device = DigitalInputDevice(pin, pull_up=None, active_state=True,
+                                              pin_factory=pin_factory)
+            self._device.pin.pull = "up"
+        else:
+            self._device = DigitalInputDevice(pin, pull_up=active_low, pin_factory=pin_factory)
         self.present: bool = bool(self._device.is_active)
         self._pending: asyncio.TimerHandle | None = None
         self._pending_value: bool | None = None
         self._pending_ns = 0
         self._listeners: list[Callable[[LoopEdge], None]] = []
+        self._raw_listeners: list[Callable[[bool, int], None]] = []
+        self.health: DeviceHealth | None = None
+        if health is not None:
+            self.health = health.device(name, "loop")
+            self.health.info["pin"] = pin
+            self.health.seen("present" if self.present else "clear")
         self.edges = 0
         self.glitches = 0
         self.last_edge_ns: int | None = None
@@ -57,17 +76,30 @@ class LoopDetector:
         """Call `listener(edge)` for each debounced edge."""
         self._listeners.append(listener)
 
+    def on_raw(self, listener: Callable[[bool, int], None]) -> None:
+        """Call `listener(active, raw_ns)` on the asyncio loop for every undebounced change."""
+        self._raw_listeners.append(listener)
+
+    @property
+    def raw_active(self) -> bool:
+        """The contact right now, before debouncing (a vehicle may be arriving)."""
+        return bool(self._device.is_active)
+
     def _raw(self, value: bool) -> None:
         # Called from gpiozero's thread (or the caller's thread for mock pins).
         ns = time.monotonic_ns()
         self._loop.call_soon_threadsafe(self._on_raw, value, ns)
 
     def _on_raw(self, value: bool, ns: int) -> None:
+        for raw_listener in list(self._raw_listeners):
+            raw_listener(value, ns)
         if self._pending is not None:
             self._pending.cancel()
             self._pending = None
             if value == self.present:
                 self.glitches += 1
+                if self.health is not None:
+                    self.health.count("glitches")
                 return
         if value == self.present:
             return
@@ -84,6 +116,9 @@ class LoopDetector:
         self.edges += 1
         edge = LoopEdge(self.name, value, raw_ns, time.monotonic_ns())
         self.last_edge_ns = edge.stable_ns
+        if self.health is not None:
+            self.health.count("edges")
+            self.health.seen("present" if value else "clear")
         for listener in list(self._listeners):
             listener(edge)
 

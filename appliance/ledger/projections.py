@@ -148,6 +148,19 @@ async def _invoice_created(tx: Tx, ev: Event) -> None:
         )
 
 
+@projects("spot.state_changed")
+async def _spot_state_changed(tx: Tx, ev: Event) -> None:
+    # A sensor's view of a spot (OCCUPIED / AVAILABLE / UNKNOWN); an attendant's RESERVED or
+    # MAINTENANCE is not overridden by a sensor, and the ticket link is left as it is.
+    p = ev.payload
+    if p["state"] not in ("OCCUPIED", "AVAILABLE", "UNKNOWN"):
+        raise ValueError(f"spot.state_changed: state {p['state']!r} is not a sensor state")
+    await tx.execute(
+        "UPDATE spots SET state = ? WHERE id = ? AND state NOT IN ('RESERVED', 'MAINTENANCE')",
+        (p["state"], p["spot_id"]),
+    )
+
+
 @projects("alarm.raised")
 async def _alarm_raised(tx: Tx, ev: Event) -> None:
     p = ev.payload
@@ -283,3 +296,30 @@ async def _counts_reset(tx: Tx, ev: Event) -> None:
 async def _payment_settled(tx: Tx, ev: Event) -> None:
     await tx.execute("UPDATE payments SET reconciled = 1, status = ? WHERE idempotency_key = ?",
                      (ev.payload["status"], ev.payload["idempotency_key"]))
+
+
+@projects("attendant.added")
+async def _attendant_added(tx: Tx, ev: Event) -> None:
+    p = ev.payload
+    await tx.execute(
+        "INSERT INTO attendants(id, name, role, pin_hash, added_utc, added_seq) "
+        "VALUES (?,?,?,?,?,?)",
+        (p["attendant_id"], p["name"], p["role"], p["pin_hash"], ev.ts_utc.isoformat(), ev.seq))
+
+
+@projects("shift.opened")
+async def _shift_opened(tx: Tx, ev: Event) -> None:
+    p = ev.payload
+    await tx.execute(
+        "INSERT INTO shifts(id, attendant_id, opened_utc, opened_seq) VALUES (?,?,?,?)",
+        (p["shift_id"], p["attendant"], ev.ts_utc.isoformat(), ev.seq))
+
+
+@projects("shift.closed")
+async def _shift_closed(tx: Tx, ev: Event) -> None:
+    p = ev.payload
+    await tx.execute(
+        "UPDATE shifts SET closed_utc = ?, closed_seq = ?, closed_by = ?, expected_cents = ?, "
+        "counted_cents = ?, difference_cents = ? WHERE id = ? AND closed_utc IS NULL",
+        (ev.ts_utc.isoformat(), ev.seq, p.get("closed_by"), p["expected_cents"],
+         p["counted_cents"], p["difference_cents"], p["shift_id"]))

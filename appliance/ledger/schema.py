@@ -169,7 +169,34 @@ MIGRATIONS.append(
 )
 
 MIGRATIONS.append(
-    # 5 (sync): signed cloud bundles as applied, and the events calendar they carry. Their
+    # 5: attendants (PIN stored as a salted scrypt hash) and their shifts at the booth.
+    """
+    CREATE TABLE attendants (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        pin_hash TEXT NOT NULL,
+        added_utc TEXT NOT NULL,
+        added_seq INTEGER NOT NULL
+    );
+    CREATE TABLE shifts (
+        id TEXT PRIMARY KEY,
+        attendant_id TEXT NOT NULL,
+        opened_utc TEXT NOT NULL,
+        opened_seq INTEGER NOT NULL,
+        closed_utc TEXT,
+        closed_seq INTEGER,
+        closed_by TEXT,
+        expected_cents INTEGER,
+        counted_cents INTEGER,
+        difference_cents INTEGER
+    );
+    CREATE UNIQUE INDEX shifts_open ON shifts(attendant_id) WHERE closed_utc IS NULL;
+    """
+)
+
+MIGRATIONS.append(
+    # 6 (sync): signed cloud bundles as applied, and the events calendar they carry. Their
     # permits and allow/deny lists go to plate_lists (source 'cloud'), reservations to reservations.
     """
     CREATE TABLE bundles (

@@ -1,0 +1,220 @@
+"""API for attendants, sign-in sessions, shifts, role gating of the attendant commands, and
+the booth's view of spot sensors (`GET /availability/sensors`).
+
+Installed on the service API by `install(app, service)`. Once at least one attendant is
+registered, every attendant command (gate open/close/hold, ticket actions, alarm ack) needs
+the header `X-Lotedge-Session: <token>` from `POST /auth/sign-in`; the session's role must
+allow the action, and the session's attendant id replaces any `attendant` in the body, so the
+ledger records who really did it. With no attendant registered yet (a fresh appliance) the
+commands keep taking `attendant` from the body.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from appliance import attendants
+from appliance.attendants import Desk, RoleError, Session, SignInError
+from appliance.core.roles import PERMISSIONS, allowed, least_role_for
+from appliance.errors import InputError, LotedgeError
+
+if TYPE_CHECKING:
+    from appliance.service import Service
+
+SESSION_HEADER = "X-Lotedge-Session"
+
+# POST paths of the attendant commands and the permission each needs.
+GATED: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), action) for pattern, action in (
+        (r"^/lanes/[^/]+/open$", "gate.open"),
+        (r"^/lanes/[^/]+/close$", "gate.close"),
+        (r"^/lanes/[^/]+/hold$", "gate.hold"),
+        (r"^/tickets/[^/]+/validate$", "ticket.validate"),
+        (r"^/tickets/[^/]+/pay-cash$", "ticket.cash"),
+        (r"^/tickets/[^/]+/override$", "ticket.override"),
+        (r"^/tickets/[^/]+/void$", "ticket.void"),
+        (r"^/alarms/[^/]+/ack$", "alarm.ack"),
+    ))
+
+
+# What the spot sensors say per level x type (per-spot lots; none in counter lots).
+SENSOR_SQL = (
+    "SELECT level_id, type, COUNT(*), SUM(sensor_state = 'OCCUPIED'), "
+    "SUM(sensor_state = 'UNKNOWN') FROM spots GROUP BY level_id, type ORDER BY level_id, type")
+
+
+def gated_action(method: str, path: str) -> str | None:
+    """The permission a request needs, or None if it is not an attendant command."""
+    if method != "POST":
+        return None
+    for pattern, action in GATED:
+        if pattern.match(path):
+            return action
+    return None
+
+
+def _need_role(session: Session, action: str) -> None:
+    if not allowed(session.role, action):
+        role = least_role_for(action)
+        raise RoleError(f"{action} needs role {role.value if role else '?'}; "
+                        f"{session.attendant_id} is {session.role.value}")
+
+
+def _json_error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+class RoleGate:
+    """ASGI middleware: checks the session and role of attendant commands, stamps the attendant."""
+
+    def __init__(self, app: ASGIApp, *, service: Service, desk: Desk):
+        self.app = app
+        self.service = service
+        self.desk = desk
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Gate one request."""
+        action = (gated_action(scope["method"], scope["path"])
+                  if scope["type"] == "http" else None)
+        ledger = self.service.ledger
+        if action is None or ledger is None or not await attendants.any_attendants(ledger):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                   for k, v in scope.get("headers", [])}
+        try:
+            session = self.desk.session(headers.get(SESSION_HEADER.lower()))
+            _need_role(session, action)
+        except SignInError as err:
+            await _json_error(401, str(err))(scope, receive, send)
+            return
+        except RoleError as err:
+            await _json_error(403, str(err))(scope, receive, send)
+            return
+        raw = b""
+        while True:
+            message = await receive()
+            raw += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        try:
+            body = json.loads(raw) if raw else {}
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = None  # the handler answers 400 for it
+        if isinstance(body, dict):
+            body["attendant"] = session.attendant_id
+            raw = json.dumps(body).encode()
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def install(app: Starlette, service: Service, *, token: str | None = None) -> None:
+    """Add the attendant, session and shift routes and the role gate to the API app."""
+    from appliance.api import _body as body  # api imports this module; resolved at install
+
+    desk = Desk()
+    app.state.desk = desk
+
+    def handler(fn):
+        async def wrapped(request: Request) -> JSONResponse:
+            if token is not None and request.scope.get("client") is not None:
+                given = request.headers.get("authorization", "")
+                if not secrets.compare_digest(given, f"Bearer {token}"):
+                    return _json_error(401, "missing or wrong API token")
+            try:
+                result = await fn(request)
+            except SignInError as err:
+                return _json_error(401, str(err))
+            except RoleError as err:
+                return _json_error(403, str(err))
+            except (InputError, ValueError, KeyError, TypeError) as err:
+                return _json_error(400, str(err))
+            except LotedgeError as err:
+                return _json_error(500, str(err))
+            return JSONResponse(result)
+
+        return wrapped
+
+    def session_of(request: Request) -> Session:
+        return desk.session(request.headers.get(SESSION_HEADER))
+
+    def with_permissions(session: Session) -> dict[str, Any]:
+        out = session.as_dict()
+        out["permissions"] = sorted(PERMISSIONS[session.role])
+        return out
+
+    async def sign_in(request: Request):
+        b = await body(request)
+        session = await desk.sign_in(service.ledger, attendant_id=str(b.get("attendant") or ""),
+                                     pin=str(b.get("pin") or ""))
+        return with_permissions(session)
+
+    async def sign_out(request: Request):
+        await desk.sign_out(service.ledger, request.headers.get(SESSION_HEADER, ""))
+        return {"signed_out": True}
+
+    async def whoami(request: Request):
+        return with_permissions(session_of(request))
+
+    async def attendant_list(request: Request):
+        return await attendants.list_attendants(service.ledger)
+
+    async def attendant_add(request: Request):
+        b = await body(request)
+        if request.headers.get(SESSION_HEADER) is not None or request.scope.get("client"):
+            session = session_of(request)
+            _need_role(session, "attendant.add")
+            by = session.attendant_id
+        else:
+            by = "admin (local socket)"  # `lotedge attendants add` on the appliance itself
+        return await attendants.add_attendant(
+            service.ledger, attendant_id=b.get("id"), name=b.get("name"), role=b.get("role"),
+            pin=b.get("pin"), by=by)
+
+    async def shift_current(request: Request):
+        return await attendants.shift_report(service.ledger, session_of(request).shift_id)
+
+    async def shift_close(request: Request):
+        session = session_of(request)
+        _need_role(session, "shift.close")
+        b = await body(request)
+        shift_id = b.get("shift_id") or session.shift_id
+        report = await attendants.close_shift(service.ledger, shift_id=shift_id,
+                                              counted_cents=b.get("counted_cents"),
+                                              closed_by=session.attendant_id)
+        desk.end_shift_sessions(shift_id)
+        return report
+
+    async def sensor_states(request: Request):
+        rows = await service.ledger.fetchall(SENSOR_SQL)
+        return [{"level": r[0], "spot_type": r[1], "spots": r[2], "sensor_occupied": r[3],
+                 "unknown": r[4]} for r in rows]
+
+    app.router.routes.extend([
+        Route("/availability/sensors", handler(sensor_states)),
+        Route("/auth/sign-in", handler(sign_in), methods=["POST"]),
+        Route("/auth/sign-out", handler(sign_out), methods=["POST"]),
+        Route("/auth/session", handler(whoami)),
+        Route("/attendants", handler(attendant_list)),
+        Route("/attendants", handler(attendant_add), methods=["POST"]),
+        Route("/shift", handler(shift_current)),
+        Route("/shift/close", handler(shift_close), methods=["POST"]),
+    ])
+    app.add_middleware(RoleGate, service=service, desk=desk)

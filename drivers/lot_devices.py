@@ -1,0 +1,288 @@
+"""Building a lot's serial devices from its configuration, and their simulators for `--simulate`.
+
+`SimulatedPorts.start(cfg, run_dir)` creates a pty simulator for every bus or sign whose
+`port = "sim"`; `spot_sensor_array(...)` and `led_signs(...)` build the real drivers on the
+resulting paths (or on the configured device paths on a Pi).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import sqlite3
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+from appliance.alarms import clear_alarm, raise_alarm
+from appliance.config import LotConfig
+from appliance.core.events import Event, NewEvent
+from appliance.core.layout import LaneDef
+from appliance.core.occupancy import SpotChange, level_free_counts
+from appliance.core.types import SpotState
+from appliance.errors import LotedgeError
+from appliance.ledger import Ledger
+from drivers.gate import BarrierGate, GateCommand
+from drivers.health import FaultChange, HealthRegistry
+from drivers.lane_loops import LaneLoops
+from drivers.loops import LoopDetector
+from drivers.serial_sim import SimulatedMaxBotix, SimulatedRs485Bus, SimulatedSign
+from drivers.sign import LedSign, SignPolicy
+from drivers.spot_sensors import BusSpec, SpotSensorArray, sensor_key
+
+log = logging.getLogger(__name__)
+
+FREE_CM = 400
+OCCUPIED_CM = 60
+
+
+class SimulatedPorts:
+    """Pty simulators standing in for every `port = "sim"` bus and sign of a lot."""
+
+    def __init__(self) -> None:
+        self.paths: dict[str, str] = {}
+        self.buses: dict[str, SimulatedRs485Bus] = {}
+        self.maxbotix: dict[str, SimulatedMaxBotix] = {}
+        self.signs: dict[str, SimulatedSign] = {}
+        self._spot_sensor: dict[str, tuple[str, int]] = {}
+        self._ticket_spot: dict[str, str] = {}
+
+    @classmethod
+    def start(cls, cfg: LotConfig, run_dir: Path, *, seed: int | None = None) -> SimulatedPorts:
+        """Create and start the simulators (device links live in `run_dir`)."""
+        run_dir.mkdir(parents=True, exist_ok=True)
+        sims = cls()
+        rng = random.Random(seed)
+        addresses: dict[str, list[int]] = defaultdict(list)
+        for spot in cfg.spots:
+            if spot.sensor:
+                bus, _, addr = sensor_key(spot.sensor).partition(":")
+                addresses[bus].append(int(addr))
+                sims._spot_sensor[spot.id] = (bus, int(addr))
+        for bus in cfg.sensor_buses:
+            if bus.port != "sim":
+                continue
+            link = run_dir / f"tty-{bus.id}"
+            if bus.protocol == "maxbotix":
+                sim = SimulatedMaxBotix(link, distance_cm=FREE_CM, interval_s=0.1,
+                                        seed=rng.randrange(1 << 30)).start()
+                sims.maxbotix[bus.id] = sim
+            else:
+                sim = SimulatedRs485Bus(link, distances=dict.fromkeys(addresses[bus.id], FREE_CM),
+                                        seed=rng.randrange(1 << 30)).start()
+                sims.buses[bus.id] = sim
+            sims.paths[bus.id] = sim.path
+        for sign in cfg.signs:
+            if sign.port == "sim":
+                sim_sign = SimulatedSign(run_dir / f"tty-{sign.id}").start()
+                sims.signs[sign.id] = sim_sign
+                sims.paths[sign.id] = sim_sign.path
+        return sims
+
+    def set_distance(self, spot_id: str, distance_cm: int | None) -> bool:
+        """Put a target at `distance_cm` in front of a spot's sensor (None: sensor silent)."""
+        where = self._spot_sensor.get(spot_id)
+        if where is None:
+            return False
+        bus, addr = where
+        if bus in self.buses:
+            self.buses[bus].distances[addr] = distance_cm
+            return True
+        if bus in self.maxbotix:
+            self.maxbotix[bus].distance_cm = distance_cm
+            return True
+        return False
+
+    def park(self, spot_id: str) -> bool:
+        """A car parks in the spot."""
+        return self.set_distance(spot_id, OCCUPIED_CM)
+
+    def leave(self, spot_id: str) -> bool:
+        """The car leaves the spot."""
+        return self.set_distance(spot_id, FREE_CM)
+
+    def follow_tickets(self, events: Iterable[Event]) -> None:
+        """Ledger listener: a ticket issued to a spot parks a car there; closing it leaves."""
+        for ev in events:
+            if ev.type == "ticket.issued" and ev.payload.get("spot_id"):
+                self._ticket_spot[ev.payload["ticket_id"]] = ev.payload["spot_id"]
+                self.park(ev.payload["spot_id"])
+            elif ev.type == "ticket.closed":
+                spot_id = self._ticket_spot.pop(ev.payload.get("ticket_id"), None)
+                if spot_id is not None:
+                    self.leave(spot_id)
+
+    def stop(self) -> None:
+        """Stop every simulator and remove the device links."""
+        for sim in [*self.buses.values(), *self.maxbotix.values(), *self.signs.values()]:
+            sim.stop()
+
+
+def _port(port: str, device_id: str, sims: SimulatedPorts | None) -> str:
+    if port != "sim":
+        return port
+    if sims is None or device_id not in sims.paths:
+        raise ValueError(f"{device_id}: port is \"sim\" but no simulator was started")
+    return sims.paths[device_id]
+
+
+def spot_sensor_array(cfg: LotConfig, health: HealthRegistry,
+                      sims: SimulatedPorts | None = None) -> SpotSensorArray:
+    """The lot's spot sensors as configured (simulated ports resolved through `sims`)."""
+    buses = [BusSpec(id=b.id, port=_port(b.port, b.id, sims), protocol=b.protocol, baud=b.line_baud,
+                     poll_interval_ms=b.poll_interval_ms,
+                     request_timeout_ms=b.request_timeout_ms)
+             for b in cfg.sensor_buses]
+    return SpotSensorArray(buses, cfg.spots, settings_for=cfg.devices.occupancy, health=health)
+
+
+def led_signs(cfg: LotConfig, health: HealthRegistry,
+              sims: SimulatedPorts | None = None) -> list[LedSign]:
+    """The lot's availability signs as configured."""
+    return [LedSign(s.id, _port(s.port, s.id, sims), fields=s.fields, health=health, baud=s.baud,
+                    policy=SignPolicy(thresholds=s.thresholds, refresh_s=s.refresh_s,
+                                      full_at=s.full_at))
+            for s in cfg.signs]
+
+
+def _severity(fault: Mapping[str, str]) -> str:
+    # A broken safety loop or gate can trap or hit a car; a spot sensor only blurs a count.
+    return "critical" if fault["kind"] in ("loop", "gate") else "warning"
+
+
+class LotDevices:
+    """Everything from `drivers/` a running service needs beyond the lane devices themselves.
+
+    Health registry, spot sensors, signs, lane loop supervision, and the facts they produce as
+    ledger events (`spot.state_changed`, `device.fault`, `device.recovered`, `gate.commanded`),
+    queued and written in batches by `record()`; faults also raise (and recoveries clear)
+    attendant alarms with code = the fault code and source = the device.
+
+    Args:
+        cfg: the lot.
+        simulate: start pty simulators for every `port = "sim"`.
+        run_dir: where simulated device links are created.
+        loop: the service's asyncio loop.
+        record_passages: also record loop-pair passages as `lane.loop_passage` events.
+    """
+
+    def __init__(self, cfg: LotConfig, *, simulate: bool, run_dir: Path,
+                 loop: asyncio.AbstractEventLoop, record_passages: bool = False) -> None:
+        self.cfg = cfg
+        self.health = HealthRegistry(loop=loop)
+        self.sims = SimulatedPorts.start(cfg, run_dir, seed=cfg.simulation.seed) if simulate else None
+        self.sensors = spot_sensor_array(cfg, self.health, self.sims) if cfg.sensor_buses else None
+        self.signs = led_signs(cfg, self.health, self.sims)
+        self.lanes: dict[str, LaneLoops] = {}
+        self.gates: dict[str, BarrierGate] = {}
+        self.events: asyncio.Queue[NewEvent] = asyncio.Queue()
+        self.recorded = 0
+        self.dropped = 0
+        self._record_passages = record_passages
+        self.health.on_fault(self._on_fault)
+        if self.sensors is not None:
+            self.sensors.on_change(self._on_spot)
+
+    def _on_fault(self, change: FaultChange) -> None:
+        self.events.put_nowait(NewEvent(type=change.event_type(), payload=change.payload()))
+
+    def _on_spot(self, change: SpotChange) -> None:
+        self.events.put_nowait(NewEvent(type="spot.state_changed", payload=change.payload()))
+
+    def _on_gate(self, cmd: GateCommand) -> None:
+        self.events.put_nowait(NewEvent(type="gate.commanded", payload=cmd.payload()))
+
+    def attach_lane(self, lane: LaneDef, *, arming: LoopDetector, safety: LoopDetector,
+                    gate: BarrierGate) -> LaneLoops:
+        """Supervise a lane's loops (passages, stuck/dead) and record its gate's commands."""
+        d = self.cfg.devices
+        supervised = LaneLoops(lane.id, arming, safety, health=self.health,
+                               stuck_after_s=d.loop_stuck_after_s,
+                               dead_after_s=d.loop_dead_after_s,
+                               dead_min_edges=d.loop_dead_min_edges)
+        if self._record_passages:
+            supervised.on_passage(lambda p: self.events.put_nowait(NewEvent(
+                type="lane.loop_passage", payload={"lane": lane.id, "kind": str(p.kind)})))
+        gate.on_command(self._on_gate)
+        self.lanes[lane.id] = supervised
+        self.gates[lane.id] = gate
+        return supervised
+
+    def free_by_level(self) -> dict[str, int]:
+        """Free spaces per level from the sensors (levels with an UNKNOWN spot are left out)."""
+        if self.sensors is None:
+            return {}
+        states = self.sensors.states()
+        per_level: dict[str, list[SpotState]] = {}
+        for spot in self.cfg.spots:
+            if spot.id in states:
+                per_level.setdefault(spot.level, []).append(states[spot.id])
+        return {lvl: c.free for lvl, c in level_free_counts(per_level, {}).items()
+                if c.source == "sensors"}
+
+    async def record(self, ledger: Ledger, *, batch: int = 200) -> None:
+        """Write queued device facts to the ledger, a batch per transaction, until cancelled."""
+        while True:
+            first = await self.events.get()
+            pending = [first]
+            while len(pending) < batch and not self.events.empty():
+                pending.append(self.events.get_nowait())
+            delay = 0.1
+            while True:
+                try:
+                    async with ledger.transaction() as tx:
+                        for ev in pending:
+                            await tx.append(ev)
+                    self.recorded += len(pending)
+                    await self._alarms(ledger, pending)
+                    break
+                except (LotedgeError, sqlite3.Error):
+                    log.exception("could not record %d device events; retrying", len(pending))
+                    await asyncio.sleep(delay)
+                    delay = min(5.0, delay * 2)
+                except Exception:  # a malformed fact must not block the ones behind it
+                    log.exception("dropping %d unrecordable device events", len(pending))
+                    self.dropped += len(pending)
+                    break
+
+    async def _alarms(self, ledger: Ledger, events: list[NewEvent]) -> None:
+        # A device fault is also an attendant alarm (raised once, cleared on recovery).
+        for ev in events:
+            if ev.type not in ("device.fault", "device.recovered"):
+                continue
+            p = ev.payload
+            try:
+                if ev.type == "device.fault":
+                    await raise_alarm(ledger, code=p["code"], source=p["device"],
+                                      detail=p["detail"], severity=_severity(p))
+                else:
+                    await clear_alarm(ledger, code=p["code"], source=p["device"])
+            except (LotedgeError, sqlite3.Error):
+                log.exception("could not update the alarm for %s %s", p["device"], p["code"])
+
+    async def run(self, free_by_level: Callable[[], Mapping[str, int]] | None = None) -> None:
+        """Run sensors, signs and loop supervision until cancelled (signs show `free_by_level`)."""
+        source = free_by_level or self.free_by_level
+        async with asyncio.TaskGroup() as tg:
+            if self.sensors is not None:
+                tg.create_task(self.sensors.run(), name="spot-sensors")
+            for sign in self.signs:
+                tg.create_task(sign.run(source), name=f"sign:{sign.sign_id}")
+            for lane_id, supervised in self.lanes.items():
+                tg.create_task(supervised.run(), name=f"loops:{lane_id}")
+
+    def stop(self) -> None:
+        """Stop the simulators (the readers stop with `run`'s cancellation)."""
+        if self.sims is not None:
+            self.sims.stop()
+
+    def snapshot(self) -> dict:
+        """Health of every device, spot sensor states and loop passage counts."""
+        return {
+            "health": self.health.snapshot(),
+            "spots": self.sensors.snapshot() if self.sensors is not None else None,
+            "lanes": {lane_id: {"passed": s.counter.passed, "backed_out": s.counter.backed_out,
+                                "wrong_way": s.counter.wrong_way}
+                      for lane_id, s in self.lanes.items()},
+        }

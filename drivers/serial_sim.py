@@ -1,0 +1,217 @@
+"""Simulated serial devices on pty pairs, speaking the real protocols.
+
+The driver opens the pty's slave through a stable symlink (as udev's /dev/serial/by-id would be),
+so the same pyserial code runs in tests, in `lotedge run --simulate` and on a Pi. `unplug()`
+closes the pty and removes the link (the driver sees the port vanish); `plug()` brings it back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import select
+import threading
+import tty
+from pathlib import Path
+
+from drivers.maxbotix import encode_range
+from drivers.rs485 import FrameParser, error_reply, range_reply
+
+
+class PtyDevice:
+    """A pty pair with a symlink to its slave; the simulator owns the master end."""
+
+    def __init__(self, link_path: str | Path) -> None:
+        self.link_path = Path(link_path)
+        self._lock = threading.Lock()
+        self._master: int | None = None
+        self._slave: int | None = None
+        self.plugs = 0
+        self.plug()
+
+    @property
+    def path(self) -> str:
+        """What a driver opens."""
+        return str(self.link_path)
+
+    @property
+    def plugged(self) -> bool:
+        """True while the device is present."""
+        return self._master is not None
+
+    def plug(self) -> None:
+        """Create the pty and point the link at it."""
+        with self._lock:
+            if self._master is not None:
+                return
+            master, slave = os.openpty()
+            tty.setraw(slave)
+            tmp = self.link_path.with_name(self.link_path.name + ".new")
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            os.symlink(os.ttyname(slave), tmp)
+            os.replace(tmp, self.link_path)
+            self._master, self._slave = master, slave
+            self.plugs += 1
+
+    def unplug(self) -> None:
+        """Remove the device: the link disappears and the open port fails."""
+        with self._lock:
+            with contextlib.suppress(FileNotFoundError):
+                self.link_path.unlink()
+            for fd in (self._master, self._slave):
+                if fd is not None:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+            self._master = self._slave = None
+
+    def write(self, data: bytes) -> bool:
+        """Send bytes to the driver; False if unplugged."""
+        master = self._master
+        if master is None:
+            return False
+        try:
+            os.write(master, data)
+            return True
+        except OSError:
+            return False
+
+    def read(self, timeout_s: float) -> bytes:
+        """Bytes the driver wrote (empty after `timeout_s`, or when unplugged)."""
+        # Holding the lock while selecting makes unplug() wait for us: a file that another
+        # thread is selecting on stays open in the kernel, and the driver would not see it go.
+        with self._lock:
+            master = self._master
+            if master is not None:
+                try:
+                    ready, _, _ = select.select([master], [], [], timeout_s)
+                    return os.read(master, 4096) if ready else b""
+                except (OSError, ValueError):
+                    return b""
+        threading.Event().wait(timeout_s)
+        return b""
+
+    def close(self) -> None:
+        """Unplug for good."""
+        self.unplug()
+
+
+class _SimThread:
+    def __init__(self, device: PtyDevice, name: str) -> None:
+        self.device = device
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"sim:{name}", daemon=True)
+
+    def start(self) -> _SimThread:
+        """Start simulating."""
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop the simulator thread and remove the device."""
+        self._stop.set()
+        self._thread.join(2.0)
+        self.device.close()
+
+    @property
+    def path(self) -> str:
+        """The port path a driver opens."""
+        return self.device.path
+
+
+class SimulatedMaxBotix(_SimThread):
+    """A MaxBotix-style sensor free-running at `interval_s`, with optional line noise.
+
+    Set `distance_cm` to move the target; None makes the sensor silent.
+    """
+
+    def __init__(self, link_path: str | Path, *, distance_cm: int | None = 400,
+                 interval_s: float = 0.1, noise_rate: float = 0.0, seed: int | None = None):
+        super().__init__(PtyDevice(link_path), Path(link_path).name)
+        self.distance_cm = distance_cm
+        self.interval_s = interval_s
+        self.noise_rate = noise_rate
+        self._rng = random.Random(seed)
+        self.sent = 0
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            if self._rng.random() < self.noise_rate:
+                self.device.write(self._rng.randbytes(self._rng.randrange(1, 8)))
+            d = self.distance_cm
+            if d is not None and self.device.write(encode_range(d)):
+                self.sent += 1
+
+
+class SimulatedRs485Bus(_SimThread):
+    """Addressed sensors on one RS-485 bus: answers range requests with the documented frames.
+
+    `distances[address]` is a sensor's range (None: the sensor does not answer); `errors[address]`
+    makes it send an error reply with that code; `corrupt_rate` flips a byte in some replies.
+    """
+
+    def __init__(self, link_path: str | Path, *, distances: dict[int, int | None] | None = None,
+                 corrupt_rate: float = 0.0, seed: int | None = None) -> None:
+        super().__init__(PtyDevice(link_path), Path(link_path).name)
+        self.distances: dict[int, int | None] = dict(distances or {})
+        self.errors: dict[int, int] = {}
+        self.corrupt_rate = corrupt_rate
+        self._rng = random.Random(seed)
+        self.requests = 0
+        self.replies = 0
+
+    def _run(self) -> None:
+        parser = FrameParser()
+        while not self._stop.is_set():
+            data = self.device.read(0.05)
+            if not data:
+                if not self.device.plugged:
+                    parser = FrameParser()
+                continue
+            for frame in parser.feed(data):
+                self.requests += 1
+                if frame.command != "R" or frame.data:
+                    continue
+                addr = frame.address
+                if addr in self.errors:
+                    reply = error_reply(addr, self.errors[addr])
+                elif self.distances.get(addr) is not None:
+                    reply = range_reply(addr, self.distances[addr])
+                else:
+                    continue
+                if self._rng.random() < self.corrupt_rate:
+                    raw = bytearray(reply)
+                    raw[self._rng.randrange(1, len(raw) - 2)] ^= 0x01
+                    reply = bytes(raw)
+                if self.device.write(reply):
+                    self.replies += 1
+
+
+class SimulatedSign(_SimThread):
+    """An LED availability sign: records every line it receives and what it shows per field."""
+
+    def __init__(self, link_path: str | Path) -> None:
+        super().__init__(PtyDevice(link_path), Path(link_path).name)
+        self.lines: list[str] = []
+        self.shown: dict[str, str] = {}
+        self._partial = b""
+        self.lock = threading.Lock()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            data = self.device.read(0.05)
+            if not data:
+                continue
+            buf = self._partial + data
+            *lines, self._partial = buf.split(b"\r\n")
+            with self.lock:
+                for raw in lines:
+                    text = raw.decode("ascii", "replace")
+                    self.lines.append(text)
+                    field, _, value = text.partition(":")
+                    if value:
+                        self.shown[field] = value

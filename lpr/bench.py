@@ -1,0 +1,83 @@
+"""Run the plate reader over a labelled folder: exact-plate and character accuracy, latency."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+
+from appliance.errors import InputError
+from lpr.lists import edit_distance
+from lpr.reader import PlateReader
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Labelled:
+    """One labelled image: its path, the true plate and, when given, the plate box."""
+
+    image: Path
+    plate: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BenchResult:
+    """Accuracy and latency figures of one run."""
+
+    images: int
+    exact: int
+    char_accuracy: float
+    median_ms: float
+    p95_ms: float
+    misses: tuple[tuple[str, str, str | None], ...]
+
+    @property
+    def exact_accuracy(self) -> float:
+        """Share of images whose plate was read exactly."""
+        return self.exact / self.images if self.images else 0.0
+
+
+def load_labels(folder: Path) -> list[Labelled]:
+    """Labels from `<stem>.txt` files (`file x y w h PLATE`, TAB-separated) next to the images."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"not a folder: {folder}")
+    items = []
+    for txt in sorted(folder.glob("*.txt")):
+        parts = txt.read_text(encoding="utf-8").strip().split()
+        if len(parts) < 2:
+            raise InputError(f"{txt}: expected 'file x y w h PLATE'")
+        image = folder / parts[0]
+        if not image.is_file():
+            raise InputError(f"{txt}: image {parts[0]} not found")
+        items.append(Labelled(image=image, plate=parts[-1].upper()))
+    if not items:
+        raise InputError(f"no labels (*.txt) in {folder}")
+    return items
+
+
+def char_accuracy(truth: str, read: str | None) -> float:
+    """1 - edit distance / length of the truth (floored at 0)."""
+    if not truth:
+        return 0.0
+    return max(0.0, 1.0 - edit_distance(truth, read or "") / len(truth))
+
+
+def run_bench(reader: PlateReader, items: list[Labelled]) -> BenchResult:
+    """Read every labelled image once and score it."""
+    times, chars, misses, exact = [], [], [], 0
+    for item in items:
+        image = cv2.imread(str(item.image))
+        read = reader.read(image)
+        times.append(read.ms)
+        chars.append(char_accuracy(item.plate, read.plate))
+        if read.plate == item.plate:
+            exact += 1
+        else:
+            misses.append((item.image.name, item.plate, read.plate))
+    times.sort()
+    return BenchResult(images=len(items), exact=exact, char_accuracy=statistics.fmean(chars),
+                       median_ms=statistics.median(times),
+                       p95_ms=times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))],
+                       misses=tuple(misses))

@@ -1,0 +1,126 @@
+"""The real plate source: one capture thread per lane camera, burst, read, vote, keep evidence."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from lpr.capture import Camera, CameraError
+from lpr.reader import FrameRead, PlateReader
+from lpr.retention import PurgeReport, purge, save_evidence
+from lpr.source import PlateResult, PlateSource, SimulatedPlates
+from lpr.vote import vote
+
+log = logging.getLogger(__name__)
+
+
+class CameraPlates:
+    """PlateSource backed by cameras: each lane's `camera` string picks its backend.
+
+    `sim` lanes are answered by the simulated camera (`sim`), the others by a Camera thread
+    whose frames are read off the event loop in a one-thread executor.
+
+    Args:
+        lpr: the `[lpr]` config section.
+        cameras: lane id -> camera string (`sim`, `0`, `rtsp://...`, a video file, `dir:/path`).
+        storage_dir: where evidence (crop + frame) of decided reads is written.
+        reader: the plate reader (default: built from `lpr`, loaded once).
+        sim: the simulated camera used by `sim` lanes.
+        on_fault: called with (lane id, CameraError) when a lane's camera fails.
+        wall_clock: seconds since the epoch, for evidence names and the purge.
+    """
+
+    def __init__(self, lpr, cameras: Mapping[str, str], *, storage_dir: Path,
+                 reader: PlateReader | None = None, sim: PlateSource | None = None,
+                 on_fault: Callable[[str, CameraError], None] | None = None,
+                 wall_clock: Callable[[], float] = time.time):
+        self.cfg = lpr
+        self.storage_dir = Path(storage_dir)
+        self.sim = sim or SimulatedPlates()
+        self._wall_clock = wall_clock
+        self.cameras: dict[str, Camera] = {}
+        for lane_id, spec in cameras.items():
+            if spec.strip() == "sim":
+                continue
+            hook = (lambda err, lane=lane_id: on_fault(lane, err)) if on_fault else None
+            self.cameras[lane_id] = Camera(spec, reconnect_initial_s=lpr.reconnect_initial_s,
+                                           reconnect_max_s=lpr.reconnect_max_s, on_fault=hook)
+        self.reader = reader if reader is not None else (
+            PlateReader.from_config(lpr) if self.cameras else None)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lpr")
+
+    @classmethod
+    def from_config(cls, cfg, *, base: Path | None = None, **kwargs) -> CameraPlates:
+        """Build from a LotConfig: cameras from its lanes, evidence under data_dir/lpr.storage_dir."""
+        storage = Path(cfg.lpr.storage_dir)
+        if not storage.is_absolute():
+            storage = cfg.db_path(base).parent / storage
+        return cls(cfg.lpr, {lane.id: lane.camera for lane in cfg.lanes}, storage_dir=storage,
+                   **kwargs)
+
+    def start(self) -> None:
+        """Start every camera's capture thread."""
+        for camera in self.cameras.values():
+            camera.start()
+
+    def close(self) -> None:
+        """Stop the capture threads and the inference worker."""
+        for camera in self.cameras.values():
+            camera.stop()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    async def read(self, lane_id: str) -> PlateResult:
+        """Burst, read and vote for the vehicle at this lane (no read if the camera is down)."""
+        camera = self.cameras.get(lane_id)
+        if camera is None:
+            return await self.sim.read(lane_id)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._read_blocking, lane_id, camera)
+
+    def _read_blocking(self, lane_id: str, camera: Camera) -> PlateResult:
+        interval_s = self.cfg.burst_interval_ms / 1000
+        frames = camera.burst(self.cfg.burst_frames, interval_s=interval_s,
+                              timeout_s=interval_s * self.cfg.burst_frames + 1.0)
+        if not frames:
+            return PlateResult(plate=None)
+        reads: list[tuple[FrameRead, object]] = []
+        for frame in frames:
+            reads.append((self.reader.read(frame), frame))
+        # Frames the camera did not deliver count as frames without a read.
+        votes = [(r.plate, r.confidence) for r, _ in reads]
+        votes += [(None, 0.0)] * (self.cfg.burst_frames - len(frames))
+        result = vote(votes, min_confidence=self.cfg.min_confidence)
+        if result.plate is not None:
+            winners = [(r, f) for r, f in reads if r.plate == result.plate]
+        else:
+            winners = [max(reads, key=lambda rf: rf[0].confidence)]
+        best, frame = max(winners, key=lambda rf: rf[0].confidence)
+        crop_path = None
+        try:
+            saved = save_evidence(self.storage_dir, lane_id=lane_id, plate=result.plate,
+                                  frame=frame, crop=best.crop, when_s=self._wall_clock())
+            crop_path = saved.crop_path or saved.frame_path
+        except OSError as err:  # evidence is best effort: a full disk never blocks a lane
+            log.warning("lane %s: %s", lane_id, err)
+        return PlateResult(plate=result.plate, confidence=round(result.confidence, 4),
+                           crop_path=crop_path)
+
+    def purge(self) -> PurgeReport:
+        """Apply the retention limits (days and megabytes) to the evidence folder now."""
+        return purge(self.storage_dir, now_s=self._wall_clock(),
+                     retention_days=self.cfg.retention_days,
+                     max_bytes=self.cfg.retention_max_mb * 1024 * 1024)
+
+    async def purge_forever(self, interval_s: float = 3600.0) -> None:
+        """Purge on a schedule (run as a service task)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            report = await loop.run_in_executor(self._executor, self.purge)
+            if report.removed_files:
+                log.info("lpr evidence purge: removed %d files (%d bytes)", report.removed_files,
+                         report.removed_bytes)
+            await asyncio.sleep(interval_s)

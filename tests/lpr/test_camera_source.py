@@ -1,0 +1,129 @@
+"""The camera-backed PlateSource: capture thread, burst, read, vote, evidence, sim lanes."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+from appliance.config import LprSection, load_config
+from lpr.camera_source import CameraPlates
+from lpr.source import PlateResult, SimulatedPlates
+
+from ..conftest import write_lot
+from .conftest import write_scenes
+
+CFG = LprSection(burst_frames=3, burst_interval_ms=20, min_confidence=0.5,
+                 reconnect_initial_s=0.05, reconnect_max_s=0.1)
+
+
+async def test_camera_lane_reads_votes_and_keeps_evidence(tmp_path, reader):
+    write_scenes(tmp_path / "cam", plates=("7XYZ123",), repeat=3)
+    sim = SimulatedPlates()
+    sim.present("in-2", PlateResult(plate="SIM123", confidence=0.9))
+    source = CameraPlates(CFG, {"in-1": f"dir:{tmp_path / 'cam'}", "in-2": "sim"},
+                          storage_dir=tmp_path / "evidence", reader=reader, sim=sim,
+                          wall_clock=lambda: 1_790_000_000.0)
+    source.start()
+    try:
+        loop_thread = threading.get_ident()
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.005)
+                ticks += 1
+
+        task = asyncio.create_task(ticker())
+        result = await source.read("in-1")
+        task.cancel()
+        assert loop_thread == threading.get_ident()
+        assert ticks > 3  # the event loop kept running while the burst was read
+        assert result.plate == "7XYZ123"
+        assert 0.8 < result.confidence <= 1.0
+        assert result.crop_path and Path(result.crop_path).is_file()
+        assert "in-1_7XYZ123_crop" in result.crop_path
+        assert await source.read("in-2") == PlateResult(plate="SIM123", confidence=0.9)
+        assert sim.reads == 1
+        assert "in-2" not in source.cameras
+    finally:
+        source.close()
+
+
+async def test_dead_camera_lane_is_a_no_read_and_a_reported_fault(tmp_path, reader):
+    faults = []
+    source = CameraPlates(CFG, {"in-1": f"dir:{tmp_path / 'missing'}"},
+                          storage_dir=tmp_path / "evidence", reader=reader,
+                          on_fault=lambda lane, err: faults.append((lane, err.code)))
+    source.start()
+    try:
+        result = await source.read("in-1")
+        assert result.plate is None and result.confidence == 0.0
+        assert ("in-1", "camera_open_failed") in faults
+    finally:
+        source.close()
+
+
+async def test_scene_without_a_plate_is_a_no_read_with_evidence(tmp_path, reader):
+    import cv2
+    import numpy as np
+
+    (tmp_path / "cam").mkdir()
+    cv2.imwrite(str(tmp_path / "cam" / "empty.png"), np.full((240, 320, 3), 90, np.uint8))
+    source = CameraPlates(CFG, {"in-1": f"dir:{tmp_path / 'cam'}"},
+                          storage_dir=tmp_path / "evidence", reader=reader)
+    source.start()
+    try:
+        result = await source.read("in-1")
+    finally:
+        source.close()
+    assert result.plate is None
+    assert result.crop_path and "noread_frame" in result.crop_path
+
+
+def test_from_config_puts_evidence_under_the_data_dir_and_skips_sim_cameras(tmp_path):
+    cfg = load_config(write_lot(tmp_path))
+    source = CameraPlates.from_config(cfg)
+    try:
+        assert source.cameras == {} and source.reader is None
+        assert source.storage_dir == cfg.db_path().parent / "lpr"
+    finally:
+        source.close()
+
+
+def test_purge_applies_the_configured_retention(tmp_path, reader):
+    import os
+
+    source = CameraPlates(CFG, {}, storage_dir=tmp_path / "ev", reader=reader,
+                          wall_clock=lambda: 1_790_000_000.0)
+    old = tmp_path / "ev" / "20260101" / "1_in-1_ABC_frame.jpg"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"x" * 100)
+    os.utime(old, (1_700_000_000, 1_700_000_000))
+    assert source.purge().removed_files == 1 and not old.exists()
+    source.close()
+
+
+async def test_purge_forever_purges_on_its_schedule(tmp_path, reader):
+    import os
+
+    source = CameraPlates(CFG, {}, storage_dir=tmp_path / "ev", reader=reader,
+                          wall_clock=lambda: 1_790_000_000.0)
+    folder = tmp_path / "ev" / "20260101"
+    folder.mkdir(parents=True)
+    task = asyncio.create_task(source.purge_forever(interval_s=0.05))
+    try:
+        for round_ in range(2):
+            old = folder / f"{round_}_in-1_ABC_frame.jpg"
+            folder.mkdir(parents=True, exist_ok=True)
+            old.write_bytes(b"x" * 100)
+            os.utime(old, (1_700_000_000, 1_700_000_000))
+            for _ in range(100):
+                if not old.exists():
+                    break
+                await asyncio.sleep(0.02)
+            assert not old.exists()
+    finally:
+        task.cancel()
+        source.close()

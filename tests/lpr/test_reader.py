@@ -1,0 +1,66 @@
+"""The ONNX detector + recogniser on synthetic plate scenes (real sessions, small images)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lpr.engine import ModelError, TextDetector, TextRecognizer, crop_box
+from lpr.synthetic import render_scene
+
+
+@pytest.mark.parametrize(("plate", "seed"), [("ABC1234", 1), ("7XYZ123", 2), ("8D79882", 3)])
+def test_reader_reads_rendered_plates(reader, plate, seed):
+    scene = render_scene(plate, seed=seed)
+    read = reader.read(scene)
+    assert read.plate == plate
+    assert 0.8 < read.confidence <= 1.0
+    x1, y1, x2, y2 = read.bbox
+    # the plate is rendered centred at (210..430, 155..265) on a 640x360 scene
+    assert 200 <= x1 < x2 <= 440 and 150 <= y1 < y2 <= 270
+    assert read.crop is not None and read.crop.shape[1] > read.crop.shape[0]
+    assert read.ms > 0
+
+
+def test_reader_finds_a_plate_off_centre(reader):
+    scene = render_scene("KM55FGH", seed=4, at=(40, 250), plate_width_px=160)
+    read = reader.read(scene)
+    assert read.plate == "KM55FGH"
+    assert read.bbox[0] < 200 and read.bbox[1] > 230
+
+
+def test_blank_scene_is_no_read(reader):
+    read = reader.read(np.full((240, 320, 3), 128, np.uint8))
+    assert read.plate is None and read.bbox is None and read.confidence == 0.0
+
+
+def test_degenerate_images_are_no_reads(reader):
+    assert reader.read(np.zeros((4, 4, 3), np.uint8)).plate is None
+    assert reader.read(None).plate is None
+
+
+def test_detector_boxes_cover_the_text_and_recogniser_reads_the_crop():
+    det = TextDetector(threads=1, max_side_px=640, pad_along=0.25)
+    rec = TextRecognizer(threads=1)
+    scene = render_scene("AB12CD", seed=5)
+    boxes = det.detect(scene)
+    assert boxes
+    box = max(boxes, key=lambda b: b.score)
+    reads = rec.recognize([crop_box(scene, box.corners)])
+    assert reads[0].text == "AB12CD"
+    assert all(0 < p <= 1 for p in reads[0].char_conf)
+
+
+def test_recogniser_emits_only_plate_characters(reader):
+    scene = render_scene("AB-12", seed=6)
+    read = reader.read(scene)
+    assert read.raw and set(read.raw) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+
+
+def test_missing_model_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelError, match="model file not found"):
+        TextDetector(tmp_path / "nope.onnx")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="cannot load model"):
+        TextRecognizer(bad)

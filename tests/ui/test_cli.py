@@ -1,0 +1,65 @@
+"""`lotedge attendants add/list`: through the running service, or into the ledger when it is down."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from typer.testing import CliRunner
+
+from appliance.attendants import verify_pin
+from appliance.cli import app
+from appliance.ledger import Ledger
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+async def test_add_through_running_service(running_lot, tmp_path):
+    pin_file = tmp_path / "pin"
+    pin_file.write_text("4821\n")
+    result = await asyncio.to_thread(
+        _invoke, "attendants", "add", "sue", "--name", "Sue Ng", "--role", "supervisor",
+        "--pin-file", str(pin_file), "--socket", str(running_lot.socket_path))
+    assert result.exit_code == 0, result.output
+    assert "through the running service" in result.output
+    rows = await running_lot.service.ledger.fetchall(
+        "SELECT payload FROM events WHERE type = 'attendant.added'")
+    payload = json.loads(rows[0][0])
+    assert payload["attendant_id"] == "sue" and payload["role"] == "supervisor"
+    assert verify_pin("4821", payload["pin_hash"]) and "4821" not in rows[0][0]
+    listed = await asyncio.to_thread(_invoke, "attendants", "list", "--socket",
+                                     str(running_lot.socket_path))
+    assert "sue" in listed.output and "supervisor" in listed.output
+
+
+def test_add_offline_writes_the_ledger_and_rejects_bad_input(counter_lot, tmp_path):
+    config = counter_lot.source_path
+    pin_file = tmp_path / "pin"
+    pin_file.write_text("1234")
+    ok = _invoke("attendants", "add", "ann", "--name", "Ann Lee", "--pin-file", str(pin_file),
+                 "--config", config)
+    assert ok.exit_code == 0, ok.output
+    assert "service not running" in ok.output
+    again = _invoke("attendants", "add", "ann", "--name", "Ann", "--pin-file", str(pin_file),
+                    "--config", config)
+    assert again.exit_code != 0 and "already exists" in str(again.exception)
+    pin_file.write_text("12")
+    short = _invoke("attendants", "add", "bob", "--name", "Bob", "--pin-file", str(pin_file),
+                    "--config", config)
+    assert short.exit_code != 0 and "4 to 12 digits" in str(short.exception)
+    pin_file.write_text("5678")
+    role = _invoke("attendants", "add", "bob", "--name", "Bob", "--role", "boss",
+                   "--pin-file", str(pin_file), "--config", config)
+    assert role.exit_code != 0 and "role: must be one of" in str(role.exception)
+
+    async def stored():
+        ledger = await Ledger.open(counter_lot.db_path(), lot_id=counter_lot.lot.id,
+                                   tz=counter_lot.lot.tz)
+        try:
+            return [dict(r) for r in await ledger.fetchall("SELECT id, role FROM attendants")]
+        finally:
+            await ledger.close()
+
+    assert asyncio.run(stored()) == [{"id": "ann", "role": "attendant"}]

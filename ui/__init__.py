@@ -1,0 +1,1 @@
+"""Textual attendant UI: the booth terminal against the running service's API."""

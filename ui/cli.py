@@ -1,0 +1,114 @@
+"""`lotedge attendant` (the booth UI) and `lotedge attendants add/list` (staff admin)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from appliance.errors import InputError, LotedgeError
+
+app = typer.Typer()
+staff_app = typer.Typer(help="Attendants who may sign in at the booth", no_args_is_help=True)
+app.add_typer(staff_app, name="attendants")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="lot configuration TOML")]
+SocketOpt = Annotated[Path | None, typer.Option("--socket", help="service API socket")]
+
+
+def _socket(config: Path | None, socket: Path | None) -> tuple[Path, object | None]:
+    if socket is not None:
+        return socket, None
+    if config is None:
+        raise InputError("give --config FILE or --socket PATH")
+    from appliance.config import load_config
+
+    cfg = load_config(config)
+    return cfg.data_path(cfg.api.socket), cfg
+
+
+@app.command("attendant")
+def attendant(config: ConfigOpt = None, socket: SocketOpt = None,
+              poll_s: Annotated[float, typer.Option(help="refresh period")] = 1.0,
+              demo: Annotated[bool, typer.Option(help="a recorded state, no service (try it: "
+                                                      "ann/1111, sue/2222)")] = False) -> None:
+    """Open the attendant terminal UI against the running service."""
+    from appliance.client import ServiceClient
+    from ui.app import AttendantApp
+
+    if demo:
+        from ui.fixed import fixed_transport
+
+        AttendantApp(ServiceClient("demo", transport=fixed_transport()), poll_s=poll_s).run()
+        return
+    path, cfg = _socket(config, socket)
+    tz = cfg.lot.timezone if cfg is not None else None
+    AttendantApp(ServiceClient(path), poll_s=poll_s, timezone=tz).run()
+
+
+def _read_pin(pin_file: Path | None) -> str:
+    if pin_file is not None:
+        try:
+            return pin_file.read_text().strip()
+        except OSError as err:
+            raise InputError(f"--pin-file: {err}") from err
+    return typer.prompt("PIN (4-12 digits)", hide_input=True, confirmation_prompt=True)
+
+
+@staff_app.command("add")
+def attendants_add(
+    attendant_id: Annotated[str, typer.Argument(metavar="ID", help="sign-in id, e.g. ann")],
+    name: Annotated[str, typer.Option(help="full name")],
+    role: Annotated[str, typer.Option(help="attendant, supervisor or technician")] = "attendant",
+    pin_file: Annotated[Path | None, typer.Option(help="read the PIN from this file")] = None,
+    config: ConfigOpt = None, socket: SocketOpt = None,
+) -> None:
+    """Add an attendant (event attendant.added): through the service if it runs, else the ledger."""
+    from appliance.attendants import check_pin
+    from appliance.client import ServiceUnavailable, SyncServiceClient
+
+    path, cfg = _socket(config, socket)
+    pin = check_pin(_read_pin(pin_file))
+    body = {"id": attendant_id, "name": name, "role": role, "pin": pin}
+    client = SyncServiceClient(path)
+    try:
+        added = client.post("/attendants", body)
+        how = "through the running service"
+    except ServiceUnavailable:
+        if cfg is None:
+            raise LotedgeError(f"service not running at {path}; give --config to write "
+                               "the ledger directly") from None
+        added = asyncio.run(_add_offline(cfg, body))
+        how = "into the ledger (service not running)"
+    finally:
+        client.close()
+    print(f"added {added['id']} ({added['name']}, {added['role']}) {how}")
+
+
+async def _add_offline(cfg, body: dict) -> dict:
+    from appliance import attendants
+    from appliance.ledger import Ledger
+
+    ledger = await Ledger.open(cfg.db_path(), lot_id=cfg.lot.id, tz=cfg.lot.tz)
+    try:
+        return await attendants.add_attendant(
+            ledger, attendant_id=body["id"], name=body["name"], role=body["role"],
+            pin=body["pin"], by="admin (lotedge attendants add)")
+    finally:
+        await ledger.close()
+
+
+@staff_app.command("list")
+def attendants_list(config: ConfigOpt = None, socket: SocketOpt = None) -> None:
+    """List attendants known to the running service."""
+    from appliance.client import SyncServiceClient
+
+    path, _ = _socket(config, socket)
+    client = SyncServiceClient(path)
+    try:
+        for row in client.get("/attendants"):
+            print(f"{row['id']:<16} {row['role']:<11} {row['name']}")
+    finally:
+        client.close()

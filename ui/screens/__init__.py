@@ -1,0 +1,1 @@
+"""The attendant app's screens and views."""
