@@ -226,6 +226,9 @@ class Service:
         """Run lanes and publishers until `stop` is set (then shut down cleanly)."""
         if self.ledger is None:
             await self.start()
+        if self.cfg.cloud.enabled:  # store-and-forward sync (sync/): its own tasks, never a gate's
+            from sync.wiring import sync_tasks
+            extra = [*extra, *sync_tasks(self)]
         async with asyncio.TaskGroup() as tg:
             tasks = [tg.create_task(c.run(), name=f"lane:{c.lane.id}") for c in self.lanes.values()]
             tasks.append(tg.create_task(self._publish_availability(), name="availability"))
