@@ -96,6 +96,7 @@ class Service:
         self.ledger: Ledger | None = None
         self.recorder: EventRecorder | None = None
         self.devices: LotDevices | None = None
+        self.sync: dict | None = None  # set by sync.wiring when [cloud] enabled
         self.open_tickets_at_start = 0
         self.lanes: dict[str, LaneController] = {}
         self.availability: Availability | None = None
@@ -268,6 +269,25 @@ class Service:
         if self.devices is not None:
             free.update(self.devices.free_by_level())
         return free
+
+    def sync_status(self) -> dict:
+        """Cloud sync state for diagnostics, the UI status bar and /health."""
+        uplink = (self.sync or {}).get("uplink")
+        if not self.cfg.cloud.enabled or uplink is None:
+            return {"enabled": self.cfg.cloud.enabled,
+                    "state": "disabled" if not self.cfg.cloud.enabled else "starting",
+                    "online": False}
+        online = uplink.connected.is_set()
+        return {"enabled": True, "state": "online" if online else "offline", "online": online,
+                "acked_through": uplink.acked_through, "sent_through": uplink.sent_through,
+                "published_batches": uplink.published_batches, "resends": uplink.resends}
+
+    async def sync_push_now(self) -> dict:
+        """Wake the uplink to send what is pending now (it also sends on its own)."""
+        uplink = (self.sync or {}).get("uplink")
+        if uplink is not None:
+            uplink._new_events.set()
+        return self.sync_status()
 
     def device_health(self) -> dict:
         """Health of every device (loops, gates, spot sensors, signs) for diag and the UI."""
