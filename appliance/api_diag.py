@@ -78,8 +78,9 @@ async def sync_backlog(service: Service) -> dict[str, Any]:
 def sync_state(service: Service) -> dict[str, Any]:
     """What the sync component reports, or why there is none."""
     method = getattr(service, "sync_status", None)
-    if callable(method):
-        return {"available": True, **method()}
+    status = method() if callable(method) else None
+    if status is not None and status.get("state") != "disabled":
+        return {"available": True, **status}
     cloud = service.cfg.cloud
     return {"available": False, "enabled": cloud.enabled,
             "state": "disabled" if not cloud.enabled else "no sync component running",

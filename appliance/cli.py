@@ -109,8 +109,36 @@ async def _run(cfg, *, simulate: bool, duration: float | None, max_cars: int | N
         await service.stop()
     if traffic is not None:
         s = traffic.stats
-        print(f"simulation: arrived={s.arrived} balked={s.balked} entered={s.entered} refused={s.refused} "
-              f"exited={s.exited} trapped={s.trapped} inside={len(s.inside)}")
+        print(f"simulation: arrived={s.arrived} balked={s.balked} entered={s.entered} "
+              f"refused={s.refused} exited={s.exited} trapped={s.trapped} "
+              f"inside={len(s.inside)} permit={s.permit_holders} reservations={s.reservations} "
+              f"paid_on_foot={s.paid_on_foot} backed_out={s.backed_out} tailgates={s.tailgates}")
+
+
+@app.command("report")
+def report_cmd(config: ConfigOpt,
+               json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Per lot-hour: entries, exits, refusals, revenue (card + cash), invoices, lost tickets."""
+    from appliance.ledger import Ledger
+    from appliance.report import format_row, hourly
+
+    cfg = _load(config)
+    if not cfg.db_path().exists():
+        raise LotedgeError(f"no ledger at {cfg.db_path()}")
+
+    async def read():
+        ledger = await Ledger.open(cfg.db_path(), lot_id=cfg.lot.id, tz=cfg.lot.tz)
+        try:
+            return await hourly(ledger)
+        finally:
+            await ledger.close()
+
+    rows = asyncio.run(read())
+    if json_out:
+        print(json.dumps(rows))
+        return
+    for row in rows:
+        print(format_row(row, cfg.lot.currency))
 
 
 async def _display(service, traffic, clock) -> None:
@@ -134,14 +162,24 @@ async def _display(service, traffic, clock) -> None:
 
 
 async def _report(service, traffic, clock) -> None:
+    from appliance.report import format_row, hourly
+
     log = logging.getLogger("lotedge.report")
+    start_seq = await service.ledger.last_seq()
+    reported: set[str] = set()
     while True:
         await asyncio.sleep(5)
         av = service.availability
         s = traffic.stats if traffic else None
         log.info("availability free=%d/%d %s%s", av.free, av.capacity,
                  " ".join(f"{k}:{v['free']}" for k, v in av.by_level().items()),
-                 f" entered={s.entered} exited={s.exited} refused={s.refused}" if s else "")
+                 f" entered={s.entered} exited={s.exited} refused={s.refused} "
+                 f"trapped={s.trapped}" if s else "")
+        rows = await hourly(service.ledger, after_seq=start_seq)
+        for row in rows[:-1]:  # completed lot hours
+            if row["hour"] not in reported:
+                reported.add(row["hour"])
+                log.info("hour %s", format_row(row, service.cfg.lot.currency))
 
 
 @config_app.command("check")

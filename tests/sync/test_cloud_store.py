@@ -93,8 +93,8 @@ async def test_ingest_workers_share_the_load_into_postgresql(tmp_path, broker):
     finally:
         for t in tasks:
             t.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(t, 10)  # bounded: a stuck teardown must not hang CI
         await ledger.close()
         stores[0].drop_schema()
         for s in stores:
@@ -127,8 +127,8 @@ async def test_a_store_failure_sends_no_ack_and_the_resend_lands(tmp_path, broke
     finally:
         for t in tasks:
             t.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(t, 10)  # bounded: a stuck teardown must not hang CI
     assert ingest.store_errors == 2 and uplink.resends >= 1
     assert_exact_chain(inner.events(LOT), 400)
     await ledger.close()

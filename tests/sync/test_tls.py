@@ -85,8 +85,8 @@ async def test_uplink_over_tls_with_client_cert_and_password(tmp_path):
         finally:
             for t in tasks:
                 t.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(t, 10)  # bounded: a stuck teardown must not hang CI
         assert_exact_chain(store.events(LOT), 300)
         await ledger.close()
         store.close()

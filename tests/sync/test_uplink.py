@@ -24,8 +24,8 @@ async def running(*coros):
         for t in tasks:
             t.cancel()
         for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(t, 10)  # bounded: a stuck teardown must not hang CI
 
 
 async def test_events_sync_once_each_and_ack_is_persisted(tmp_path, broker):
