@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from rich.console import Group
 from rich.table import Table
 
 from appliance.availability import Availability
 
 
 def availability_table(av: Availability, *, title: str, lanes: list[dict] | None = None,
-                       footer: str = "") -> Table:
+                       footer: str = "") -> Table | Group:
     """A rich table: one row per level, one column per spot type, cells 'free/capacity'."""
     types = sorted({str(p.spot_type) for p in av.pools})
     table = Table(title=title, caption=footer or None)
@@ -26,13 +27,16 @@ def availability_table(av: Availability, *, title: str, lanes: list[dict] | None
     by_type = av.by_type()
     table.add_row("ALL", *(f"{by_type[t]['free']}/{by_type[t]['capacity']}" for t in types),
                   "FULL" if av.free == 0 else f"{av.free}/{av.capacity}", style="bold")
-    if lanes:
-        for lane in lanes:
-            gate = "OPEN" if lane["gate_open"] else "closed"
-            table.add_row(
-                f"lane {lane['lane']}",
-                f"{lane['state']} gate:{gate} plate:{lane['last_plate'] or '-'} "
-                f"passed:{lane['passed']} refused:{lane['refused']}",
-                *([""] * len(types)),
-            )
-    return table
+    if not lanes:
+        return table
+    lane_table = Table(title="Lanes")
+    for name, justify in (("Lane", "left"), ("Dir", "left"), ("State", "left"),
+                          ("Gate", "left"), ("Last plate", "left"), ("Decision", "left"),
+                          ("Passed", "right"), ("Refused", "right")):
+        lane_table.add_column(name, justify=justify)
+    for lane in lanes:
+        lane_table.add_row(lane["lane"], lane["direction"], lane["state"],
+                           "OPEN" if lane["gate_open"] else "closed",
+                           lane["last_plate"] or "(no read)", lane["last_decision"] or "-",
+                           str(lane["passed"]), str(lane["refused"]))
+    return Group(table, lane_table)
