@@ -117,9 +117,13 @@ async def _run(cfg, *, simulate: bool, duration: float | None, max_cars: int | N
 
 @app.command("report")
 def report_cmd(config: ConfigOpt,
-               json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+               json_out: Annotated[bool, typer.Option("--json")] = False,
+               offline_payments: Annotated[bool, typer.Option(
+                   help="list offline card approvals: pending, settled, unable to collect")
+               ] = False) -> None:
     """Per lot-hour: entries, exits, refusals, revenue (card + cash), invoices, lost tickets."""
     from appliance.ledger import Ledger
+    from appliance.payments import offline_report
     from appliance.report import format_row, hourly
 
     cfg = _load(config)
@@ -129,11 +133,16 @@ def report_cmd(config: ConfigOpt,
     async def read():
         ledger = await Ledger.open(cfg.db_path(), lot_id=cfg.lot.id, tz=cfg.lot.tz)
         try:
-            return await hourly(ledger)
+            return await (offline_report(ledger) if offline_payments else hourly(ledger))
         finally:
             await ledger.close()
 
     rows = asyncio.run(read())
+    if offline_payments and not json_out:
+        for row in rows:
+            print(f"{row['when_utc']}  {row['ticket_id']}  {row['plate'] or '-':<10} "
+                  f"{row['amount_cents']:>7} cents  {row['state']}")
+        return
     if json_out:
         print(json.dumps(rows))
         return

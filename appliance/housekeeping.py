@@ -24,7 +24,28 @@ async def run_checks(service: Service, *, now: datetime | None = None) -> dict[s
     result["reservation_overstay"] = await check_reservation_conflicts(service, now=now)
     result["overstay"] = await check_overstays(service, now=now)
     result["drift"] = await check_drift(service)
+    from appliance.payments import reconcile_offline
+
+    result["offline_payments"] = sum((await reconcile_offline(service)).values())
+    result["recount"] = await nightly_recount(service, now=now)
     return result
+
+
+async def nightly_recount(service: Service, *, now: datetime) -> int:
+    """Per-spot lots: once a night (03:00 lot time) set each level's counts from its sensors."""
+    if service.cfg.lot.mode != LotMode.PER_SPOT:
+        return 0
+    local = now.astimezone(service.cfg.lot.tz)
+    if local.hour != 3:
+        return 0
+    today = local.date().isoformat()
+    if await service.ledger.get_meta("last_recount_date") == today:
+        return 0
+    done = await recount_from_sensors(service)
+    async with service.ledger.transaction() as tx:
+        await tx.execute("INSERT INTO meta(key, value) VALUES ('last_recount_date', ?) "
+                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (today,))
+    return len(done)
 
 
 async def check_reservation_conflicts(service: Service, *, now: datetime) -> int:

@@ -34,6 +34,10 @@ class PaymentTerminal(Protocol):
 
     async def refund(self, *, idempotency_key: str, amount_cents: int) -> PaymentResult: ...
 
+    def settle_offline(self) -> dict[str, bool]:
+        """Once the processor is reachable: settle offline approvals (key -> collected)."""
+        ...
+
 
 class TerminalUnavailable(DeviceError):
     """The terminal or its processor cannot be reached."""
@@ -131,6 +135,8 @@ class SimulatedTerminal:
     def settle_offline(self) -> dict[str, bool]:
         """When the processor is back: settle offline approvals; some cards fail then."""
         settled: dict[str, bool] = {}
+        if self.mode != "online":
+            return settled
         for key, result in self._captured.items():
             if result.offline:
                 settled[key] = self._rng.random() >= self.offline_failure_rate

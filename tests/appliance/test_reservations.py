@@ -136,3 +136,25 @@ def test_cli_import_rejects_bad_file_without_writing(tmp_path):
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {"accepted": 1, "rejected": 0}
+
+
+async def test_nightly_recount_from_sensors_once_at_three(tmp_path):
+    from appliance.core.events import NewEvent
+
+    cfg = load_config(write_lot(tmp_path, mode="per_spot", per_level=20))
+    service = Service(cfg, simulate=True, api=False)
+    await service.start()
+    for spot in cfg.spots:  # every sensor reports; L1's first 4 spots see cars
+        occupied = spot.level == "L1" and spot.id in {s.id for s in cfg.spots[:4]}
+        await service.ledger.append(NewEvent(type="spot.state_changed", payload={
+            "spot_id": spot.id, "state": "OCCUPIED" if occupied else "AVAILABLE"}))
+    ny = cfg.lot.tz
+    two = datetime(2026, 6, 2, 2, 30, tzinfo=ny).astimezone(UTC)
+    three = datetime(2026, 6, 2, 3, 5, tzinfo=ny).astimezone(UTC)
+    assert await housekeeping.nightly_recount(service, now=two) == 0
+    assert await housekeeping.nightly_recount(service, now=three) == 2  # both levels
+    assert await housekeeping.nightly_recount(service, now=three) == 0  # once a night
+    occ = await service.ledger.fetchall(
+        "SELECT level_id, SUM(occupied) FROM capacity GROUP BY level_id ORDER BY level_id")
+    assert [tuple(r) for r in occ] == [("L1", 4), ("L2", 0)]
+    await service.stop()

@@ -239,3 +239,27 @@ async def test_reservation_is_honoured_and_held_back_from_walk_ins(lot):
     assert res.allow and res.kind == "reservation"
     status = await lot.ledger.fetchone("SELECT status, ticket_id FROM reservations WHERE id='R0'")
     assert tuple(status) == ("ARRIVED", res.ticket_id)
+
+
+async def test_offline_approvals_are_reconciled_and_reported(lot):
+    from appliance.payments import offline_report, reconcile_offline
+
+    term = SimulatedTerminal(seed=5, mode="offline", offline_failure_rate=0.5)
+    lot.terminal = term
+    for i in range(6):
+        await admit(lot.ledger, lot.cfg, lane="in-1", plate=f"OFF{i}", confidence=1, at=T0)
+        res = await release(lot.ledger, lot.cfg, lane="out-1", plate=f"OFF{i}",
+                            scanned_ticket=None, terminal=term, at=T0 + timedelta(hours=1))
+        assert res.allow and res.paid_cents == 300  # approved offline, below the floor limit
+    assert {r["state"] for r in await offline_report(lot.ledger)} == {"pending"}
+    assert await reconcile_offline(lot) == {"settled": 0, "uncollectable": 0}  # still offline
+    term.mode = "online"
+    result = await reconcile_offline(lot)
+    assert result["settled"] + result["uncollectable"] == 6
+    report = await offline_report(lot.ledger)
+    unable = [r for r in report if r["state"] == "offline, unable to collect"]
+    assert len(unable) == result["uncollectable"]
+    invoices = await lot.ledger.fetchall(
+        "SELECT plate FROM invoices WHERE reason LIKE 'offline card payment%'")
+    assert sorted(r[0] for r in invoices) == sorted(r["plate"] for r in unable)
+    assert await reconcile_offline(lot) == {"settled": 0, "uncollectable": 0}  # only once
