@@ -289,6 +289,31 @@ class Service:
             uplink._new_events.set()
         return self.sync_status()
 
+    def serial_monitor(self, port: str) -> dict:
+        """What the service decodes on a serial port it owns (bus or sign): health counters
+        and the latest decoded readings of that bus's sensors."""
+        from appliance.errors import InputError
+
+        owned = [(b.id, "sensor_bus", b.port) for b in self.cfg.sensor_buses] + [
+            (sg.id, "sign", sg.port) for sg in self.cfg.signs]
+        sims = self.devices.sims.paths if self.devices and self.devices.sims else {}
+        for device_id, kind, configured in owned:
+            actual = sims.get(device_id, configured)
+            if port in (configured, actual, device_id):
+                health = next((d for d in self.device_health()["devices"]
+                               if d["device"] == device_id), None)
+                readings = {}
+                if kind == "sensor_bus" and self.devices and self.devices.sensors:
+                    bus_spots = {s.id for s in self.cfg.spots
+                                 if s.sensor and s.sensor.split(":")[0] == device_id}
+                    readings = {sid: r for sid, r in
+                                self.devices.sensors.snapshot()["spots"].items()
+                                if sid in bus_spots}
+                return {"port": actual, "device": device_id, "kind": kind, "health": health,
+                        "readings": readings}
+        raise InputError(f"the service does not own serial port {port!r}; with the service "
+                         "stopped, `lotedge diag serial PORT sniff` opens it directly")
+
     def device_health(self) -> dict:
         """Health of every device (loops, gates, spot sensors, signs) for diag and the UI."""
         if self.devices is None:

@@ -109,6 +109,25 @@ class CameraPlates:
         return PlateResult(plate=result.plate, confidence=round(result.confidence, 4),
                            crop_path=crop_path)
 
+    async def snapshot(self, lane_id: str) -> bytes:
+        """One JPEG frame from a lane's camera (for `lotedge diag camera LANE snapshot`)."""
+        import cv2
+
+        from appliance.errors import DeviceError, InputError
+
+        camera = self.cameras.get(lane_id)
+        if camera is None:
+            raise InputError(f"lane {lane_id} has no camera of its own (simulated)")
+        loop = asyncio.get_running_loop()
+        frames = await loop.run_in_executor(
+            None, lambda: camera.burst(1, interval_s=0.0, timeout_s=2.0))
+        if not frames:
+            raise DeviceError("no frame from the camera", code="camera_no_frame", device=lane_id)
+        ok, jpeg = cv2.imencode(".jpg", frames[0])
+        if not ok:
+            raise DeviceError("could not encode the frame", code="camera_encode", device=lane_id)
+        return jpeg.tobytes()
+
     def purge(self) -> PurgeReport:
         """Apply the retention limits (days and megabytes) to the evidence folder now."""
         return purge(self.storage_dir, now_s=self._wall_clock(),

@@ -253,9 +253,39 @@ async def test_serial_sniff_reads_frames_directly_when_the_service_is_stopped(tm
 
 
 async def test_serial_goes_through_the_running_service(running_lot):
-    data = await diag_json(_config(running_lot), "serial", "/dev/ttyUSB0", "sniff",
-                           code=EXIT_NOT_AVAILABLE)
-    assert data["error"] == "serial port monitor is not available in this service"
+    code, _, err = await diag(_config(running_lot), "serial", "/dev/ttyUSB0", "sniff")
+    assert code == EXIT_INPUT and "does not own serial port '/dev/ttyUSB0'" in err
+
+
+async def test_serial_monitor_of_a_bus_the_service_owns(tmp_path):
+    from tests.drivers.test_service_wiring import sensor_lot
+
+    cfg = sensor_lot(tmp_path)
+    async with RunningService(cfg) as running:
+        await asyncio.sleep(1.0)  # a few polls of the simulated bus
+        data = await diag_json(cfg.source_path, "serial", "bus1", "sniff", "--json")
+        assert data["device"] == "bus1" and data["kind"] == "sensor_bus"
+        assert data["health"]["device"] == "bus1"
+        assert set(data["readings"]) == {s.id for s in cfg.spots}
+        assert running.service.devices.sensors is not None
+
+
+async def test_camera_snapshot_through_the_running_service(tmp_path):
+    import cv2
+
+    from lpr.synthetic import render_scene
+
+    frames = tmp_path / "cam"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "f0.jpg"), render_scene("ABC1234"))
+    path = write_lot(tmp_path)
+    path.write_text(path.read_text().replace('id = "in-1"\n', f'id = "in-1"\ncamera = "dir:{frames}"\n', 1))
+    cfg = load_config(path)
+    async with RunningService(cfg):
+        out = tmp_path / "snap.jpg"
+        data = await diag_json(path, "camera", "in-1", "snapshot", str(out))
+        assert data["via"] == "service" and out.stat().st_size == data["bytes"] > 1000
+        assert cv2.imread(str(out)).shape == (360, 640, 3)
 
 
 async def test_sync_reachability_backlog_and_push(tmp_path):
