@@ -289,7 +289,7 @@ class SignSection:
     id: str
     port: str = "sim"
     fields: dict[str, str] = field(default_factory=dict)
-    thresholds: tuple[int, ...] = (0, 10, 25)
+    thresholds: tuple[int, ...] = (0, 5, 10, 50)
     refresh_s: float = 10.0
     full_at: int = 0
     baud: int = 9600

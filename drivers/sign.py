@@ -43,7 +43,7 @@ class SignPolicy:
         full_at: show FULL at or below this many free spaces.
     """
 
-    def __init__(self, *, thresholds: Sequence[int] = (0, 10, 25), refresh_s: float = 10.0,
+    def __init__(self, *, thresholds: Sequence[int] = (0, 5, 10, 50), refresh_s: float = 10.0,
                  full_at: int = 0) -> None:
         self.thresholds = tuple(sorted(thresholds))
         self.refresh_s = refresh_s
