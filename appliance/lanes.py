@@ -35,6 +35,7 @@ from appliance.ledger import Ledger
 from appliance.recorder import EventRecorder
 from appliance.tickets import Outcome
 from drivers.gate import BarrierGate, GateInterlockError
+from drivers.lane_display import LaneDisplay
 from drivers.loops import LoopDetector, LoopEdge
 from lpr.source import PlateResult, PlateSource
 
@@ -71,13 +72,15 @@ class LaneController:
         recorder: batches lane facts (transitions, notes) into the ledger.
         on_alarm: called with (code, source, detail) for lane alarms (tailgating).
         on_backout: called with (lane, ticket) when a vehicle reverses away after its ticket.
+        display: the lane's message display (rate before the barrier opens, FULL, ...).
     """
 
     def __init__(self, lane: LaneDef, *, arming: LoopDetector, safety: LoopDetector,
                  gate: BarrierGate, plates: PlateSource, decide: Decider, ledger: Ledger,
                  monotonic: Callable[[], float], recorder: EventRecorder | None = None,
                  on_alarm: Callable[[str, str, str], None] | None = None,
-                 on_backout: Callable[[str, str], Awaitable[None]] | None = None):
+                 on_backout: Callable[[str, str], Awaitable[None]] | None = None,
+                 display: LaneDisplay | None = None):
         self.lane = lane
         self.arming = arming
         self.safety = safety
@@ -90,6 +93,7 @@ class LaneController:
         self._recorder = recorder
         self._on_alarm = on_alarm
         self._on_backout = on_backout
+        self.display = display
         self.stats = LaneStats()
         self._inputs: asyncio.Queue[LaneInput] = asyncio.Queue()
         self._last_read: PlateResult | None = None
@@ -147,6 +151,9 @@ class LaneController:
                     await self._safe_record("lane.decision_failed", {"error": str(err)})
                     outcome = Outcome(allow=True, reason=f"decision failed: {err}")
                 self.stats.last_decision = outcome.reason
+                if self.display is not None:  # shown before the barrier moves
+                    self.display.show(lane_id, outcome.message or (
+                        "PLEASE PROCEED" if outcome.allow else "SEE ATTENDANT"))
                 self.feed(Decided(outcome.allow, outcome.reason, outcome.ticket_id))
             case OpenGate():
                 self.gate.open()
@@ -215,6 +222,7 @@ class LaneController:
             "last_plate": self.stats.last_plate,
             "last_confidence": self.stats.last_confidence,
             "last_decision": self.stats.last_decision,
+            "display": getattr(self.display, "current", {}).get(self.lane.id),
             "passed": self.stats.vehicles_passed,
             "refused": self.stats.refused,
         }

@@ -26,6 +26,7 @@ from appliance.recorder import EventRecorder
 from appliance.tickets import Outcome, admit, release
 from drivers.gate import BarrierGate
 from drivers.gpio import make_pin_factory
+from drivers.lane_display import MemoryLaneDisplay
 from drivers.loops import LoopDetector
 from drivers.lot_devices import LotDevices
 from drivers.payment import PaymentTerminal, SimulatedTerminal
@@ -92,6 +93,7 @@ class Service:
         self.plates: PlateSource = plates or SimulatedPlates()
         self.cameras: CameraPlates | None = None
         self.scanner = SimulatedScanner()
+        self.lane_display = MemoryLaneDisplay()
         self.printer: FileTicketPrinter | None = None
         self.ledger: Ledger | None = None
         self.recorder: EventRecorder | None = None
@@ -164,7 +166,8 @@ class Service:
             self.lanes[lane.id] = LaneController(
                 lane, arming=arming, safety=safety, gate=gate, plates=self.plates, decide=decide,
                 ledger=self.ledger, monotonic=time.monotonic, recorder=self.recorder,
-                on_alarm=self._lane_alarm, on_backout=self._backed_out)
+                on_alarm=self._lane_alarm, on_backout=self._backed_out,
+                display=self.lane_display)
         self.ledger.subscribe(self._on_events)
         self.availability = await read_availability(self.ledger)
         self.open_tickets_at_start = (await self.ledger.fetchone(

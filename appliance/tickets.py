@@ -23,6 +23,7 @@ from appliance.core.allocation import FreeSpot, Pool, choose_pool, choose_spot, 
 from appliance.core.entry_policy import EntryFacts, EntryKind, classify_entry
 from appliance.core.events import NewEvent
 from appliance.core.fees import compute_fee
+from appliance.core.money import format_cents, round_cents
 from appliance.core.plates import best_match
 from appliance.core.pricing import entry_rate_multiplier
 from appliance.core.reservations import Reservation, holdback, match_reservation, walk_in_pools
@@ -56,6 +57,7 @@ class Outcome:
     paid_cents: int = 0
     print_ticket: bool = False
     kind: str = ""
+    message: str = ""
 
 
 # --- entry -----------------------------------------------------------------------------------
@@ -149,15 +151,16 @@ async def admit(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str | None,
             await tx.append(NewEvent(type="entry.refused", payload={
                 "lane": lane, "plate": plate, "reason": "full",
                 "vehicle_type": str(vehicle_type)}), at=at)
-            return Outcome(allow=False, reason="FULL", kind="full")
+            return Outcome(allow=False, reason="FULL", kind="full", message="LOT FULL - SORRY")
         level, spot_type, spot_id, pools = placed
         ticket_id = new_ticket_id()
+        multiplier = _rate_multiplier(cfg, pools, at)
         await tx.append(NewEvent(type="ticket.issued", payload={
             "ticket_id": ticket_id, "plate": plate, "plate_confidence": round(confidence, 3),
             "vehicle_type": str(vehicle_type), "is_ev": is_ev, "level": level,
             "spot_type": str(spot_type), "spot_id": spot_id, "lane": lane,
             "entry_utc": at.isoformat(),
-            "rate_multiplier": str(_rate_multiplier(cfg, pools, at)),
+            "rate_multiplier": str(multiplier),
             "kind": str(verdict.kind),
             "reservation_id": facts.reservation.id if facts.reservation else None,
             "printed": plate is None,
@@ -167,8 +170,11 @@ async def admit(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str | None,
                 "reservation_id": facts.reservation.id, "ticket_id": ticket_id}), at=at)
         await tx.append(NewEvent(type="gate.open_commanded", payload={
             "lane": lane, "reason": str(verdict.kind), "ticket_id": ticket_id}), at=at)
+    rate = round_cents(Decimal(cfg.tariff.hourly_cents) * multiplier)
+    where = f"{level} {spot_id}" if spot_id else str(level)
     return Outcome(allow=True, reason=verdict.reason, ticket_id=ticket_id, spot_id=spot_id,
-                   level=level, print_ticket=plate is None, kind=str(verdict.kind))
+                   level=level, print_ticket=plate is None, kind=str(verdict.kind),
+                   message=f"WELCOME - {where} - {format_cents(rate, cfg.lot.currency)}/h")
 
 
 def _rate_multiplier(cfg: LotConfig, pools: list[Pool], at: datetime) -> Decimal:

@@ -263,3 +263,8 @@ async def test_offline_approvals_are_reconciled_and_reported(lot):
         "SELECT plate FROM invoices WHERE reason LIKE 'offline card payment%'")
     assert sorted(r[0] for r in invoices) == sorted(r["plate"] for r in unable)
     assert await reconcile_offline(lot) == {"settled": 0, "uncollectable": 0}  # only once
+
+
+async def test_entry_message_shows_the_locked_rate(lot):
+    out = await admit(lot.ledger, lot.cfg, lane="in-1", plate="MSG0001", confidence=1, at=T0)
+    assert out.message == f"WELCOME - {out.level} - 3.00 USD/h"

@@ -47,3 +47,26 @@ async def test_entry_uses_the_plate_read_from_the_camera(tmp_path):
         stop.set()
         await run
         await service.stop()
+
+
+async def test_lane_display_shows_rate_before_the_gate_opens(tmp_path):
+    cfg = load_config(write_lot(tmp_path))
+    service = Service(cfg, simulate=True, api=False)
+    await service.start()
+    stop = asyncio.Event()
+    run = asyncio.create_task(service.run(stop))
+    shown_when_open = []
+    try:
+        relay = service.pin_factory.pin(cfg.lane("in-1").barrier_relay_pin)
+        SimulatedLoop(service.pin_factory, cfg.lane("in-1").arming_loop_pin).occupy()
+        for _ in range(200):
+            if relay.state:
+                shown_when_open.append(service.lane_display.current.get("in-1"))
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        await run
+        await service.stop()
+    assert shown_when_open and shown_when_open[0].startswith("WELCOME") \
+        and shown_when_open[0].endswith("USD/h")
