@@ -71,17 +71,18 @@ class PlateReader:
                  good_score: float = 1.4, refine: bool = True, refine_line_px: int = 40,
                  max_candidates: int = 2, detector: str = "yolo",
                  plate_det_model: Path | str | None = None, plate_det_px: int = 416,
-                 plate_line_px: int = 96):
+                 plate_line_px: int = 128):
         if detector not in ("yolo", "text"):
             raise ValueError(f"detector: must be 'yolo' or 'text', not {detector!r}")
         self.plate_detector = (PlateDetector(Path(plate_det_model or DEFAULT_PLATE_DET),
                                              threads=threads, input_px=plate_det_px)
                                if detector == "yolo" else None)
         self.plate_line_px = plate_line_px
-        self.lines_per_plate = 2
+        self.lines_per_plate = 1
         self.plate_full_width = False
         self.plate_margin = 0.0
-        self.plate_good_score = good_score
+        self.plate_pad_along = 0.0
+        self.plate_good_score = 0.8
         self.detector = TextDetector(Path(det_model or DEFAULT_DET), threads=threads,
                                      max_side_px=det_max_side_px, box_thresh=0.4,
                                      unclip_ratio=unclip_ratio, pad_along=pad_along)
@@ -177,6 +178,11 @@ class PlateReader:
             if by2 - by1 < 0.2 * h or bx2 - bx1 < 0.8 * (by2 - by1):
                 continue
             corners = b.corners + np.array([rx1, ry1], dtype=np.float32)
+            if self.plate_pad_along:
+                # grow the line along x (edge characters get cut), but not past the plate
+                grow = self.plate_pad_along * (by2 - by1)
+                corners[[0, 3], 0] = np.maximum(corners[[0, 3], 0] - grow, min(x1, corners[0, 0]))
+                corners[[1, 2], 0] = np.minimum(corners[[1, 2], 0] + grow, max(x2, corners[1, 0]))
             lines.append(TextBox(corners=corners, score=b.score))
             if self.plate_full_width:
                 # The line detector often cuts off edge characters: also read the line at the
