@@ -68,3 +68,12 @@ def test_reader_reads_the_plate_the_plate_detector_found(reader):
     assert read.plate == "8D79882"
     x1, y1, x2, y2 = read.bbox
     assert 205 <= x1 < x2 <= 435 and 150 <= y1 < y2 <= 270
+
+
+def test_config_selects_the_detector_and_its_input_size():
+    from appliance.config import LprSection
+
+    text_only = PlateReader.from_config(LprSection(detector="text"))
+    assert text_only.plate_detector is None
+    default = PlateReader.from_config(LprSection(plate_det_px=320))
+    assert default.plate_detector is not None and default.plate_detector.input_px == 320
