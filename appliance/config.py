@@ -209,6 +209,9 @@ class LprSection:
     det_model: str = ""
     rec_model: str = ""
     rec_dict: str = ""
+    detector: str = "yolo"
+    plate_det_model: str = ""
+    plate_det_px: int = 416
     threads: int = 1
     det_max_side_px: int = 640
     det_retry_max_side_px: int = 896
@@ -226,6 +229,11 @@ class LprSection:
     def __post_init__(self) -> None:
         if self.threads < 1:
             raise ValueError("threads: must be at least 1")
+        if self.detector not in ("yolo", "text"):
+            raise ValueError("detector: must be 'yolo' (plate detector, AGPL-3.0 model) or "
+                             "'text' (text detector only, Apache-2.0 models)")
+        if not 96 <= self.plate_det_px <= 1280 or self.plate_det_px % 32:
+            raise ValueError("plate_det_px: must be a multiple of 32 between 96 and 1280")
         if not 96 <= self.det_max_side_px <= 4096:
             raise ValueError("det_max_side_px: must be between 96 and 4096")
         if self.det_retry_max_side_px and not 96 <= self.det_retry_max_side_px <= 4096:

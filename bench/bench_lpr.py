@@ -1,6 +1,7 @@
 """Plate reading on the development set: exact and character accuracy, latency, model memory.
 
-Uses /work/shared/plates/us (override with LOTEDGE_PLATES_DIR); one onnxruntime thread.
+Uses /work/shared/plates/us (override with LOTEDGE_PLATES_DIR); one onnxruntime thread; the
+default reader (`detector = "yolo"`: plate detector first, text search as fallback).
 """
 
 from __future__ import annotations

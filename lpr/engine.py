@@ -16,6 +16,7 @@ MODELS_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_DET = MODELS_DIR / "ppocrv4_det.onnx"
 DEFAULT_REC = MODELS_DIR / "ppocrv4_rec.onnx"
 DEFAULT_DICT = MODELS_DIR / "ppocrv4_rec_dict.txt"
+DEFAULT_PLATE_DET = MODELS_DIR / "yolov8_plate_det.onnx"
 PLATE_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
 
@@ -236,3 +237,87 @@ class TextRecognizer:
                 prev = k
             reads.append(TextRead(text="".join(text), char_conf=tuple(confs)))
         return reads
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PlateBox:
+    """A detected plate: axis-aligned [x1, y1, x2, y2] in image pixels and the detector's score."""
+
+    bbox: tuple[int, int, int, int]
+    score: float
+
+
+class PlateDetector:
+    """YOLOv8-style single-class plate detector (ONNX): image in, plate boxes out.
+
+    lotedge's own pre/post-processing: letterbox to a multiple of 32 (grey 114 padding, RGB,
+    [0, 1]), decode `[1, 4 + classes, N]` (cx, cy, w, h, scores), confidence filter and NMS.
+
+    Args:
+        model_path: the ONNX file.
+        threads: onnxruntime intra-op threads.
+        input_px: the longer image side is scaled to this (a multiple of 32).
+        conf_thresh: boxes scoring less are dropped.
+        iou_thresh: NMS overlap threshold.
+        max_boxes: at most this many boxes, best first.
+    """
+
+    def __init__(self, model_path: Path, *, threads: int = 1, input_px: int = 416,
+                 conf_thresh: float = 0.2, iou_thresh: float = 0.5, max_boxes: int = 3):
+        self.session = _session(model_path, threads)
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        fixed = inp.shape[2:] if all(isinstance(d, int) for d in inp.shape[2:]) else None
+        self.fixed_hw = tuple(fixed) if fixed else None
+        self.input_px = input_px
+        self.conf_thresh = conf_thresh
+        self.iou_thresh = iou_thresh
+        self.max_boxes = max_boxes
+
+    def _letterbox(self, image: np.ndarray) -> tuple[np.ndarray, float, int, int]:
+        h, w = image.shape[:2]
+        if self.fixed_hw:
+            th, tw = self.fixed_hw
+        else:
+            side = max(32, int(round(self.input_px / 32)) * 32)
+            th = tw = side
+        scale = min(tw / w, th / h)
+        nw, nh = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
+        if not self.fixed_hw:  # dynamic input: pad only to the next multiple of 32
+            th, tw = int(np.ceil(nh / 32) * 32), int(np.ceil(nw / 32) * 32)
+        resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1
+                             else cv2.INTER_LINEAR)
+        top, left = (th - nh) // 2, (tw - nw) // 2
+        canvas = np.full((th, tw, 3), 114, np.uint8)
+        canvas[top:top + nh, left:left + nw] = resized
+        blob = canvas[:, :, ::-1].astype(np.float32).transpose(2, 0, 1)[None] / 255.0
+        return np.ascontiguousarray(blob), scale, left, top
+
+    def detect(self, image: np.ndarray) -> list[PlateBox]:
+        """Plate boxes in a BGR image, best first."""
+        blob, scale, left, top = self._letterbox(image)
+        out = self.session.run(None, {self.input_name: blob})[0][0]
+        if out.shape[0] > out.shape[1]:  # [N, 5] layout
+            out = out.T
+        scores = out[4:].max(axis=0)
+        keep = scores >= self.conf_thresh
+        if not keep.any():
+            return []
+        cx, cy, bw, bh = (out[i][keep] for i in range(4))
+        scores = scores[keep]
+        x1 = (cx - bw / 2 - left) / scale
+        y1 = (cy - bh / 2 - top) / scale
+        ww, hh = bw / scale, bh / scale
+        rects = [[float(a), float(b), float(c), float(d)] for a, b, c, d in zip(x1, y1, ww, hh,
+                                                                                 strict=True)]
+        idx = cv2.dnn.NMSBoxes(rects, scores.astype(float).tolist(), self.conf_thresh,
+                               self.iou_thresh)
+        img_h, img_w = image.shape[:2]
+        boxes = []
+        for i in sorted(np.array(idx).reshape(-1).tolist(), key=lambda k: -scores[k]):
+            x, y, w, h = rects[i]
+            bx1, by1 = int(max(0, x)), int(max(0, y))
+            bx2, by2 = int(min(img_w, x + w)), int(min(img_h, y + h))
+            if bx2 - bx1 >= 4 and by2 - by1 >= 4:
+                boxes.append(PlateBox(bbox=(bx1, by1, bx2, by2), score=float(scores[i])))
+        return boxes[:self.max_boxes]

@@ -12,7 +12,10 @@ import numpy as np
 from lpr.engine import (
     DEFAULT_DET,
     DEFAULT_DICT,
+    DEFAULT_PLATE_DET,
     DEFAULT_REC,
+    PlateBox,
+    PlateDetector,
     TextBox,
     TextDetector,
     TextRecognizer,
@@ -51,6 +54,13 @@ class PlateReader:
         refine, refine_line_px: re-detect each candidate line in a window around it, scaled so
             the line is about this tall (fixes boxes the coarse pass cut short).
         max_candidates: how many coarse text lines are read per pass.
+        detector: `yolo` = find plates with the plate detector (`plate_det_model`, AGPL-3.0)
+            first and read the text line inside each, falling back to the text-detector search
+            when it finds no valid plate; `text` = the text-detector search only (Apache-2.0).
+        plate_det_model: the plate detector ONNX file (default: the shipped YOLOv8 one).
+        plate_det_px: plate detector input size (longer side, multiple of 32).
+        plate_line_px: plate windows are scaled so the plate box is about this tall before the
+            text line inside it is detected.
     """
 
     def __init__(self, *, det_model: Path | str | None = None, rec_model: Path | str | None = None,
@@ -59,7 +69,20 @@ class PlateReader:
                  min_char_conf: float = 0.3, unclip_ratio: float = 1.6,
                  pad_along: float = 0.25, stretches: tuple[float, ...] = (1.5,),
                  good_score: float = 1.4, refine: bool = True, refine_line_px: int = 40,
-                 max_candidates: int = 2):
+                 max_candidates: int = 2, detector: str = "yolo",
+                 plate_det_model: Path | str | None = None, plate_det_px: int = 416,
+                 plate_line_px: int = 128):
+        if detector not in ("yolo", "text"):
+            raise ValueError(f"detector: must be 'yolo' or 'text', not {detector!r}")
+        self.plate_detector = (PlateDetector(Path(plate_det_model or DEFAULT_PLATE_DET),
+                                             threads=threads, input_px=plate_det_px)
+                               if detector == "yolo" else None)
+        self.plate_line_px = plate_line_px
+        self.lines_per_plate = 1
+        self.plate_full_width = False
+        self.plate_margin = 0.0
+        self.plate_pad_along = 0.0
+        self.plate_good_score = 0.8
         self.detector = TextDetector(Path(det_model or DEFAULT_DET), threads=threads,
                                      max_side_px=det_max_side_px, box_thresh=0.4,
                                      unclip_ratio=unclip_ratio, pad_along=pad_along)
@@ -81,14 +104,22 @@ class PlateReader:
         return cls(det_model=lpr_cfg.det_model or None, rec_model=lpr_cfg.rec_model or None,
                    rec_dict=lpr_cfg.rec_dict or None, threads=lpr_cfg.threads,
                    det_max_side_px=lpr_cfg.det_max_side_px,
-                   det_retry_max_side_px=lpr_cfg.det_retry_max_side_px, regions=lpr_cfg.regions)
+                   det_retry_max_side_px=lpr_cfg.det_retry_max_side_px, regions=lpr_cfg.regions,
+                   detector=lpr_cfg.detector, plate_det_model=lpr_cfg.plate_det_model or None,
+                   plate_det_px=lpr_cfg.plate_det_px)
 
     def read(self, image: np.ndarray) -> FrameRead:
         """The most plate-like text in the frame."""
         started = time.perf_counter()
         if image is None or image.ndim != 3 or image.shape[0] < 8 or image.shape[1] < 8:
             return FrameRead(plate=None, confidence=0.0, bbox=None, ms=0.0)
-        best, score = self._best(image, self.detector.detect(image))
+        best, score = FrameRead(plate=None, confidence=0.0, bbox=None), -2.0
+        if self.plate_detector is not None:
+            best, score = self._best_in_plates(image, self.plate_detector.detect(image))
+        if score < self.plate_good_score:
+            text_best, text_score = self._best(image, self.detector.detect(image))
+            if text_score > score:
+                best, score = text_best, text_score
         if score < self.good_score and self.retry_side_px > self.detector.max_side_px:
             first = self.detector.max_side_px
             try:
@@ -126,6 +157,52 @@ class PlateReader:
                 out.append(TextBox(corners=corners, score=b.score))
         return out
 
+    def _plate_lines(self, image: np.ndarray, plate: PlateBox) -> list[TextBox]:
+        """The main text line(s) inside a detected plate, tallest first."""
+        x1, y1, x2, y2 = plate.bbox
+        w, h = x2 - x1, y2 - y1
+        rx1, ry1 = max(0, int(x1 - 0.08 * w)), max(0, int(y1 - 0.15 * h))
+        rx2, ry2 = min(image.shape[1], int(x2 + 0.08 * w)), min(image.shape[0], int(y2 + 0.15 * h))
+        roi = image[ry1:ry2, rx1:rx2]
+        if roi.shape[0] < 8 or roi.shape[1] < 8:
+            return []
+        side = int(max(roi.shape[:2]) * self.plate_line_px / max(1, h))
+        side = int(min(max(side, 96), 640))
+        found = self.detector.detect(roi, max_side_px=side, upscale=True)
+        lines = []
+        for b in found:
+            bx1, by1, bx2, by2 = b.bbox
+            cx, cy = (bx1 + bx2) / 2 + rx1, (by1 + by2) / 2 + ry1
+            if not (x1 <= cx <= x2 and y1 <= cy <= y2):
+                continue
+            if by2 - by1 < 0.2 * h or bx2 - bx1 < 0.8 * (by2 - by1):
+                continue
+            corners = b.corners + np.array([rx1, ry1], dtype=np.float32)
+            if self.plate_pad_along:
+                # grow the line along x (edge characters get cut), but not past the plate
+                grow = self.plate_pad_along * (by2 - by1)
+                corners[[0, 3], 0] = np.maximum(corners[[0, 3], 0] - grow, min(x1, corners[0, 0]))
+                corners[[1, 2], 0] = np.minimum(corners[[1, 2], 0] + grow, max(x2, corners[1, 0]))
+            lines.append(TextBox(corners=corners, score=b.score))
+            if self.plate_full_width:
+                # The line detector often cuts off edge characters: also read the line at the
+                # plate's full width.
+                ly1, ly2 = corners[:, 1].min(), corners[:, 1].max()
+                m = self.plate_margin * w
+                wide = np.array([[x1 + m, ly1], [x2 - m, ly1], [x2 - m, ly2], [x1 + m, ly2]],
+                                dtype=np.float32)
+                lines.append(TextBox(corners=wide, score=b.score))
+        lines.sort(key=lambda b: -(b.bbox[3] - b.bbox[1]))
+        return lines[:self.lines_per_plate * (2 if self.plate_full_width else 1)]
+
+    def _best_in_plates(self, image: np.ndarray,
+                        plates: list[PlateBox]) -> tuple[FrameRead, float]:
+        candidates = []
+        for plate in plates:
+            for line in self._plate_lines(image, plate):
+                candidates.append((line, crop_box(image, line.corners)))
+        return self._rank(candidates)
+
     def _best(self, image: np.ndarray, boxes: list[TextBox]) -> tuple[FrameRead, float]:
         candidates = []
         coarse = []
@@ -140,6 +217,10 @@ class PlateReader:
             refined = self._refine(image, box) if self.refine else []
             for cand in refined or [box]:
                 candidates.append((cand, crop_box(image, cand.corners)))
+        return self._rank(candidates)
+
+    def _rank(self, candidates: list[tuple[TextBox, np.ndarray]]) -> tuple[FrameRead, float]:
+        """Read every candidate line (at each stretch, voting) and keep the most plate-like."""
         none = FrameRead(plate=None, confidence=0.0, bbox=None)
         if not candidates:
             return none, -2.0

@@ -79,6 +79,7 @@ def test_lpr_config_section_defaults_and_custom_regions():
     cfg = parse_config(LOT)
     assert cfg.lpr.regions == (US,)
     assert cfg.lpr.burst_frames == 5
+    assert cfg.lpr.detector == "yolo" and cfg.lpr.plate_det_px == 416
     cfg = parse_config(LOT + """
 [lpr]
 burst_frames = 3
@@ -97,6 +98,8 @@ masks = ["LLDDLLL"]
     ("[lpr]\nmin_confidence = 1.5", "lpr.min_confidence"),
     ("[lpr]\nburst_frames = 0", "lpr.burst_frames"),
     ("[lpr]\nthreads = 0", "lpr.threads"),
+    ("[lpr]\ndetector = \"plates\"", "lpr.detector"),
+    ("[lpr]\nplate_det_px = 400", "lpr.plate_det_px"),
     ("[lpr]\nburst_frame = 3", "lpr.burst_frame: unknown key"),
     ("[[lpr.regions]]\nname = \"x\"\nmasks = [\"LQ\"]", r"lpr\.regions\[0\]\.masks"),
 ])

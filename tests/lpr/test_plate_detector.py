@@ -1,0 +1,79 @@
+"""The YOLOv8 plate detector with lotedge's letterbox and NMS, and the reader's detector choice."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from lpr.engine import DEFAULT_PLATE_DET, ModelError, PlateDetector
+from lpr.reader import PlateReader
+from lpr.synthetic import render_scene
+
+
+@pytest.fixture(scope="module")
+def plate_detector() -> PlateDetector:
+    """The shipped plate detector, one thread."""
+    return PlateDetector(DEFAULT_PLATE_DET, threads=1, input_px=416)
+
+
+def test_detector_finds_the_rendered_plate(plate_detector):
+    # seed 3 renders a plate the detector recognises: 220x110 px at (210, 155) on 640x360
+    boxes = plate_detector.detect(render_scene("8D79882", seed=3))
+    assert len(boxes) == 1
+    x1, y1, x2, y2 = boxes[0].bbox
+    assert abs(x1 - 210) < 15 and abs(x2 - 430) < 15 and abs(y1 - 155) < 15 and abs(y2 - 265) < 15
+    assert 0.3 < boxes[0].score <= 1.0
+
+
+@pytest.mark.parametrize(("factor", "top", "left"), [(2.0, 0, 0), (0.5, 0, 0), (1.0, 40, 0),
+                                                     (1.0, 0, 60)])
+def test_letterbox_maps_boxes_back_to_image_coordinates(plate_detector, factor, top, left):
+    # the same scene scaled, or padded top/bottom or left/right (other letterbox shapes)
+    scene = render_scene("8D79882", seed=3)
+    frame = cv2.resize(scene, None, fx=factor, fy=factor, interpolation=cv2.INTER_LINEAR)
+    frame = cv2.copyMakeBorder(frame, top, top, left, left, cv2.BORDER_REFLECT)
+    boxes = plate_detector.detect(frame)
+    assert len(boxes) == 1
+    x1, y1, x2, y2 = boxes[0].bbox
+    tol = 15 * max(factor, 1.0)
+    assert abs(x1 - (210 * factor + left)) < tol and abs(x2 - (430 * factor + left)) < tol
+    assert abs(y1 - (155 * factor + top)) < tol and abs(y2 - (265 * factor + top)) < tol
+
+
+def test_blank_frame_has_no_plates(plate_detector):
+    assert plate_detector.detect(np.full((480, 640, 3), 128, np.uint8)) == []
+
+
+def test_missing_plate_model_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelError, match="model file not found"):
+        PlateDetector(tmp_path / "nope.onnx")
+
+
+def test_reader_rejects_an_unknown_detector():
+    with pytest.raises(ValueError, match="detector"):
+        PlateReader(detector="plates")
+
+
+def test_text_only_reader_has_no_plate_detector_and_still_reads():
+    reader = PlateReader(detector="text", threads=1)
+    assert reader.plate_detector is None
+    assert reader.read(render_scene("ABC1234", seed=1)).plate == "ABC1234"
+
+
+def test_reader_reads_the_plate_the_plate_detector_found(reader):
+    scene = render_scene("8D79882", seed=3)
+    assert reader.plate_detector is not None and reader.plate_detector.detect(scene)
+    read = reader.read(scene)
+    assert read.plate == "8D79882"
+    x1, y1, x2, y2 = read.bbox
+    assert 205 <= x1 < x2 <= 435 and 150 <= y1 < y2 <= 270
+
+
+def test_config_selects_the_detector_and_its_input_size():
+    from appliance.config import LprSection
+
+    text_only = PlateReader.from_config(LprSection(detector="text"))
+    assert text_only.plate_detector is None
+    default = PlateReader.from_config(LprSection(plate_det_px=320))
+    assert default.plate_detector is not None and default.plate_detector.input_px == 320
