@@ -209,7 +209,7 @@ class LprSection:
     det_model: str = ""
     rec_model: str = ""
     rec_dict: str = ""
-    detector: str = "yolo"
+    detector: str = "text"
     plate_det_model: str = ""
     plate_det_px: int = 416
     threads: int = 1
