@@ -86,6 +86,10 @@ def create_app(service: Service, *, token: str | None = None) -> Starlette:
             "last_seq": await ledger.last_seq() if ledger else None,
             "lanes": [c.snapshot() for c in service.lanes.values()],
             "time_utc": service.clock.now().isoformat(),
+            **({"sync": {**service.sync_status(),
+                         "backlog": (await ledger.last_seq()) - service.sync_status().get(
+                             "acked_through", 0)}}
+               if ledger is not None and service.cfg.cloud.enabled else {}),
         }
 
     async def availability(request: Request):

@@ -154,6 +154,7 @@ def diag_routes(service: Service, handler: Callable) -> list[Route]:
             reading = by_device.get(r["sensor"] or "") or by_device.get(r["id"])
             spots.append({"spot": r["id"], "level": r["level_id"], "type": r["type"],
                           "sensor": r["sensor"], "state": r["state"], "ticket_id": r["ticket_id"],
+                          "sensor_state": r["sensor_state"],
                           "sensor_health": reading})
         return {"mode": str(service.cfg.lot.mode), "sensor_readings": health is not None,
                 "spots": spots}

@@ -18,6 +18,7 @@ from appliance.errors import LotedgeError
 from appliance.quote_cli import quote
 from drivers.cli import drivers_app
 from lpr.cli import lpr_app
+from sync.cli import cloud_app
 from ui import cli as ui_cli
 
 app = typer.Typer(help="lotedge: offline-first parking-lot edge appliance",
@@ -35,6 +36,7 @@ app.add_typer(diag_app, name="diag")
 app.add_typer(ui_cli.app)  # `attendant` (booth UI) and `attendants` (staff admin)
 app.add_typer(drivers_app, name="drivers")
 app.add_typer(lpr_app, name="lpr")
+app.add_typer(cloud_app, name="cloud")
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="lot configuration TOML")]
 

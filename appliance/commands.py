@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from appliance.core.events import NewEvent
 from appliance.core.fees import compute_fee
 from appliance.core.lane import ManualClose, ManualOpen
+from appliance.core.plates import edit_distance, normalise_plate
 from appliance.core.types import SpotType
 from appliance.core.validations import resolve_validations
 from appliance.errors import InputError, LotedgeError
@@ -86,23 +87,6 @@ async def hold_open(service: Service, lane_id: str, *, hold: bool, attendant: st
     return {"lane": lane_id, "held_open": hold}
 
 
-def normalise_plate(text: str) -> str:
-    """Uppercase letters and digits only."""
-    return "".join(ch for ch in text.upper() if ch.isalnum())
-
-
-def _edit_distance(a: str, b: str, limit: int) -> int:
-    if abs(len(a) - len(b)) > limit:
-        return limit + 1
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
-
-
 async def search_tickets(service: Service, *, query: str, limit: int = 50) -> list[dict]:
     """Open tickets by ticket id, or by plate: partial match, then within one edit."""
     q = normalise_plate(query)
@@ -113,7 +97,7 @@ async def search_tickets(service: Service, *, query: str, limit: int = 50) -> li
     exact = [r for r in rows if r["id"] == q or (r["plate"] or "") == q]
     partial = [r for r in rows if r not in exact and q in (r["plate"] or "")]
     fuzzy = [r for r in rows if r not in exact and r not in partial and r["plate"]
-             and len(q) >= 4 and _edit_distance(q, r["plate"], 1) <= 1]
+             and len(q) >= 4 and edit_distance(q, r["plate"], 1) <= 1]
     return [dict(r) for r in (exact + partial + fuzzy)[:limit]]
 
 

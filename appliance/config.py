@@ -74,6 +74,45 @@ class CloudSection:
     enabled: bool = False
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     api_url: str | None = None
+    username: str | None = None
+    password_file: str | None = None
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    batch_max_events: int = 500
+    batch_max_bytes: int = 256 * 1024
+    max_inflight_batches: int = 8
+    ack_timeout_s: float = 30.0
+    backoff_max_s: float = 60.0
+    bundle_public_key: str | None = None
+    bundle_poll_interval_s: float = 300.0
+    retention_max_bytes: int = 2 * 1024**3
+    retention_max_age_days: int = 90
+    retention_alarm_ratio: float = 0.9
+    retention_prune_images: bool = True
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"mqtts?://[^/\s]+(:\d+)?/?", self.mqtt_url):
+            raise ValueError("mqtt_url: must look like mqtt://host:port or mqtts://host:port")
+        if not 1 <= self.batch_max_events <= 100_000:
+            raise ValueError("batch_max_events: must be between 1 and 100000")
+        if self.batch_max_bytes < 4096:
+            raise ValueError("batch_max_bytes: must be at least 4096")
+        if self.max_inflight_batches < 1:
+            raise ValueError("max_inflight_batches: must be at least 1")
+        for name in ("ack_timeout_s", "backoff_max_s", "bundle_poll_interval_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}: must be positive")
+        if self.retention_max_bytes < 1024**2:
+            raise ValueError("retention_max_bytes: must be at least 1 MiB")
+        if self.retention_max_age_days < 1:
+            raise ValueError("retention_max_age_days: must be at least 1")
+        if not 0 < self.retention_alarm_ratio < 1:
+            raise ValueError("retention_alarm_ratio: must be between 0 and 1")
+        if self.api_url and not self.bundle_public_key:
+            raise ValueError("bundle_public_key: required when api_url is set (bundles are signed)")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file: give tls_cert_file and tls_key_file together")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,6 +181,7 @@ class SimulationSection:
     passage_ms: int = 400
     unreadable_plate_rate: float = 0.05
     gate_wait_ms: int = 3000
+    max_queue: int = 20
     seed: int | None = None
 
     def __post_init__(self) -> None:

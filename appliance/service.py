@@ -27,8 +27,10 @@ from appliance.tickets import Outcome, admit, release
 from drivers.gate import BarrierGate
 from drivers.gpio import make_pin_factory
 from drivers.loops import LoopDetector
+from drivers.lot_devices import LotDevices
 from drivers.payment import PaymentTerminal, SimulatedTerminal
 from drivers.tickets import FileTicketPrinter, SimulatedScanner
+from lpr.camera_source import CameraPlates
 from lpr.source import PlateResult, PlateSource, SimulatedPlates
 
 log = logging.getLogger(__name__)
@@ -86,11 +88,15 @@ class Service:
         self.base_dir = base_dir
         seed = cfg.simulation.seed
         self.terminal: PaymentTerminal = terminal or SimulatedTerminal(seed=seed)
+        self._plates_given = plates is not None
         self.plates: PlateSource = plates or SimulatedPlates()
+        self.cameras: CameraPlates | None = None
         self.scanner = SimulatedScanner()
         self.printer: FileTicketPrinter | None = None
         self.ledger: Ledger | None = None
         self.recorder: EventRecorder | None = None
+        self.devices: LotDevices | None = None
+        self.sync: dict | None = None  # set by sync.wiring when [cloud] enabled
         self.open_tickets_at_start = 0
         self.lanes: dict[str, LaneController] = {}
         self.availability: Availability | None = None
@@ -124,15 +130,34 @@ class Service:
         self.printer = FileTicketPrinter(self.data_dir / "printer.txt")
         self.recorder = EventRecorder(self.ledger)
         loop = asyncio.get_running_loop()
+        if not self._plates_given and any(lane.camera.strip() != "sim" for lane in cfg.lanes):
+            def camera_fault(lane_id: str, err: Exception) -> None:  # from a capture thread
+                loop.call_soon_threadsafe(self._lane_alarm, "camera_fault", lane_id, str(err))
+
+            self.cameras = CameraPlates.from_config(cfg, base=self.base_dir, sim=self.plates,
+                                                    on_fault=camera_fault)
+            self.cameras.start()
+            self.plates = self.cameras
+        self.devices = LotDevices(cfg, simulate=self.simulate, run_dir=self.data_dir / "dev",
+                                  loop=loop)
+        if self.devices.sims is not None:
+            self.ledger.subscribe(self.devices.sims.follow_tickets)
+        health = self.devices.health
+        dev = cfg.devices
         for lane in cfg.lanes:
             arming = LoopDetector(f"{lane.id}/arming", lane.arming_loop_pin,
                                   pin_factory=self.pin_factory, debounce_ms=lane.debounce_ms,
-                                  loop=loop)
+                                  loop=loop, health=health)
             safety = LoopDetector(f"{lane.id}/safety", lane.safety_loop_pin,
                                   pin_factory=self.pin_factory, debounce_ms=lane.debounce_ms,
-                                  loop=loop)
+                                  loop=loop, health=health)
             gate = BarrierGate(lane.id, lane.barrier_relay_pin, safety_loop=safety,
-                               pin_factory=self.pin_factory, fail_state=lane.fail_state)
+                               pin_factory=self.pin_factory, fail_state=lane.fail_state,
+                               auto_close_ms=lane.auto_close_ms,
+                               closing_travel_ms=dev.gate_closing_travel_ms,
+                               feedback_pin=lane.gate_feedback_pin,
+                               feedback_timeout_ms=dev.gate_feedback_timeout_ms, health=health)
+            self.devices.attach_lane(lane, arming=arming, safety=safety, gate=gate)
             if not safety.present:
                 gate.close()
             decide = self._decide_entry if lane.direction == LaneDirection.ENTRY else self._decide_exit
@@ -202,10 +227,17 @@ class Service:
         """Run lanes and publishers until `stop` is set (then shut down cleanly)."""
         if self.ledger is None:
             await self.start()
+        if self.cfg.cloud.enabled:  # store-and-forward sync (sync/): its own tasks, never a gate's
+            from sync.wiring import sync_tasks
+            extra = [*extra, *sync_tasks(self)]
         async with asyncio.TaskGroup() as tg:
             tasks = [tg.create_task(c.run(), name=f"lane:{c.lane.id}") for c in self.lanes.values()]
             tasks.append(tg.create_task(self._publish_availability(), name="availability"))
             tasks.append(tg.create_task(self.recorder.run(), name="recorder"))
+            if self.cameras is not None:
+                tasks.append(tg.create_task(self.cameras.purge_forever(3600), name="lpr-purge"))
+            tasks.append(tg.create_task(self.devices.run(self._free_by_level), name="devices"))
+            tasks.append(tg.create_task(self.devices.record(self.ledger), name="device-events"))
             tasks.append(tg.create_task(self._housekeeping(), name="housekeeping"))
             if self.api:
                 from appliance.api import serve_api
@@ -229,6 +261,40 @@ class Service:
                                        reason="vehicle backed out at entry")
         except Exception:
             log.exception("could not void backed-out ticket %s", ticket_id)
+
+    def _free_by_level(self) -> dict[str, int]:
+        """Free spaces per level for the signs: sensors where they all report, else counts."""
+        counted = self.availability.by_level() if self.availability else {}
+        free = {level: row["free"] for level, row in counted.items()}
+        if self.devices is not None:
+            free.update(self.devices.free_by_level())
+        return free
+
+    def sync_status(self) -> dict:
+        """Cloud sync state for diagnostics, the UI status bar and /health."""
+        uplink = (self.sync or {}).get("uplink")
+        if not self.cfg.cloud.enabled or uplink is None:
+            return {"enabled": self.cfg.cloud.enabled,
+                    "state": "disabled" if not self.cfg.cloud.enabled else "starting",
+                    "online": False}
+        online = uplink.connected.is_set()
+        return {"enabled": True, "state": "online" if online else "offline", "online": online,
+                "acked_through": uplink.acked_through, "sent_through": uplink.sent_through,
+                "published_batches": uplink.published_batches, "resends": uplink.resends}
+
+    async def sync_push_now(self) -> dict:
+        """Wake the uplink to send what is pending now (it also sends on its own)."""
+        uplink = (self.sync or {}).get("uplink")
+        if uplink is not None:
+            uplink._new_events.set()
+        return self.sync_status()
+
+    def device_health(self) -> dict:
+        """Health of every device (loops, gates, spot sensors, signs) for diag and the UI."""
+        if self.devices is None:
+            return {"devices": [], "faults": 0}
+        snap = self.devices.snapshot()
+        return {**snap["health"], "spots": snap["spots"], "lanes": snap["lanes"]}
 
     def _lane_alarm(self, code: str, source: str, detail: str) -> None:
         asyncio.get_running_loop().create_task(self._raise(code, source, detail))
@@ -254,6 +320,10 @@ class Service:
             return
         with contextlib.suppress(Exception):
             await self.ledger.append(NewEvent(type="service.stopped", payload={}))
+        if self.devices is not None:
+            self.devices.stop()
+        if self.cameras is not None:
+            self.cameras.close()
         for controller in self.lanes.values():
             controller.arming.close()
             controller.safety.close()

@@ -20,7 +20,6 @@ from appliance.service import Service
 from drivers.loops import SimulatedLoop
 from lpr.source import PlateResult, SimulatedPlates
 
-MAX_QUEUE = 20
 _TYPE_MIX = [(VehicleType.MOTORCYCLE, 5), (VehicleType.COMPACT, 25), (VehicleType.REGULAR, 55),
              (VehicleType.LARGE, 15)]
 
@@ -82,9 +81,10 @@ class TrafficGenerator:
         self._queued: dict[str, int] = {}
         self._cars: set[asyncio.Task] = set()
         self.done = asyncio.Event()
-        if not isinstance(service.plates, SimulatedPlates):
+        plates = getattr(service.plates, "sim", service.plates)  # CameraPlates keeps sim lanes
+        if not isinstance(plates, SimulatedPlates):
             raise TypeError("the traffic generator needs the simulated camera")
-        self.plates: SimulatedPlates = service.plates
+        self.plates: SimulatedPlates = plates
         self._permit_plates: list[str] = []
 
     def _new_car(self) -> Car:
@@ -165,7 +165,7 @@ class TrafficGenerator:
             if self.max_cars is not None and self.stats.arrived >= self.max_cars:
                 break
             self.stats.arrived += 1
-            if self._queued.get(lane.id, 0) >= MAX_QUEUE:
+            if self._queued.get(lane.id, 0) >= self.settings.max_queue:
                 self.stats.balked += 1  # a driver facing a long queue drives on
                 continue
             task = asyncio.get_running_loop().create_task(self._journey(lane, exits))

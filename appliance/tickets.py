@@ -200,7 +200,8 @@ async def _allocate(tx: Tx, cfg: LotConfig, *, vehicle_type: VehicleType, is_ev:
     if cfg.lot.mode == LotMode.PER_SPOT:
         rows = await tx.fetchall(
             "SELECT s.id, s.level_id, s.type, s.distance_cm, l.position FROM spots s "
-            "JOIN levels l ON l.id = s.level_id WHERE s.state = 'AVAILABLE'")
+            "JOIN levels l ON l.id = s.level_id WHERE s.state = 'AVAILABLE' "
+            "AND s.sensor_state != 'OCCUPIED'")
         free = [FreeSpot(id=r[0], level=r[1], spot_type=SpotType(r[2]), distance_cm=r[3],
                          level_position=r[4]) for r in rows]
         if reservation is not None and reservation.spot_id:

@@ -5,19 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from appliance.core.plates import edit_distance as _bounded
+
 
 def edit_distance(a: str, b: str) -> int:
     """Levenshtein distance (insertions, deletions, substitutions each cost 1)."""
-    if len(a) < len(b):
-        a, b = b, a
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, start=1):
-        current = [i]
-        for j, cb in enumerate(b, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1,
-                               previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1]
+    return _bounded(a, b, max(len(a), len(b)))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -36,7 +29,7 @@ def match_list(plate: str | None, entries: Iterable[str], *, max_distance: int =
     for entry in entries:
         if abs(len(entry) - len(plate)) > max_distance:
             continue
-        distance = edit_distance(plate, entry)
+        distance = _bounded(plate, entry, max_distance)
         if distance <= max_distance and (best is None or distance < best.distance):
             best = ListMatch(entry=entry, distance=distance)
             if distance == 0:

@@ -75,6 +75,7 @@ speed = 3600.0
 mean_stay_minutes = 20
 passage_ms = 60
 gate_wait_ms = 400
+max_queue = 1000
 unreadable_plate_rate = 0.1
 seed = 7
 """

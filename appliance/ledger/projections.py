@@ -150,14 +150,15 @@ async def _invoice_created(tx: Tx, ev: Event) -> None:
 
 @projects("spot.state_changed")
 async def _spot_state_changed(tx: Tx, ev: Event) -> None:
-    # A sensor's view of a spot (OCCUPIED / AVAILABLE / UNKNOWN); an attendant's RESERVED or
-    # MAINTENANCE is not overridden by a sensor, and the ticket link is left as it is.
+    # A sensor's view of a spot (OCCUPIED / AVAILABLE / UNKNOWN).
     p = ev.payload
     if p["state"] not in ("OCCUPIED", "AVAILABLE", "UNKNOWN"):
         raise ValueError(f"spot.state_changed: state {p['state']!r} is not a sensor state")
+    # The sensor's view is kept apart from the allocation (state/ticket_id): a car parked in
+    # the wrong spot must not free the spot its ticket was given.
     await tx.execute(
-        "UPDATE spots SET state = ? WHERE id = ? AND state NOT IN ('RESERVED', 'MAINTENANCE')",
-        (p["state"], p["spot_id"]),
+        "UPDATE spots SET sensor_state = ?, sensor_seen_utc = ? WHERE id = ?",
+        (p["state"], ev.ts_utc.isoformat(), p["spot_id"]),
     )
 
 

@@ -194,3 +194,23 @@ MIGRATIONS.append(
     CREATE UNIQUE INDEX shifts_open ON shifts(attendant_id) WHERE closed_utc IS NULL;
     """
 )
+
+MIGRATIONS.append(
+    # 6 (sync): signed cloud bundles as applied, and the events calendar they carry. Their
+    # permits and allow/deny lists go to plate_lists (source 'cloud'), reservations to reservations.
+    """
+    CREATE TABLE bundles (
+        version INTEGER PRIMARY KEY,
+        sha256 TEXT NOT NULL,
+        issued_utc TEXT NOT NULL,
+        applied_seq INTEGER NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE TABLE calendar_events (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        start_utc TEXT NOT NULL,
+        end_utc TEXT NOT NULL
+    );
+    """
+)

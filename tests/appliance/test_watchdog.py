@@ -125,7 +125,7 @@ def test_lotedge_run_notifies_systemd(notify_socket, counter_lot, tmp_path):
     env = {**os.environ, "NOTIFY_SOCKET": notify_socket.path, "WATCHDOG_USEC": "400000"}
     proc = subprocess.run([lotedge, "run", "--config", counter_lot.source_path, "--simulate",
                            "--duration", "2.5", "--no-display"], env=env, capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     time.sleep(0.1)
     texts = [m for _, m in notify_socket.messages]

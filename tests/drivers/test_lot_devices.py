@@ -114,8 +114,8 @@ async def test_lot_devices_record_spot_changes_faults_and_gate_commands(tmp_path
         "SELECT payload FROM events WHERE type = 'device.fault' ORDER BY seq LIMIT 1")
     assert json.loads(fault["payload"])["device"] == "bus3"
     assert counts["device.recovered"] >= 1
-    state = await ledger.fetchone("SELECT state FROM spots WHERE id = 'L2-C001'")
-    assert state["state"] == "OCCUPIED"
+    state = await ledger.fetchone("SELECT sensor_state FROM spots WHERE id = 'L2-C001'")
+    assert state["sensor_state"] == "OCCUPIED"
     snap = devices.snapshot()
     assert snap["spots"]["spots"]["L2-C001"]["state"] == "OCCUPIED"
     assert set(snap["lanes"]) == {"entry-1"}

@@ -162,11 +162,12 @@ async def test_gate_cycle_is_audited_and_refused_with_a_vehicle_present(running_
 async def test_sensors_show_spots_from_the_ledger(spot_lot):
     async with RunningService(spot_lot) as running:
         data = await diag_json(spot_lot.source_path, "sensors", "--level", "L1")
-        assert data["mode"] == "per_spot" and data["sensor_readings"] is False
+        # device health is reported (loops and gates); this lot has no spot sensors
+        assert data["mode"] == "per_spot" and data["sensor_readings"] is True
         assert len(data["spots"]) == 60 and {s["level"] for s in data["spots"]} == {"L1"}
         assert data["spots"][0] == {"spot": "L1-L001", "level": "L1", "type": "LARGE",
                                     "sensor": None, "state": "AVAILABLE", "ticket_id": None,
-                                    "sensor_health": None}
+                                    "sensor_state": "UNKNOWN", "sensor_health": None}
         assert len((await diag_json(spot_lot.source_path, "sensors"))["spots"]) == 120
         code, _, err = await diag(spot_lot.source_path, "sensors", "--level", "L9")
         assert code == EXIT_INPUT and "no level 'L9'" in err

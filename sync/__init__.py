@@ -1,0 +1,1 @@
+"""Store-and-forward cloud sync: MQTT uplink of the event log, signed bundle downlink."""

@@ -1,0 +1,273 @@
+"""The reference cloud's event store: idempotent by (lot_id, seq), chain verified per lot.
+
+Two backends with one behaviour: SQLite (the embedded default, `sqlite:///path`) and PostgreSQL
+through psycopg 3 (`postgresql://...`). Each batch is one transaction: insert the events that are
+new (duplicates are ignored), then advance the lot's acknowledged frontier over the contiguous,
+chain-linked run of stored events. Events past a gap wait (out-of-order delivery is harmless);
+a stored event whose prev_hash does not link to its predecessor is removed so a resend can
+replace it, and recorded as a problem.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from appliance.core.events import GENESIS_HASH, canonical_json, chain_hash, event_body
+from sync.errors import SyncError
+
+log = logging.getLogger(__name__)
+
+_COLUMNS = ("lot_id", "seq", "event_id", "type", "ts_utc", "ts_local", "mono_ns", "payload",
+            "prev_hash", "hash")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoreResult:
+    """What one batch did to the store."""
+
+    acked_through: int
+    inserted: int
+    rejected: tuple[str, ...] = ()
+
+
+def check_event(lot_id: str, event: dict[str, Any]) -> tuple[Any, ...] | str:
+    """The row to store for one synced event, or the reason it is refused."""
+    try:
+        payload_json = canonical_json(event["payload"])
+        seq = event["seq"]
+        if not isinstance(seq, int) or seq < 1:
+            return f"bad seq {seq!r}"
+        if event["lot_id"] != lot_id:
+            return f"seq {seq}: lot_id {event['lot_id']!r} does not match topic lot {lot_id!r}"
+        body = event_body(seq=seq, event_id=event["event_id"], lot_id=event["lot_id"],
+                          type=event["type"], ts_utc=event["ts_utc"],
+                          ts_local=event["ts_local"], mono_ns=event["mono_ns"],
+                          payload_json=payload_json)
+        if chain_hash(event["prev_hash"], body) != event["hash"]:
+            return f"seq {seq}: hash does not match its content"
+    except (KeyError, TypeError) as err:
+        return f"malformed event ({err!r})"
+    return (lot_id, seq, event["event_id"], event["type"], event["ts_utc"], event["ts_local"],
+            event["mono_ns"], payload_json, event["prev_hash"], event["hash"])
+
+
+class CloudStore:
+    """Abstract store; use `open_store(url)`."""
+
+    placeholder = "?"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def store_batch(self, lot_id: str, events: list[dict[str, Any]]) -> StoreResult:
+        """Store a batch idempotently and return the lot's acknowledged frontier."""
+        rows: list[tuple[Any, ...]] = []
+        rejected: list[str] = []
+        for event in events:
+            row = check_event(lot_id, event)
+            if isinstance(row, str):
+                rejected.append(row)
+            else:
+                rows.append(row)
+        with self._lock:
+            return self._store(lot_id, rows, rejected)
+
+    def _advance(self, cur: Any, lot_id: str, acked: int, head: str) -> tuple[int, str]:
+        p = self.placeholder
+        while True:
+            cur.execute(f"SELECT seq, prev_hash, hash FROM cloud_events WHERE lot_id = {p} "
+                        f"AND seq > {p} ORDER BY seq LIMIT 5000", (lot_id, acked))
+            chunk = cur.fetchall()
+            if not chunk:
+                return acked, head
+            for seq, prev_hash, digest in chunk:
+                if seq != acked + 1:
+                    return acked, head
+                if prev_hash != head:
+                    log.error("lot %s seq %d does not link to seq %d: removed, awaiting resend",
+                              lot_id, seq, acked)
+                    cur.execute(f"DELETE FROM cloud_events WHERE lot_id = {p} AND seq = {p}",
+                                (lot_id, seq))
+                    cur.execute(f"INSERT INTO cloud_problems(lot_id, seq, problem) "
+                                f"VALUES ({p},{p},{p})",
+                                (lot_id, seq, "prev_hash does not link to the previous event"))
+                    return acked, head
+                acked, head = seq, digest
+
+    def _store(self, lot_id: str, rows: list[tuple[Any, ...]],
+               rejected: list[str]) -> StoreResult:
+        raise NotImplementedError
+
+    def events(self, lot_id: str) -> list[dict[str, Any]]:
+        """Every stored event of a lot, in seq order (for tests and audits)."""
+        raise NotImplementedError
+
+    def acked_through(self, lot_id: str) -> int:
+        """The lot's acknowledged frontier."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Close the database connection."""
+
+
+class SqliteCloudStore(CloudStore):
+    """The embedded default backend."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                                     timeout=30)
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("PRAGMA synchronous = FULL")
+        self._conn.executescript("""
+            CREATE TABLE IF NOT EXISTS cloud_events (
+                lot_id TEXT NOT NULL, seq INTEGER NOT NULL, event_id TEXT NOT NULL,
+                type TEXT NOT NULL, ts_utc TEXT NOT NULL, ts_local TEXT NOT NULL,
+                mono_ns INTEGER NOT NULL, payload TEXT NOT NULL, prev_hash TEXT NOT NULL,
+                hash TEXT NOT NULL, PRIMARY KEY (lot_id, seq)) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS cloud_lots (
+                lot_id TEXT PRIMARY KEY, acked_through INTEGER NOT NULL, head_hash TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS cloud_problems (
+                lot_id TEXT NOT NULL, seq INTEGER, problem TEXT NOT NULL);
+        """)
+
+    def _store(self, lot_id: str, rows: list[tuple[Any, ...]],
+               rejected: list[str]) -> StoreResult:
+        conn = self._conn
+        cur = conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            before = conn.total_changes
+            cur.executemany(f"INSERT INTO cloud_events({', '.join(_COLUMNS)}) VALUES "
+                            f"({', '.join('?' * len(_COLUMNS))}) ON CONFLICT DO NOTHING", rows)
+            inserted = conn.total_changes - before
+            for reason in rejected:
+                cur.execute("INSERT INTO cloud_problems(lot_id, seq, problem) VALUES (?,?,?)",
+                            (lot_id, None, reason))
+            row = cur.execute("SELECT acked_through, head_hash FROM cloud_lots WHERE lot_id = ?",
+                              (lot_id,)).fetchone()
+            acked, head = row if row else (0, GENESIS_HASH)
+            new_acked, new_head = self._advance(cur, lot_id, acked, head)
+            cur.execute("INSERT INTO cloud_lots(lot_id, acked_through, head_hash) VALUES (?,?,?) "
+                        "ON CONFLICT(lot_id) DO UPDATE SET acked_through = excluded.acked_through, "
+                        "head_hash = excluded.head_hash", (lot_id, new_acked, new_head))
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        return StoreResult(acked_through=new_acked, inserted=inserted, rejected=tuple(rejected))
+
+    def events(self, lot_id: str) -> list[dict[str, Any]]:
+        """Every stored event of a lot, in seq order."""
+        cur = self._conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM cloud_events "
+                                 "WHERE lot_id = ? ORDER BY seq", (lot_id,))
+        return [dict(zip(_COLUMNS, r, strict=True)) for r in cur.fetchall()]
+
+    def acked_through(self, lot_id: str) -> int:
+        """The lot's acknowledged frontier."""
+        row = self._conn.execute("SELECT acked_through FROM cloud_lots WHERE lot_id = ?",
+                                 (lot_id,)).fetchone()
+        return row[0] if row else 0
+
+    def close(self) -> None:
+        """Close the database."""
+        self._conn.close()
+
+
+class PostgresCloudStore(CloudStore):
+    """PostgreSQL backend (psycopg 3); tables live in `schema` (created if missing)."""
+
+    placeholder = "%s"
+
+    def __init__(self, url: str, *, schema: str = "lotedge") -> None:
+        super().__init__()
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+            raise SyncError(f"schema: invalid PostgreSQL schema name {schema!r}")
+        import psycopg
+
+        try:
+            self._conn = psycopg.connect(url, autocommit=False)
+        except psycopg.Error as err:
+            raise SyncError(f"cannot connect to PostgreSQL: {err}".splitlines()[0]) from err
+        self.schema = schema
+        with self._conn.transaction():
+            self._conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            self._conn.execute(f"SET search_path TO {schema}")
+            self._conn.execute("""
+                CREATE TABLE IF NOT EXISTS cloud_events (
+                    lot_id TEXT NOT NULL, seq BIGINT NOT NULL, event_id TEXT NOT NULL,
+                    type TEXT NOT NULL, ts_utc TEXT NOT NULL, ts_local TEXT NOT NULL,
+                    mono_ns BIGINT NOT NULL, payload TEXT NOT NULL, prev_hash TEXT NOT NULL,
+                    hash TEXT NOT NULL, PRIMARY KEY (lot_id, seq))""")
+            self._conn.execute("""
+                CREATE TABLE IF NOT EXISTS cloud_lots (
+                    lot_id TEXT PRIMARY KEY, acked_through BIGINT NOT NULL,
+                    head_hash TEXT NOT NULL)""")
+            self._conn.execute("""
+                CREATE TABLE IF NOT EXISTS cloud_problems (
+                    lot_id TEXT NOT NULL, seq BIGINT, problem TEXT NOT NULL)""")
+        self._conn.commit()
+
+    def _store(self, lot_id: str, rows: list[tuple[Any, ...]],
+               rejected: list[str]) -> StoreResult:
+        conn = self._conn
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute(f"SET LOCAL search_path TO {self.schema}")
+            cur.execute("INSERT INTO cloud_lots(lot_id, acked_through, head_hash) "
+                        "VALUES (%s, 0, %s) ON CONFLICT DO NOTHING", (lot_id, GENESIS_HASH))
+            # Row lock: several ingest workers may hold batches of the same lot.
+            cur.execute("SELECT acked_through, head_hash FROM cloud_lots WHERE lot_id = %s "
+                        "FOR UPDATE", (lot_id,))
+            acked, head = cur.fetchone()
+            cur.executemany(f"INSERT INTO cloud_events({', '.join(_COLUMNS)}) VALUES "
+                            f"({', '.join(['%s'] * len(_COLUMNS))}) ON CONFLICT DO NOTHING",
+                            rows)
+            inserted = max(cur.rowcount, 0) if rows else 0
+            for reason in rejected:
+                cur.execute("INSERT INTO cloud_problems(lot_id, seq, problem) VALUES (%s,%s,%s)",
+                            (lot_id, None, reason))
+            new_acked, new_head = self._advance(cur, lot_id, acked, head)
+            cur.execute("UPDATE cloud_lots SET acked_through = %s, head_hash = %s "
+                        "WHERE lot_id = %s", (new_acked, new_head, lot_id))
+        return StoreResult(acked_through=new_acked, inserted=inserted, rejected=tuple(rejected))
+
+    def events(self, lot_id: str) -> list[dict[str, Any]]:
+        """Every stored event of a lot, in seq order."""
+        with self._conn.transaction(), self._conn.cursor() as cur:
+            cur.execute(f"SET LOCAL search_path TO {self.schema}")
+            cur.execute(f"SELECT {', '.join(_COLUMNS)} FROM cloud_events WHERE lot_id = %s "
+                        "ORDER BY seq", (lot_id,))
+            return [dict(zip(_COLUMNS, r, strict=True)) for r in cur.fetchall()]
+
+    def acked_through(self, lot_id: str) -> int:
+        """The lot's acknowledged frontier."""
+        with self._conn.transaction(), self._conn.cursor() as cur:
+            cur.execute(f"SET LOCAL search_path TO {self.schema}")
+            cur.execute("SELECT acked_through FROM cloud_lots WHERE lot_id = %s", (lot_id,))
+            row = cur.fetchone()
+            return row[0] if row else 0
+
+    def drop_schema(self) -> None:
+        """Remove the schema and everything in it (test clean-up)."""
+        with self._conn.transaction():
+            self._conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+
+def open_store(url: str, *, schema: str = "lotedge") -> CloudStore:
+    """A store for `sqlite:///path` (default backend) or `postgresql://...`."""
+    if url.startswith("sqlite:///"):
+        return SqliteCloudStore(Path(url.removeprefix("sqlite:///")))
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresCloudStore(url, schema=schema)
+    raise SyncError(f"--db: unsupported database URL {url!r} (sqlite:///PATH or postgresql://...)")

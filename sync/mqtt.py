@@ -1,0 +1,103 @@
+"""MQTT connection settings from config or a URL, and the topic names."""
+
+from __future__ import annotations
+
+import random
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import aiomqtt
+
+from appliance.config import CloudSection
+from sync.errors import SyncError
+
+
+def events_topic(lot_id: str) -> str:
+    """Where the appliance publishes event batches."""
+    return f"lotedge/{lot_id}/events"
+
+
+def ack_topic(lot_id: str) -> str:
+    """Where the cloud publishes `{"acked_through": N}` (retained)."""
+    return f"lotedge/{lot_id}/ack"
+
+
+def bundle_topic(lot_id: str) -> str:
+    """Retained notice `{"version": N}` that a newer bundle exists."""
+    return f"lotedge/{lot_id}/bundle"
+
+
+def availability_topic(lot_id: str) -> str:
+    """Retained live availability."""
+    return f"lotedge/{lot_id}/availability"
+
+
+def health_topic(lot_id: str) -> str:
+    """Retained health; the last will sets it offline."""
+    return f"lotedge/{lot_id}/health"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MqttSettings:
+    """How to reach the broker."""
+
+    host: str
+    port: int
+    tls: bool = False
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    @classmethod
+    def from_url(cls, url: str, **extra: Any) -> MqttSettings:
+        """Parse mqtt://[user:pass@]host[:port] or mqtts://..."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise SyncError(f"bad MQTT URL {url!r} (expected mqtt://host:port)")
+        tls = parts.scheme == "mqtts"
+        try:
+            port = parts.port or (8883 if tls else 1883)
+        except ValueError as err:
+            raise SyncError(f"bad MQTT URL {url!r}: {err}") from err
+        username = unquote(parts.username) if parts.username else extra.pop("username", None)
+        password = unquote(parts.password) if parts.password else extra.pop("password", None)
+        extra.pop("username", None)
+        extra.pop("password", None)
+        return cls(host=parts.hostname, port=port, tls=tls, username=username,
+                   password=password, **extra)
+
+    @classmethod
+    def from_config(cls, cloud: CloudSection) -> MqttSettings:
+        """Settings from the [cloud] section (password read from password_file)."""
+        password = None
+        if cloud.password_file:
+            try:
+                password = Path(cloud.password_file).read_text(encoding="utf-8").strip()
+            except OSError as err:
+                raise SyncError(f"cloud.password_file: cannot read: {err}") from err
+        return cls.from_url(cloud.mqtt_url, username=cloud.username, password=password,
+                            ca_file=cloud.tls_ca_file, cert_file=cloud.tls_cert_file,
+                            key_file=cloud.tls_key_file)
+
+    def client(self, *, identifier: str, clean_session: bool = True,
+               will: aiomqtt.Will | None = None, timeout_s: float = 10.0) -> aiomqtt.Client:
+        """An aiomqtt client for these settings (not yet connected)."""
+        tls_params = None
+        if self.tls or self.ca_file or self.cert_file:
+            tls_params = aiomqtt.TLSParameters(ca_certs=self.ca_file, certfile=self.cert_file,
+                                               keyfile=self.key_file,
+                                               cert_reqs=ssl.CERT_REQUIRED)
+        return aiomqtt.Client(self.host, self.port, username=self.username,
+                              password=self.password, identifier=identifier,
+                              clean_session=clean_session, will=will, tls_params=tls_params,
+                              timeout=timeout_s, keepalive=30)
+
+
+def backoff_s(attempt: int, *, base_s: float = 0.5, max_s: float = 60.0) -> float:
+    """Exponential backoff with full jitter for reconnect attempt `attempt` (0-based)."""
+    return random.uniform(base_s / 2, min(max_s, base_s * 2 ** min(attempt, 20)))

@@ -1,0 +1,316 @@
+"""Uplink: publish the ledger's events to the cloud in seq order until the cloud acks them.
+
+Batches go to `lotedge/{lot_id}/events` with QoS 1; the cloud answers `{"acked_through": N}`
+(retained) on `lotedge/{lot_id}/ack` once the events are durably stored. Only then is
+`acked_through` written to the ledger's meta table (a plain meta write, not an event), which
+is what allows retention to prune them. Events are read over a separate read-only connection,
+so a gate transaction is never waited on and uncommitted rows are never sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import aiomqtt
+import aiosqlite
+
+from appliance.ledger import Ledger
+from sync.errors import SyncError
+from sync.mqtt import (
+    MqttSettings,
+    ack_topic,
+    availability_topic,
+    backoff_s,
+    bundle_topic,
+    events_topic,
+    health_topic,
+)
+
+log = logging.getLogger(__name__)
+
+_SELECT = ("SELECT seq, event_id, lot_id, type, ts_utc, ts_local, mono_ns, payload, prev_hash, "
+           "hash FROM events WHERE seq > ? ORDER BY seq LIMIT ?")
+
+
+def encode_event(row: Any) -> str:
+    """One event row as batch JSON (its stored canonical payload spliced in unchanged)."""
+    head = json.dumps({"seq": row[0], "event_id": row[1], "lot_id": row[2], "type": row[3],
+                       "ts_utc": row[4], "ts_local": row[5], "mono_ns": row[6],
+                       "prev_hash": row[8], "hash": row[9]}, separators=(",", ":"),
+                      ensure_ascii=False)
+    return head[:-1] + ',"payload":' + row[7] + "}"
+
+
+async def read_acked_through(ledger: Ledger) -> int:
+    """The last seq the cloud has acknowledged (0 if none)."""
+    value = await ledger.get_meta("acked_through")
+    return int(value) if value else 0
+
+
+async def write_acked_through(ledger: Ledger, seq: int) -> None:
+    """Persist acked_through (monotonic: a lower value never overwrites a higher one)."""
+    async with ledger.transaction() as tx:
+        await tx.execute(
+            "INSERT INTO meta(key, value) VALUES ('acked_through', ?) ON CONFLICT(key) DO UPDATE "
+            "SET value = excluded.value WHERE CAST(value AS INTEGER) < CAST(excluded.value AS "
+            "INTEGER)", (str(seq),))
+
+
+class Uplink:
+    """Store-and-forward publisher of one lot's ledger.
+
+    Args:
+        ledger: the open ledger (acked_through is written through it).
+        settings: broker address and credentials.
+        batch_max_events: most events in one MQTT message.
+        batch_max_bytes: most bytes in one MQTT message (one event always fits).
+        max_inflight_batches: batches published but not yet acked before waiting.
+        ack_timeout_s: resend from acked_through when no ack advanced for this long.
+        backoff_max_s: ceiling of the jittered reconnect backoff.
+        on_bundle_notice: called with the version of a retained bundle notice.
+    """
+
+    def __init__(self, ledger: Ledger, settings: MqttSettings, *, batch_max_events: int = 500,
+                 batch_max_bytes: int = 256 * 1024, max_inflight_batches: int = 8,
+                 ack_timeout_s: float = 30.0, backoff_max_s: float = 60.0,
+                 on_bundle_notice: Callable[[int], None] | None = None) -> None:
+        self.ledger = ledger
+        self.lot_id = ledger.lot_id
+        self.settings = settings
+        self.batch_max_events = batch_max_events
+        self.batch_max_bytes = batch_max_bytes
+        self.max_inflight_batches = max_inflight_batches
+        self.ack_timeout_s = ack_timeout_s
+        self.backoff_max_s = backoff_max_s
+        self.on_bundle_notice = on_bundle_notice
+        self.idle_poll_s = 1.0  # picks up events written by another process
+        self.acked_through = 0
+        self.sent_through = 0
+        self.connected = asyncio.Event()
+        self.published_batches = 0
+        self.resends = 0
+        self.bogus_acks = 0
+        self._persisted = 0
+        self._progress = asyncio.Event()
+        self._new_events = asyncio.Event()
+        self._acked_changed = asyncio.Event()
+        self._availability: dict[str, Any] | None = None
+        self._availability_dirty = asyncio.Event()
+        self._reader: aiosqlite.Connection | None = None
+        ledger.subscribe(lambda _events: self._new_events.set())
+
+    async def _read_conn(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            uri = f"file:{self.ledger.path}?mode=ro"
+            conn = await aiosqlite.connect(uri, uri=True, timeout=10)
+            await conn.execute("PRAGMA busy_timeout = 10000")
+            self._reader = conn
+        return self._reader
+
+    async def read_batch(self, after_seq: int) -> tuple[int, str] | None:
+        """(last seq, message JSON) of the next batch after `after_seq`, or None if none."""
+        conn = await self._read_conn()
+        rows = await conn.execute_fetchall(_SELECT, (after_seq, self.batch_max_events))
+        if not rows:
+            return None
+        parts: list[str] = []
+        size = 0
+        last = after_seq
+        for row in rows:
+            text = encode_event(row)
+            if parts and size + len(text) + 1 > self.batch_max_bytes - 200:
+                break
+            parts.append(text)
+            size += len(text) + 1
+            last = row[0]
+        first = rows[0][0]
+        message = (f'{{"lot_id":{json.dumps(self.lot_id)},"first_seq":{first},'
+                   f'"last_seq":{last},"count":{len(parts)},"events":[' + ",".join(parts) + "]}")
+        return last, message
+
+    def publish_availability(self, snapshot: dict[str, Any]) -> None:
+        """Queue a retained availability update (sent when connected; latest wins)."""
+        self._availability = snapshot
+        self._availability_dirty.set()
+
+    def _will(self) -> aiomqtt.Will:
+        return aiomqtt.Will(health_topic(self.lot_id),
+                            json.dumps({"online": False, "lot_id": self.lot_id}), qos=1,
+                            retain=True)
+
+    async def run(self) -> None:
+        """Connect, publish, resend and reconnect forever (cancel to stop)."""
+        self.acked_through = await read_acked_through(self.ledger)
+        self._persisted = self.acked_through
+        await self._read_conn()  # opened once, here: concurrent first uses would open two
+        attempt = 0
+        try:
+            while True:
+                try:
+                    await self._session()
+                except* aiomqtt.MqttError as group:
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise asyncio.CancelledError from None  # a stop raced a link error
+                    log.warning("uplink: broker link lost (%s); retrying", group.exceptions[0])
+                finally:
+                    attempt = 0 if self.connected.is_set() else attempt + 1
+                    self.connected.clear()
+                await asyncio.sleep(backoff_s(attempt, max_s=self.backoff_max_s))
+        finally:
+            with contextlib.suppress(Exception):
+                await self._persist_now()
+            if self._reader is not None:
+                reader, self._reader = self._reader, None
+                with contextlib.suppress(Exception):
+                    await reader.close()
+
+    async def _session(self) -> None:
+        client = self.settings.client(identifier=f"lotedge-{self.lot_id}-uplink",
+                                      clean_session=True, will=self._will())
+        async with client:
+            self.connected.set()
+            await client.subscribe(ack_topic(self.lot_id), qos=1)
+            await client.subscribe(bundle_topic(self.lot_id), qos=1)
+            await client.publish(health_topic(self.lot_id), json.dumps(
+                {"online": True, "lot_id": self.lot_id,
+                 "since_utc": datetime.now(UTC).isoformat()}), qos=1, retain=True)
+            # Resume from what the cloud holds for sure.
+            self.sent_through = self.acked_through
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(self._receive(client)),
+                         tg.create_task(self._persist_loop()),
+                         tg.create_task(self._availability_loop(client))]
+                try:
+                    await self._send_loop(client)
+                except asyncio.CancelledError:
+                    # A clean stop says so itself (the will covers only unexpected loss).
+                    with contextlib.suppress(Exception):
+                        await client.publish(health_topic(self.lot_id), self._will().payload,
+                                             qos=1, retain=True, timeout=2.0)
+                    raise
+                finally:
+                    for task in tasks:
+                        task.cancel()
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            topic = str(message.topic)
+            try:
+                data = json.loads(message.payload)
+            except (ValueError, TypeError):
+                log.warning("uplink: ignoring malformed message on %s", topic)
+                continue
+            if topic == ack_topic(self.lot_id):
+                value = data.get("acked_through") if isinstance(data, dict) else None
+                if isinstance(value, int) and not isinstance(value, bool):
+                    await self._on_ack(value)
+            elif topic == bundle_topic(self.lot_id) and self.on_bundle_notice is not None:
+                version = data.get("version") if isinstance(data, dict) else None
+                if isinstance(version, int):
+                    self.on_bundle_notice(version)
+
+    async def _on_ack(self, value: int) -> None:
+        if value <= self.acked_through:
+            return
+        conn = await self._read_conn()
+        row = await (await conn.execute("SELECT MAX(seq) FROM events")).fetchone()
+        last = row[0] or 0
+        if value > last:
+            # Another ledger with this lot id, or a restored backup: what the cloud holds is not
+            # this chain, so nothing here counts as synced (retention keeps it all).
+            log.error("uplink: cloud acked seq %d beyond this ledger's last seq %d (another "
+                      "ledger with the same lot id?); ignored", value, last)
+            self.bogus_acks += 1
+            return
+        self.acked_through = value
+        self.sent_through = max(self.sent_through, value)
+        self._progress.set()
+        self._acked_changed.set()
+
+    async def _persist_now(self) -> None:
+        if self.acked_through > self._persisted:
+            value = self.acked_through
+            await write_acked_through(self.ledger, value)
+            self._persisted = value
+
+    async def _persist_loop(self) -> None:
+        while True:
+            await self._acked_changed.wait()
+            self._acked_changed.clear()
+            await self._persist_now()
+            await asyncio.sleep(0.2)  # coalesce: one small meta write per 200 ms at most
+
+    async def _availability_loop(self, client: aiomqtt.Client) -> None:
+        while True:
+            await self._availability_dirty.wait()
+            self._availability_dirty.clear()
+            if self._availability is not None:
+                await client.publish(availability_topic(self.lot_id),
+                                     json.dumps(self._availability), qos=1, retain=True,
+                                     timeout=5.0)
+
+    async def _send_loop(self, client: aiomqtt.Client) -> None:
+        inflight: list[int] = []  # last seq of each batch not yet covered by an ack
+        waiting_since = time.monotonic()  # when the ack frontier last moved (or we began)
+        seen_acked = self.acked_through
+        while True:
+            # Clear first, then look: a change after this point sets the flag again.
+            self._progress.clear()
+            self._new_events.clear()
+            if self.acked_through != seen_acked:
+                seen_acked = self.acked_through
+                waiting_since = time.monotonic()
+            inflight = [s for s in inflight if s > self.acked_through]
+            if not inflight:
+                waiting_since = time.monotonic()
+            elif time.monotonic() - waiting_since > self.ack_timeout_s:
+                log.warning("uplink: no ack past seq %d for %.0f s; resending from there",
+                            self.acked_through, self.ack_timeout_s)
+                self.resends += 1
+                self.sent_through = self.acked_through
+                inflight = []
+                continue
+            if len(inflight) >= self.max_inflight_batches:
+                await self._wait_any(self._remaining(waiting_since), new_events=False)
+                continue
+            batch = await self.read_batch(self.sent_through)
+            if batch is None:
+                await self._wait_any(self._remaining(waiting_since) if inflight else self.idle_poll_s)
+                continue
+            last, message = batch
+            await client.publish(events_topic(self.lot_id), message.encode("utf-8"), qos=1,
+                                 timeout=min(self.ack_timeout_s, 5.0))
+            self.published_batches += 1
+            self.sent_through = last
+            inflight.append(last)
+
+    def _remaining(self, since: float) -> float:
+        return max(0.05, self.ack_timeout_s - (time.monotonic() - since) + 0.01)
+
+    async def _wait_any(self, timeout_s: float, *, new_events: bool = True) -> None:
+        waits = [asyncio.ensure_future(self._progress.wait())]
+        if new_events:
+            waits.append(asyncio.ensure_future(self._new_events.wait()))
+        try:
+            await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+
+def uplink_from_config(ledger: Ledger, cloud: Any, **kwargs: Any) -> Uplink:
+    """An Uplink configured from the [cloud] section."""
+    if not cloud.mqtt_url:
+        raise SyncError("cloud.mqtt_url: required when cloud sync is enabled")
+    return Uplink(ledger, MqttSettings.from_config(cloud), batch_max_events=cloud.batch_max_events,
+                  batch_max_bytes=cloud.batch_max_bytes,
+                  max_inflight_batches=cloud.max_inflight_batches,
+                  ack_timeout_s=cloud.ack_timeout_s, backoff_max_s=cloud.backoff_max_s, **kwargs)
