@@ -135,7 +135,7 @@ def run() -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         speed = 6.0
         cfg = soak_lot(Path(tmp), speed=speed)
-        report = asyncio.run(soak(cfg, simulated_hours=0.1, run_dir=Path(tmp) / "dev",
+        report = asyncio.run(soak(cfg, simulated_hours=0.1,
                                   sample_s=1.0, warmup_s=2.0))
     hours = report.simulated_hours
     return [

@@ -25,7 +25,6 @@ from appliance.clock import SimClock
 from appliance.config import LotConfig, load_config
 from appliance.service import Service
 from appliance.simulate import TrafficGenerator
-from drivers.lot_devices import LotDevices
 
 _LANE = """
 [[lanes]]
@@ -160,17 +159,12 @@ class SoakReport:
         return d
 
 
-async def soak(cfg: LotConfig, *, simulated_hours: float, run_dir: Path,
-               sample_s: float = 2.0, warmup_s: float = 5.0) -> SoakReport:
+async def soak(cfg: LotConfig, *, simulated_hours: float, sample_s: float = 2.0, warmup_s: float = 5.0) -> SoakReport:
     """Run the service, its spot sensors and the traffic for `simulated_hours` of lot time."""
     clock = SimClock(speed=cfg.simulation.speed)
     service = Service(cfg, simulate=True, clock=clock, api=False)
     await service.start()
-    devices = LotDevices(cfg, simulate=True, run_dir=run_dir, loop=asyncio.get_running_loop())
-    service.ledger.subscribe(devices.sims.follow_tickets)
-    for lane in cfg.lanes:
-        c = service.lanes[lane.id]
-        devices.attach_lane(lane, arming=c.arming, safety=c.safety, gate=c.gate)
+    devices = service.devices  # the service starts the spot sensors (pty simulators) itself
     traffic = TrafficGenerator(service, cfg.simulation, clock)
     real_s = simulated_hours * 3600 / cfg.simulation.speed
     report = SoakReport(simulated_hours=simulated_hours, real_s=real_s)
@@ -199,12 +193,7 @@ async def soak(cfg: LotConfig, *, simulated_hours: float, run_dir: Path,
         report.device_queue_end = devices.events.qsize()
         stop.set()
 
-    run = asyncio.create_task(service.run(stop, extra=[
-        drive, sample, devices.run, lambda: devices.record(service.ledger)]))
-    try:
-        await run
-    finally:
-        devices.stop()
+    await service.run(stop, extra=[drive, sample])
     verify = await service.ledger.verify()
     report.ledger_ok = verify.ok
     report.events = verify.events
@@ -229,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = soak_lot(Path(tmp), spots=args.spots, entry_lanes=args.lanes,
                        rate_per_lane=args.rate, speed=args.speed)
         started = time.monotonic()
-        report = asyncio.run(soak(cfg, simulated_hours=args.hours, run_dir=Path(tmp) / "dev",
+        report = asyncio.run(soak(cfg, simulated_hours=args.hours,
                                   sample_s=max(1.0, args.hours * 3600 / args.speed / 400)))
         out = report.as_dict() | {"wall_s": round(time.monotonic() - started, 1),
                                   "speed": args.speed, "rate_per_lane": args.rate,

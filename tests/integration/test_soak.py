@@ -11,7 +11,7 @@ from tests.integration.soak import soak, soak_lot
 
 async def _soak(tmp_path, hours: float, speed: float):
     cfg = soak_lot(tmp_path, speed=speed)
-    return await soak(cfg, simulated_hours=hours, run_dir=tmp_path / "dev",
+    return await soak(cfg, simulated_hours=hours,
                       sample_s=max(0.5, hours * 3600 / speed / 400), warmup_s=3.0)
 
 
