@@ -30,6 +30,14 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# Crash safety: SIGKILL the simulated appliance >= 1,000 times, checking the ledger after each.
+torture: $(STAMP)
+	$(BIN)/python -m tests.integration.crash_harness --rounds $${ROUNDS:-1000}
+
+# 24 simulated hours, 600 vehicles/hour/lane on 4 lanes, 500 spot sensors; RSS sampled.
+soak: $(STAMP)
+	$(BIN)/python -m tests.integration.soak $(SOAK_ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 

@@ -109,8 +109,9 @@ async def ticket_with_fee(service: Service, ticket_id: str, *, at: datetime | No
     ticket = dict(row)
     ticket["validations"] = json.loads(row["validations"])
     now = at or service.clock.now()
-    fee = compute_fee(service.cfg.tariff, entry=datetime.fromisoformat(row["entry_utc"]),
-                      exit=now, spot_type=SpotType(row["spot_type"]), tz=service.cfg.lot.tz,
+    entry = datetime.fromisoformat(row["entry_utc"])
+    fee = compute_fee(service.cfg.tariff, entry=entry,
+                      exit=max(now, entry), spot_type=SpotType(row["spot_type"]), tz=service.cfg.lot.tz,
                       rate_multiplier=Decimal(row["rate_multiplier"]),
                       validations=tuple(ticket["validations"]))
     due = fee.total_cents if row["override_cents"] is None else row["override_cents"]

@@ -270,7 +270,9 @@ async def find_ticket(reader, cfg: LotConfig, *, plate: str | None, scanned: str
 
 def fee_due(cfg: LotConfig, row, at: datetime) -> tuple[int, int, list[dict], int]:
     """(fee, due, breakdown, duration_minutes) for a ticket row at time `at`."""
-    fee = compute_fee(cfg.tariff, entry=datetime.fromisoformat(row["entry_utc"]), exit=at,
+    entry = datetime.fromisoformat(row["entry_utc"])
+    # A wall clock stepped back behind the entry (NTP) counts as no time parked, not a failure.
+    fee = compute_fee(cfg.tariff, entry=entry, exit=max(at, entry),
                       spot_type=SpotType(row["spot_type"]), tz=cfg.lot.tz,
                       rate_multiplier=Decimal(row["rate_multiplier"]),
                       validations=tuple(json.loads(row["validations"])))

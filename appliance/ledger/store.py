@@ -155,6 +155,7 @@ class Ledger:
         self.clock: Clock = clock or SystemClock()
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._writer: asyncio.Task | None = None  # the task inside transaction(), if any
         self._listeners: list[Callable[[list[Event]], None]] = []
 
     @classmethod
@@ -218,19 +219,24 @@ class Ledger:
         """A write transaction (BEGIN IMMEDIATE); committed durably on exit, else rolled back."""
         conn = self.conn
         async with self._lock:
-            await conn.execute("BEGIN IMMEDIATE")
-            tx = Tx(self, conn)
+            self._writer = asyncio.current_task()
             try:
-                yield tx
-            except BaseException:
-                await conn.execute("ROLLBACK")
-                raise
-            try:
-                # Shielded: a shutdown that cancels the caller still finishes an in-flight commit.
-                await asyncio.shield(conn.execute("COMMIT"))
-            except sqlite3.Error as err:
-                await conn.execute("ROLLBACK")
-                raise LedgerError(f"commit failed: {err}") from err
+                await conn.execute("BEGIN IMMEDIATE")
+                tx = Tx(self, conn)
+                try:
+                    yield tx
+                except BaseException:
+                    await conn.execute("ROLLBACK")
+                    raise
+                try:
+                    # Shielded: a shutdown that cancels the caller still finishes an in-flight
+                    # commit.
+                    await asyncio.shield(conn.execute("COMMIT"))
+                except sqlite3.Error as err:
+                    await conn.execute("ROLLBACK")
+                    raise LedgerError(f"commit failed: {err}") from err
+            finally:
+                self._writer = None
         if tx.appended:
             for listener in list(self._listeners):
                 listener(tx.appended)
@@ -241,8 +247,13 @@ class Ledger:
             return await tx.append(new, at=at)
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        """Read-only query outside any transaction."""
-        return list(await self.conn.execute_fetchall(sql, tuple(params)))
+        """Read-only query of committed data (waits for an open transaction of another task)."""
+        # The connection is shared: reading while another task's transaction is open would
+        # show its uncommitted events, which a crash then loses (found by the crash harness).
+        if self._writer is not None and self._writer is asyncio.current_task():
+            return list(await self.conn.execute_fetchall(sql, tuple(params)))
+        async with self._lock:
+            return list(await self.conn.execute_fetchall(sql, tuple(params)))
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
         """First row of a read-only query, or None."""

@@ -1,0 +1,233 @@
+"""Soak: many simulated hours of busy traffic on a lot with per-spot sensors; RSS and backlog.
+
+`make soak` runs the issue's figure: 24 simulated hours at 600 vehicles/hour/lane on 4 entry
+lanes (and 4 exit lanes) with a sensor on each of 500 spots (4 simulated RS-485 buses):
+
+    python -m tests.integration.soak --hours 24 --speed 6   # about 4 h of real time
+
+Lot time (arrivals, stays) runs `speed` times faster than real time; device timing (debounce,
+passages, sensor polling) is real. Prints a JSON report: traffic, RSS trend, backlog, ledger.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from appliance.clock import SimClock
+from appliance.config import LotConfig, load_config
+from appliance.service import Service
+from appliance.simulate import TrafficGenerator
+
+_LANE = """
+[[lanes]]
+id = "{id}"
+direction = "{direction}"
+arming_loop_pin = {arming}
+safety_loop_pin = {safety}
+barrier_relay_pin = {relay}
+debounce_ms = 10
+"""
+
+
+def soak_lot(tmp: Path, *, spots: int = 500, entry_lanes: int = 4, rate_per_lane: int = 600,
+             speed: float = 6.0, mean_stay_minutes: int = 10, buses: int = 4,
+             sensors: bool = True) -> LotConfig:
+    """A per-spot lot with `spots` sensed spots on `buses` RS-485 buses and busy simulated lanes."""
+    per_bus = -(-spots // buses)
+    ranges = []
+    for b in range(buses):
+        count = min(per_bus, spots - b * per_bus)
+        level = "L1" if b < buses // 2 else "L2"
+        ranges.append(f"""
+[[spot_ranges]]
+level = "{level}"
+type = "REGULAR"
+count = {count}
+prefix = "B{b}-"
+first_distance_cm = {100 + b * 20000}
+distance_step_cm = 100
+""" + (f"""sensor_bus = "bus{b}"
+first_sensor_address = 1
+
+[[sensor_buses]]
+id = "bus{b}"
+port = "sim"
+poll_interval_ms = 500
+request_timeout_ms = 50
+""" if sensors else ""))
+    pins = iter(range(4, 28))  # GPIO2/3 have fixed pull-ups
+    lanes = []
+    for direction in ("entry", "exit"):
+        for i in range(entry_lanes):
+            lanes.append(_LANE.format(id=f"{direction[:2]}-{i + 1}", direction=direction,
+                                      arming=next(pins), safety=next(pins), relay=next(pins)))
+    text = f"""
+[lot]
+id = "soak-lot"
+timezone = "America/New_York"
+mode = "per_spot"
+allocation = "nearest"
+
+[[levels]]
+id = "L1"
+
+[[levels]]
+id = "L2"
+{"".join(ranges)}
+{"".join(lanes)}
+[tariff]
+grace_minutes = 10
+minimum_charge_cents = 200
+hourly_cents = 300
+daily_max_cents = 2400
+
+[storage]
+data_dir = "{tmp / "var"}"
+
+[devices]
+spot_debounce_ms = 200
+
+[simulation]
+arrivals_per_hour_per_lane = {rate_per_lane}
+speed = {speed}
+mean_stay_minutes = {mean_stay_minutes}
+passage_ms = 40
+gate_wait_ms = 3000
+unreadable_plate_rate = 0.05
+seed = 5
+"""
+    path = tmp / "soak-lot.toml"
+    path.write_text(text)
+    return load_config(path)
+
+
+def rss_kib() -> int:
+    """This process's resident set size (KiB)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+@dataclass
+class SoakReport:
+    """What a soak run measured."""
+
+    simulated_hours: float
+    real_s: float
+    arrived: int = 0
+    entered: int = 0
+    refused: int = 0
+    exited: int = 0
+    trapped: int = 0
+    balked: int = 0
+    max_lane_queue: int = 0
+    device_queue_end: int = 0
+    max_device_queue: int = 0
+    events: int = 0
+    ledger_ok: bool = False
+    spot_events: int = 0
+    rss_samples_kib: list[int] = field(default_factory=list)
+
+    @property
+    def rss_first_quartile_kib(self) -> float:
+        """Mean RSS over the first quarter of the run (after warm-up)."""
+        q = max(1, len(self.rss_samples_kib) // 4)
+        return statistics.fmean(self.rss_samples_kib[:q])
+
+    @property
+    def rss_last_quartile_kib(self) -> float:
+        """Mean RSS over the last quarter of the run."""
+        q = max(1, len(self.rss_samples_kib) // 4)
+        return statistics.fmean(self.rss_samples_kib[-q:])
+
+    def as_dict(self) -> dict:
+        """JSON-ready summary (RSS samples reduced to their trend)."""
+        d = {k: v for k, v in self.__dict__.items() if k != "rss_samples_kib"}
+        d["rss_samples"] = len(self.rss_samples_kib)
+        d["rss_first_quartile_mib"] = round(self.rss_first_quartile_kib / 1024, 1)
+        d["rss_last_quartile_mib"] = round(self.rss_last_quartile_kib / 1024, 1)
+        d["rss_max_mib"] = round(max(self.rss_samples_kib, default=0) / 1024, 1)
+        return d
+
+
+async def soak(cfg: LotConfig, *, simulated_hours: float, sample_s: float = 2.0, warmup_s: float = 5.0) -> SoakReport:
+    """Run the service, its spot sensors and the traffic for `simulated_hours` of lot time."""
+    clock = SimClock(speed=cfg.simulation.speed)
+    service = Service(cfg, simulate=True, clock=clock, api=False)
+    await service.start()
+    devices = service.devices  # the service starts the spot sensors (pty simulators) itself
+    traffic = TrafficGenerator(service, cfg.simulation, clock)
+    real_s = simulated_hours * 3600 / cfg.simulation.speed
+    report = SoakReport(simulated_hours=simulated_hours, real_s=real_s)
+    stop = asyncio.Event()
+    stop_traffic = asyncio.Event()
+
+    async def drive() -> None:
+        arrivals = asyncio.create_task(traffic.run())
+        await stop_traffic.wait()
+        arrivals.cancel()
+
+    async def sample() -> None:
+        started = time.monotonic()
+        while time.monotonic() - started < real_s:
+            await asyncio.sleep(sample_s)
+            if time.monotonic() - started >= warmup_s:
+                report.rss_samples_kib.append(rss_kib())
+            report.max_lane_queue = max(report.max_lane_queue,
+                                        max(traffic._queued.values(), default=0))
+            report.max_device_queue = max(report.max_device_queue, devices.events.qsize())
+        s = traffic.stats
+        report.arrived, report.entered, report.refused = s.arrived, s.entered, s.refused
+        report.exited, report.trapped, report.balked = s.exited, s.trapped, s.balked
+        stop_traffic.set()
+        await asyncio.sleep(1.0)  # the device recorder catches up
+        report.device_queue_end = devices.events.qsize()
+        stop.set()
+
+    await service.run(stop, extra=[drive, sample])
+    verify = await service.ledger.verify()
+    report.ledger_ok = verify.ok
+    report.events = verify.events
+    report.spot_events = (await service.ledger.fetchone(
+        "SELECT COUNT(*) FROM events WHERE type = 'spot.state_changed'"))[0]
+    await service.stop()
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`make soak`: print the JSON report; exit 1 if memory grew, cars backed up or were trapped."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hours", type=float, default=24.0, help="simulated hours")
+    parser.add_argument("--speed", type=float, default=6.0,
+                        help="lot time / real time (lanes keep up to ~8 at 600/h/lane: passages "
+                             "run in real time)")
+    parser.add_argument("--rate", type=int, default=600, help="vehicles/hour per entry lane")
+    parser.add_argument("--lanes", type=int, default=4, help="entry lanes (as many exits)")
+    parser.add_argument("--spots", type=int, default=500)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = soak_lot(Path(tmp), spots=args.spots, entry_lanes=args.lanes,
+                       rate_per_lane=args.rate, speed=args.speed)
+        started = time.monotonic()
+        report = asyncio.run(soak(cfg, simulated_hours=args.hours,
+                                  sample_s=max(1.0, args.hours * 3600 / args.speed / 400)))
+        out = report.as_dict() | {"wall_s": round(time.monotonic() - started, 1),
+                                  "speed": args.speed, "rate_per_lane": args.rate,
+                                  "entry_lanes": args.lanes, "spots": args.spots}
+    print(json.dumps(out, indent=2))
+    grew = report.rss_last_quartile_kib > report.rss_first_quartile_kib * 1.10 + 10 * 1024
+    bad = grew or report.trapped or report.balked or report.device_queue_end or not report.ledger_ok
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

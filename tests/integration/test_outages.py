@@ -1,0 +1,176 @@
+"""Outages: a dead camera, a full disk and a stepped wall clock each keep the gates working.
+
+Covered elsewhere (not repeated here): payment terminal down or hanging
+(tests/appliance/test_tickets.py), a spot-sensor bus unplugged and replugged
+(tests/drivers/test_spot_sensors.py: stale -> UNKNOWN -> counter fallback, reopen with backoff).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+from datetime import timedelta
+
+import pytest
+
+from appliance.clock import SimClock
+from appliance.config import load_config
+from appliance.service import Service
+from drivers.loops import SimulatedLoop
+from lpr.camera_source import CameraPlates
+from lpr.capture import CameraError
+from lpr.source import PlateResult
+from tests.conftest import write_lot
+
+
+class SteppedClock(SimClock):
+    """A wall clock that NTP steps (monotonic time is untouched), as on a Pi without an RTC."""
+
+    def __init__(self) -> None:
+        super().__init__(speed=1.0)
+        self.step_s = 0.0
+
+    def now(self):
+        """Wall time including every step so far."""
+        return super().now() + timedelta(seconds=self.step_s)
+
+
+async def _pass(service: Service, lane_id: str, plate: str | None, *,
+                ticket: str | None = None, timeout_s: float = 8.0) -> bool:
+    """Drive one car over a lane's loops; True when the barrier opened for it."""
+    lane = service.cfg.lane(lane_id)
+    arming = SimulatedLoop(service.pin_factory, lane.arming_loop_pin)
+    safety = SimulatedLoop(service.pin_factory, lane.safety_loop_pin)
+    relay = service.pin_factory.pin(lane.barrier_relay_pin)
+    service.plates_sim.present(lane_id, PlateResult(plate=plate, confidence=0.95 if plate else 0))
+    if ticket:
+        service.scanner.present(lane_id, ticket)
+    try:
+        arming.occupy()
+        deadline = time.monotonic() + timeout_s
+        while not relay.state and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        opened = bool(relay.state)
+        if opened:
+            safety.occupy()
+            await asyncio.sleep(0.03)
+        arming.clear()
+        await asyncio.sleep(0.03)
+        safety.clear()
+        while relay.state and time.monotonic() < deadline + 2:
+            await asyncio.sleep(0.005)
+        return opened
+    finally:
+        service.plates_sim.leave(lane_id)
+        service.scanner.leave(lane_id)
+
+
+async def _running(cfg, **kwargs):
+    service = Service(cfg, simulate=True, api=False, **kwargs)
+    service.plates_sim = getattr(service.plates, "sim", service.plates)
+    await service.start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    return service, stop, task
+
+
+async def test_dead_camera_reports_a_fault_and_cars_still_enter_as_no_reads(tmp_path):
+    cfg = load_config(write_lot(tmp_path))
+    faults: list[tuple[str, CameraError]] = []
+    plates = CameraPlates(cfg.lpr, {"in-1": f"dir:{tmp_path / 'no-such-camera'}"},
+                          storage_dir=tmp_path / "lpr",
+                          on_fault=lambda lane, err: faults.append((lane, err)))
+    plates.start()
+    service, stop, task = await _running(cfg, plates=plates)
+    try:
+        assert await _pass(service, "in-1", "ABC1234")  # the camera shows nothing
+        assert await _pass(service, "in-2", "XYZ9876")  # the other lane reads as usual
+    finally:
+        stop.set()
+        await task
+        plates.close()
+    rows = await service.ledger.fetchall(
+        "SELECT entry_lane, plate FROM tickets ORDER BY entry_seq")
+    await service.stop()
+    assert [(r["entry_lane"], r["plate"]) for r in rows] == [("in-1", None), ("in-2", "XYZ9876")]
+    assert faults and faults[0][0] == "in-1"
+
+
+@pytest.mark.parametrize("step_s", [3600.0, -3600.0])
+async def test_wall_clock_stepped_an_hour_never_traps_a_car(tmp_path, step_s):
+    cfg = load_config(write_lot(tmp_path))
+    clock = SteppedClock()
+    service, stop, task = await _running(cfg, clock=clock)
+    try:
+        assert await _pass(service, "in-1", "STEP001")
+        clock.step_s = step_s  # NTP corrects the wall clock while the car is parked
+        assert await _pass(service, "out-1", "STEP001")
+        rows = await service.ledger.fetchall("SELECT status, fee_cents FROM tickets")
+        events = await service.ledger.fetchall(
+            "SELECT type, mono_ns FROM events WHERE type IN ('ticket.issued', 'ticket.closed') "
+            "ORDER BY seq")
+    finally:
+        stop.set()
+        await task
+        await service.stop()
+    assert [r["status"] for r in rows] == ["CLOSED"]
+    # the ledger records both clocks: the monotonic one still runs forward across the step
+    assert [e["type"] for e in events] == ["ticket.issued", "ticket.closed"]
+    assert events[1]["mono_ns"] > events[0]["mono_ns"]
+    if step_s < 0:
+        # exit "before" entry on the wall clock: no time parked, inside the grace period
+        assert rows[0]["fee_cents"] == 0
+    else:
+        # KNOWN GAP (reported): fees use wall-clock durations, so a forward step of an hour
+        # charges for it (2 started hours). Monotonic-safe durations are not implemented yet.
+        assert rows[0]["fee_cents"] == 2 * 300
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
+                             capture_output=True).returncode == 0
+    if not mounted:
+        pytest.skip("needs root to mount a small tmpfs")  # CI runs as root: it mounts
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+async def test_full_disk_keeps_gates_opening_and_the_ledger_sound(tmp_path, tiny_disk):
+    path = write_lot(tmp_path)
+    path.write_text(path.read_text().replace(str(tmp_path / "var"), str(tiny_disk / "var")))
+    cfg = load_config(path)
+    service, stop, task = await _running(cfg)
+    try:
+        assert await _pass(service, "in-1", "FULL001")
+        filler = tiny_disk / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)  # something else fills the disk
+        try:
+            while True:
+                os.write(fd, b"\0" * 4096)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        opened = [await _pass(service, "in-2", f"FULL{i:03d}") for i in range(2, 5)]
+        filler.unlink()
+        assert await _pass(service, "in-1", "FULL009")  # room again: tickets resume
+    finally:
+        stop.set()
+        await task
+    verify = await service.ledger.verify()
+    failed = await service.ledger.fetchall(
+        "SELECT COUNT(*) FROM events WHERE type = 'lane.decision_failed'")
+    plates = [r["plate"] for r in await service.ledger.fetchall(
+        "SELECT plate FROM tickets ORDER BY entry_seq")]
+    await service.stop()
+    assert opened == [True, True, True]  # a full disk never traps a car
+    assert verify.ok, verify.problems[:5]
+    # while the disk was full nothing could be written (not even lane.decision_failed): the
+    # cars went through without tickets, and ticketing resumed once there was room again
+    assert plates == ["FULL001", "FULL009"]
+    assert failed[0][0] == 0
