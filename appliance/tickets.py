@@ -115,16 +115,34 @@ async def admit(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str | None,
                 confidence: float, vehicle_type: VehicleType = VehicleType.REGULAR,
                 is_ev: bool = False, at: datetime, code: str | None = None,
                 terminal: PaymentTerminal | None = None) -> Outcome:
-    """Decide an entry: policy, allocation, ticket and gate command, in one transaction."""
-    facts = await _entry_facts(ledger, cfg, plate=plate, code=code, at=at)
+    """Decide an entry: policy, allocation, ticket and gate command, in one transaction.
+
+    A prepay-required plate is first seen inside the transaction; the card is then authorised
+    outside it (a terminal may take seconds) and the decision is taken again under the lock.
+    """
     authorization: PaymentResult | None = None
-    if classify_entry(facts).needs_prepay_authorization:
+    while True:
+        outcome = await _admit_once(ledger, cfg, lane=lane, plate=plate, confidence=confidence,
+                                    vehicle_type=vehicle_type, is_ev=is_ev, at=at, code=code,
+                                    authorization=authorization,
+                                    can_authorize=authorization is None and terminal is not None)
+        if outcome is not None:
+            return outcome
         amount = cfg.policy.prepay_authorization_cents or cfg.tariff.daily_max_cents
         authorization = await _call_terminal(
             terminal, "authorize", f"prepay:{plate}:{at.date().isoformat()}", amount)
+
+
+async def _admit_once(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str | None,
+                      confidence: float, vehicle_type: VehicleType, is_ev: bool, at: datetime,
+                      code: str | None, authorization: PaymentResult | None,
+                      can_authorize: bool) -> Outcome | None:
+    """One decision under the write lock; None when a prepay authorisation must come first."""
     async with ledger.transaction() as tx:
-        facts = await _entry_facts(tx, cfg, plate=plate, code=code, at=at)  # re-check under lock
+        facts = await _entry_facts(tx, cfg, plate=plate, code=code, at=at)
         verdict = classify_entry(facts)
+        if verdict.needs_prepay_authorization and authorization is None and can_authorize:
+            return None
         if verdict.needs_prepay_authorization and not (authorization and authorization.approved):
             verdict_reason = "prepay required: card not authorised"
             await tx.append(NewEvent(type="entry.refused", payload={
@@ -185,6 +203,22 @@ def _rate_multiplier(cfg: LotConfig, pools: list[Pool], at: datetime) -> Decimal
     return entry_rate_multiplier(cfg.tariff, occupancy=occupancy, at=at)
 
 
+_NEAREST_FREE_IN_POOL = (
+    "SELECT * FROM (SELECT s.id, s.level_id, s.type, s.distance_cm, l.position FROM spots s "
+    "JOIN levels l ON l.id = s.level_id WHERE s.state = 'AVAILABLE' AND s.level_id = ? "
+    "AND s.type = ? AND s.sensor_state != 'OCCUPIED' ORDER BY s.distance_cm, s.id LIMIT 1)"
+)
+
+
+async def nearest_free_per_pool(tx: Tx, pools: list[Pool]) -> list:
+    """The nearest free spot of each (level, type) pool, in one indexed query."""
+    if not pools:
+        return []
+    sql = " UNION ALL ".join([_NEAREST_FREE_IN_POOL] * len(pools))
+    params = [v for p in pools for v in (p.level, str(p.spot_type))]
+    return await tx.fetchall(sql, params)
+
+
 async def _allocate(tx: Tx, cfg: LotConfig, *, vehicle_type: VehicleType, is_ev: bool,
                     has_permit: bool, verdict_kind: EntryKind, reservation: Reservation | None,
                     ignore_full: bool, at: datetime):
@@ -204,16 +238,18 @@ async def _allocate(tx: Tx, cfg: LotConfig, *, vehicle_type: VehicleType, is_ev:
     else:
         vehicle_ok = preference(vehicle_type, is_ev=is_ev, has_permit=has_permit)
     if cfg.lot.mode == LotMode.PER_SPOT:
-        rows = await tx.fetchall(
-            "SELECT s.id, s.level_id, s.type, s.distance_cm, l.position FROM spots s "
-            "JOIN levels l ON l.id = s.level_id WHERE s.state = 'AVAILABLE' "
-            "AND s.sensor_state != 'OCCUPIED'")
+        if reservation is not None and reservation.spot_id:
+            row = await tx.fetchone(
+                "SELECT id, level_id, type FROM spots WHERE id = ? AND state = 'AVAILABLE' "
+                "AND sensor_state != 'OCCUPIED'", (reservation.spot_id,))
+            if row is not None:
+                return row["level_id"], SpotType(row["type"]), row["id"], pools
+        # Every strategy picks the nearest free spot of the (level, type) pool it chooses, so
+        # the nearest free spot per pool is all the core needs to see (not every free spot).
+        rows = await nearest_free_per_pool(
+            tx, [p for p in seen if p.spot_type in vehicle_ok and p.free > 0])
         free = [FreeSpot(id=r[0], level=r[1], spot_type=SpotType(r[2]), distance_cm=r[3],
                          level_position=r[4]) for r in rows]
-        if reservation is not None and reservation.spot_id:
-            exact = [s for s in free if s.id == reservation.spot_id]
-            if exact:
-                return exact[0].level, exact[0].spot_type, exact[0].id, pools
         free_by_pool = {(p.level, p.spot_type): p.free for p in seen}
         usable = [s for s in free if s.spot_type in vehicle_ok
                   and free_by_pool.get((s.level, s.spot_type), 0) > 0]

@@ -214,3 +214,10 @@ MIGRATIONS.append(
     );
     """
 )
+
+MIGRATIONS.append(
+    # 7: find the nearest free spot per (level, type) without scanning every spot.
+    """
+    CREATE INDEX spots_free ON spots(state, level_id, type, distance_cm, id);
+    """
+)
