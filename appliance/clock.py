@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Protocol
 
 
@@ -19,9 +21,29 @@ class Clock(Protocol):
 
     async def sleep(self, seconds: float) -> None: ...
 
+    @property
+    def epoch_id(self) -> str:
+        """Identifies the monotonic clock's epoch: equal ids mean monotonic readings compare."""
+        ...
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return f"process-{uuid.uuid4()}"
+
+
+_BOOT_ID = _boot_id()
+
 
 class SystemClock:
     """The real clocks."""
+
+    @property
+    def epoch_id(self) -> str:
+        """The kernel boot id: CLOCK_MONOTONIC readings compare within one boot."""
+        return _BOOT_ID
 
     def now(self) -> datetime:
         """Current wall time, aware, in UTC."""
@@ -53,6 +75,12 @@ class SimClock:
         self.speed = speed
         self._start = (start or datetime.now(UTC)).astimezone(UTC)
         self._m0 = time.monotonic()
+        self._epoch = f"sim-{uuid.uuid4()}"
+
+    @property
+    def epoch_id(self) -> str:
+        """Simulated monotonic time compares only within this clock."""
+        return self._epoch
 
     def now(self) -> datetime:
         """Simulated wall time in UTC."""

@@ -214,7 +214,9 @@ class Service:
         outcome = await admit(self.ledger, self.cfg, lane=lane_id, plate=read.plate,
                               confidence=read.confidence, vehicle_type=vehicle_type,
                               is_ev=read.is_ev, at=self.clock.now(),
-                              code=self.scanner.read(lane_id), terminal=self.terminal)
+                              code=self.scanner.read(lane_id), terminal=self.terminal,
+                              monotonic_s=self.clock.monotonic(),
+                              clock_epoch=self.clock.epoch_id)
         if outcome.print_ticket and outcome.ticket_id and self.printer is not None:
             self.printer.print_ticket(lane=lane_id, ticket_id=outcome.ticket_id,
                                       entry=self.clock.now(), level=outcome.level)
@@ -224,7 +226,8 @@ class Service:
         assert self.ledger is not None
         return await release(self.ledger, self.cfg, lane=lane_id, plate=read.plate,
                              scanned_ticket=self.scanner.read(lane_id), terminal=self.terminal,
-                             at=self.clock.now())
+                             at=self.clock.now(), monotonic_s=self.clock.monotonic(),
+                             clock_epoch=self.clock.epoch_id)
 
     async def run(self, stop: asyncio.Event, *, extra: list[Callable[[], Any]] = ()) -> None:
         """Run lanes and publishers until `stop` is set (then shut down cleanly)."""

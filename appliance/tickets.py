@@ -114,7 +114,8 @@ async def _entry_facts(reader, cfg: LotConfig, *, plate: str | None, code: str |
 async def admit(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str | None,
                 confidence: float, vehicle_type: VehicleType = VehicleType.REGULAR,
                 is_ev: bool = False, at: datetime, code: str | None = None,
-                terminal: PaymentTerminal | None = None) -> Outcome:
+                terminal: PaymentTerminal | None = None, monotonic_s: float | None = None,
+                clock_epoch: str | None = None) -> Outcome:
     """Decide an entry: policy, allocation, ticket and gate command, in one transaction.
 
     A prepay-required plate is first seen inside the transaction; the card is then authorised
@@ -125,7 +126,8 @@ async def admit(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str | None,
         outcome = await _admit_once(ledger, cfg, lane=lane, plate=plate, confidence=confidence,
                                     vehicle_type=vehicle_type, is_ev=is_ev, at=at, code=code,
                                     authorization=authorization,
-                                    can_authorize=authorization is None and terminal is not None)
+                                    can_authorize=authorization is None and terminal is not None,
+                                    monotonic_s=monotonic_s, clock_epoch=clock_epoch)
         if outcome is not None:
             return outcome
         amount = cfg.policy.prepay_authorization_cents or cfg.tariff.daily_max_cents
@@ -136,7 +138,8 @@ async def admit(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str | None,
 async def _admit_once(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str | None,
                       confidence: float, vehicle_type: VehicleType, is_ev: bool, at: datetime,
                       code: str | None, authorization: PaymentResult | None,
-                      can_authorize: bool) -> Outcome | None:
+                      can_authorize: bool, monotonic_s: float | None = None,
+                      clock_epoch: str | None = None) -> Outcome | None:
     """One decision under the write lock; None when a prepay authorisation must come first."""
     async with ledger.transaction() as tx:
         facts = await _entry_facts(tx, cfg, plate=plate, code=code, at=at)
@@ -182,6 +185,7 @@ async def _admit_once(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str |
             "kind": str(verdict.kind),
             "reservation_id": facts.reservation.id if facts.reservation else None,
             "printed": plate is None,
+            "entry_mono_s": monotonic_s, "clock_epoch": clock_epoch,
             "prepay_token": authorization.processor_token if authorization else None}), at=at)
         if facts.reservation is not None:
             await tx.append(NewEvent(type="reservation.arrived", payload={
@@ -304,9 +308,17 @@ async def find_ticket(reader, cfg: LotConfig, *, plate: str | None, scanned: str
     return None, "none"
 
 
-def fee_due(cfg: LotConfig, row, at: datetime) -> tuple[int, int, list[dict], int]:
-    """(fee, due, breakdown, duration_minutes) for a ticket row at time `at`."""
+def fee_due(cfg: LotConfig, row, at: datetime, *, monotonic_s: float | None = None,
+            clock_epoch: str | None = None) -> tuple[int, int, list[dict], int]:
+    """(fee, due, breakdown, duration_minutes) for a ticket row at time `at`.
+
+    When the entry's monotonic reading is from the same clock epoch (same boot), the stay is
+    measured on the monotonic clock, so an NTP step of the wall clock neither adds nor removes
+    parked time; otherwise (a reboot in between) the wall clocks are compared."""
     entry = datetime.fromisoformat(row["entry_utc"])
+    if (monotonic_s is not None and clock_epoch is not None and row["clock_epoch"] == clock_epoch
+            and row["entry_mono_s"] is not None):
+        at = entry + timedelta(seconds=max(0.0, monotonic_s - row["entry_mono_s"]))
     # A wall clock stepped back behind the entry (NTP) counts as no time parked, not a failure.
     fee = compute_fee(cfg.tariff, entry=entry, exit=max(at, entry),
                       spot_type=SpotType(row["spot_type"]), tz=cfg.lot.tz,
@@ -326,14 +338,16 @@ def fee_due(cfg: LotConfig, row, at: datetime) -> tuple[int, int, list[dict], in
 
 async def release(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str | None,
                   scanned_ticket: str | None, terminal: PaymentTerminal | None,
-                  at: datetime) -> Outcome:
+                  at: datetime, monotonic_s: float | None = None,
+                  clock_epoch: str | None = None) -> Outcome:
     """Decide an exit: match the ticket, charge, record, open. Never traps a car."""
     row, how = await find_ticket(ledger, cfg, plate=plate, scanned=scanned_ticket)
     if row is None:
         return await _release_unmatched(ledger, cfg, lane=lane, plate=plate, terminal=terminal,
                                         at=at)
     ticket_id = row["id"]
-    total, due, breakdown, minutes = fee_due(cfg, row, at)
+    total, due, breakdown, minutes = fee_due(cfg, row, at, monotonic_s=monotonic_s,
+                                             clock_epoch=clock_epoch)
     # Key on ticket + amount already paid + amount due: a retry of this exit reuses it.
     result = await _charge(terminal, f"{ticket_id}:{row['paid_cents']}", due)
     async with ledger.transaction() as tx:

@@ -77,6 +77,9 @@ async def _ticket_issued(tx: Tx, ev: Event) -> None:
         "UPDATE capacity SET occupied = occupied + 1 WHERE level_id = ? AND spot_type = ?",
         (p["level"], p["spot_type"]),
     )
+    if p.get("entry_mono_s") is not None:
+        await tx.execute("UPDATE tickets SET entry_mono_s = ?, clock_epoch = ? WHERE id = ?",
+                         (p["entry_mono_s"], p.get("clock_epoch"), p["ticket_id"]))
     if p.get("spot_id"):
         await tx.execute(
             "UPDATE spots SET state = 'OCCUPIED', ticket_id = ? WHERE id = ?",

@@ -221,3 +221,11 @@ MIGRATIONS.append(
     CREATE INDEX spots_free ON spots(state, level_id, type, distance_cm, id);
     """
 )
+
+MIGRATIONS.append(
+    # 8: the monotonic clock reading at entry, so fees survive wall-clock steps (NTP).
+    """
+    ALTER TABLE tickets ADD COLUMN entry_mono_s REAL;
+    ALTER TABLE tickets ADD COLUMN clock_epoch TEXT;
+    """
+)
