@@ -23,15 +23,6 @@ from tests.conftest import write_lot
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-async def lot(tmp_path):
-    cfg = load_config(write_lot(tmp_path, mode="counter", per_level=30))
-    service = Service(cfg, simulate=True, api=False)
-    await service.start()
-    yield service
-    await service.stop()
-
-
 def _rec(i, **kw):
     base = {"id": f"R{i}", "spot_type": "LARGE", "plate": f"ab-c{i:03d}",
             "start": (T0 + timedelta(hours=1)).isoformat(),

@@ -6,27 +6,13 @@ import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from appliance import tickets
-from appliance.config import load_config
 from appliance.core.events import NewEvent
 from appliance.core.types import AllocationStrategy
-from appliance.service import Service
 from appliance.tickets import admit, release
 from drivers.payment import SimulatedTerminal
-from tests.conftest import write_lot
 
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def lot(tmp_path):
-    cfg = load_config(write_lot(tmp_path, mode="counter", per_level=30))
-    service = Service(cfg, simulate=True, api=False)
-    await service.start()
-    yield service
-    await service.stop()
 
 
 def _with(service, **policy):
