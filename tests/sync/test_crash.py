@@ -96,6 +96,7 @@ async def crash_and_outage_round(tmp_path: Path, broker, *, prewritten: int, app
         assert (await ledger.verify()).ok
     finally:
         await ledger.close()  # an open connection's thread would keep pytest from exiting
+        store.close()
 
 
 def _persisted_ack(db) -> int:
@@ -108,7 +109,6 @@ def _persisted_ack(db) -> int:
         return int(row[0]) if row else 0
     finally:
         conn.close()
-    store.close()
 
 
 async def test_sigkilled_appliance_and_killed_broker_lose_and_duplicate_nothing(tmp_path, broker):
