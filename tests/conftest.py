@@ -182,3 +182,26 @@ async def running_lot(counter_lot):
     """The fast counter lot's service, running with its API socket, no traffic."""
     async with RunningService(counter_lot) as running:
         yield running
+
+
+_EXIT_STATUS = 0
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remember the run's status for the exit guard below."""
+    global _EXIT_STATUS
+    _EXIT_STATUS = int(exitstatus)
+
+
+def pytest_unconfigure(config):
+    """A failing test may leave a database thread running; never let it hang CI after the
+    summary is printed: exit with the run's own status."""
+    import os
+    import sys
+    import threading
+
+    stray = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if stray:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT_STATUS)
