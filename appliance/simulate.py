@@ -56,6 +56,7 @@ class TrafficStats:
     backed_out: int = 0
     tailgates: int = 0
     balked: int = 0
+    resumed: int = 0  # cars found parked (open tickets) when the simulation started
     inside: set[str] = field(default_factory=set)
 
 
@@ -148,6 +149,7 @@ class TrafficGenerator:
             return
         await self.setup()
         try:
+            await self._resume_parked(exits)
             await asyncio.gather(*(self._arrivals(lane, exits) for lane in entries))
             while self._cars:
                 await asyncio.gather(*list(self._cars), return_exceptions=True)
@@ -168,9 +170,33 @@ class TrafficGenerator:
             if self._queued.get(lane.id, 0) >= self.settings.max_queue:
                 self.stats.balked += 1  # a driver facing a long queue drives on
                 continue
-            task = asyncio.get_running_loop().create_task(self._journey(lane, exits))
-            self._cars.add(task)
-            task.add_done_callback(self._cars.discard)
+            self._track(asyncio.get_running_loop().create_task(self._journey(lane, exits)))
+
+    async def _resume_parked(self, exits: list[LaneDef]) -> None:
+        """Cars parked by an earlier run (open tickets in the ledger) finish their stays and leave.
+
+        Without this, every restart of the simulated lot would strand its parked cars for good and
+        the lot would fill with cars that never come out.
+        """
+        rows = await self.service.ledger.fetchall(
+            "SELECT id, plate, vehicle_type, is_ev, kind FROM tickets "
+            "WHERE status IN ('OPEN', 'PAID') ORDER BY entry_seq")
+        miss = self.settings.unreadable_plate_rate
+        for row in rows:
+            kind = row["kind"] if row["kind"] in ("permit", "reservation") else "walk_in"
+            car = Car(plate=row["plate"] or "", vehicle_type=VehicleType(row["vehicle_type"]),
+                      is_ev=bool(row["is_ev"]),
+                      stay_s=self.rng.expovariate(1 / (self.settings.mean_stay_minutes * 60)),
+                      readable_in=True, readable_out=bool(row["plate"]) and self.rng.random() >= miss,
+                      ticket_id=row["id"], kind=kind)
+            if car.plate:
+                self.stats.inside.add(car.plate)
+            self._track(asyncio.get_running_loop().create_task(self._park_and_leave(car, exits)))
+        self.stats.resumed += len(rows)
+
+    def _track(self, task: asyncio.Task) -> None:
+        self._cars.add(task)
+        task.add_done_callback(self._cars.discard)
 
     async def _journey(self, entry: LaneDef, exits: list[LaneDef]) -> None:
         car = self._new_car()
@@ -189,6 +215,9 @@ class TrafficGenerator:
         self.stats.permit_holders += car.kind == "permit"
         self.stats.reservations += car.kind == "reservation"
         self.stats.inside.add(car.plate)
+        await self._park_and_leave(car, exits)
+
+    async def _park_and_leave(self, car: Car, exits: list[LaneDef]) -> None:
         await self.clock.sleep(car.stay_s)
         if car.pays_on_foot:
             await self._pay_on_foot(car)
@@ -246,8 +275,17 @@ class TrafficGenerator:
         if not entering and car.ticket_id:
             self.service.scanner.present(lane.id, car.ticket_id)
         try:
+            # the next driver pulls onto the loop once the barrier is down: a barrier still up
+            # (a slow close under load) would otherwise look like a vend for this car
+            await _wait_for(lambda: not relay.state, gate_wait_s * 10)
+            display = self.service.lane_display
+            before = display.shown.get(lane.id, 0)
             arming.occupy()
-            opened = await _wait_for(lambda: relay.state, gate_wait_s)
+            # the driver waits for the lane's answer (the sign changes just before the barrier
+            # moves), then gives the barrier a moment: a slow decision under load is no refusal
+            answered = await _wait_for(
+                lambda: relay.state or display.shown.get(lane.id, 0) > before, gate_wait_s * 10)
+            opened = answered and await _wait_for(lambda: relay.state, gate_wait_s)
             if not opened:
                 arming.clear()
                 await asyncio.sleep(passage_s)

@@ -21,11 +21,13 @@ class MemoryLaneDisplay:
     def __init__(self, history: int = 20) -> None:
         self.current: dict[str, str] = {}
         self.history: dict[str, list[str]] = {}
+        self.shown: dict[str, int] = {}  # messages shown so far per lane (history is capped)
         self._keep = history
 
     def show(self, lane: str, text: str) -> None:
         """Show `text` at `lane`."""
         self.current[lane] = text
+        self.shown[lane] = self.shown.get(lane, 0) + 1
         shown = self.history.setdefault(lane, [])
         shown.append(text)
         del shown[:-self._keep]

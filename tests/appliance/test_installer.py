@@ -110,6 +110,7 @@ def test_installer_rejects_unknown_options(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(7200)  # long by design; the 300 s default is for the CI subset
 def test_full_install_gives_a_working_venv(tmp_path):
     """With its dependencies (minutes: the whole stack is installed from the package index)."""
     root = tmp_path / "root"

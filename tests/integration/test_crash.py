@@ -44,6 +44,7 @@ def test_sigkill_25_rounds_each_mode_loses_nothing_acknowledged(tmp_path, mode, 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(7200)  # long by design; the 300 s default is for the CI subset
 def test_torture_1000_rounds(tmp_path):
     rounds = int(os.environ.get("LOTEDGE_TORTURE_ROUNDS", "1000"))
     _assert_rounds(_harness(tmp_path, "per_spot", 99), rounds)

@@ -89,6 +89,58 @@ async def test_few_hundred_cars_leave_a_consistent_ledger(mode, counter_lot, spo
     assert (a["tailgate_alarms"] > 0) == (stats.tailgates > 0)
 
 
+async def test_a_restarted_simulation_lets_the_cars_parked_before_it_leave(tmp_path):
+    """Regression: each restart of `make run` stranded the parked cars, so the lot filled for good."""
+    import dataclasses
+
+    from appliance.config import load_config
+    from tests.conftest import write_lot
+
+    cfg = load_config(write_lot(tmp_path, mode="per_spot"))
+    parked = dataclasses.replace(cfg, simulation=dataclasses.replace(
+        cfg.simulation, mean_stay_minutes=100000))
+    clock = SimClock(speed=cfg.simulation.speed)
+    service = Service(parked, simulate=True, clock=clock)
+    await service.start()
+    try:
+        first = TrafficGenerator(service, parked.simulation, clock, max_cars=30)
+        stop = asyncio.Event()
+        run = asyncio.create_task(service.run(stop, extra=[first.run]))
+        for _ in range(600):
+            await asyncio.sleep(0.05)
+            if first.stats.entered >= 12:
+                break
+        stop.set()
+        await run
+    finally:
+        await service.stop()
+    db = sqlite3.connect(cfg.db_path())
+    left_parked = db.execute("SELECT COUNT(*) FROM tickets WHERE status = 'OPEN'").fetchone()[0]
+    db.close()
+    assert left_parked >= 12
+
+    # the next run: no new arrivals, ordinary stays; everyone parked before must drive out
+    clock = SimClock(speed=cfg.simulation.speed)
+    service = Service(cfg, simulate=True, clock=clock)
+    await service.start()
+    try:
+        second = TrafficGenerator(service, cfg.simulation, clock, max_cars=0)
+        stop = asyncio.Event()
+
+        async def drive():
+            await second.run()
+            stop.set()
+
+        await asyncio.wait_for(service.run(stop, extra=[drive]), 120)
+    finally:
+        await service.stop()
+    assert second.stats.resumed == left_parked
+    assert second.stats.exited == left_parked and second.stats.trapped == 0
+    a = _audit(cfg.db_path())
+    assert a["open"] == 0 and a["occupied"] == 0
+    assert a["closed"] + a["voided"] == a["issued"]
+
+
 async def test_lot_fills_and_refuses_when_full(tmp_path):
     import dataclasses
 
@@ -102,28 +154,30 @@ async def test_lot_fills_and_refuses_when_full(tmp_path):
     clock = SimClock(speed=cfg.simulation.speed)
     service = Service(cfg, simulate=True, clock=clock)
     await service.start()
-    capacity = service.availability.capacity
-    traffic = TrafficGenerator(service, cfg.simulation, clock, max_cars=capacity + 15)
-    stop = asyncio.Event()
-    run = asyncio.create_task(service.run(stop, extra=[traffic.run]))
-    for _ in range(600):
-        await asyncio.sleep(0.1)
-        if traffic.stats.entered + traffic.stats.refused >= capacity + 15:
-            break
-    stop.set()
-    await run
-    # REGULAR vehicles may use LARGE spots; EV spots only for EVs, so some space may remain
-    assert traffic.stats.refused > 0
-    refused = await service.ledger.fetchone(
-        "SELECT COUNT(*) FROM events WHERE type = 'entry.refused' AND payload LIKE '%full%'")
-    assert refused[0] == traffic.stats.refused
-    # only permit holders and reservations may be let in beyond capacity
-    over = await service.ledger.fetchone(
-        "SELECT COALESCE(SUM(occupied - capacity), 0) FROM capacity WHERE occupied > capacity")
-    entitled = await service.ledger.fetchone(
-        "SELECT COUNT(*) FROM tickets WHERE kind IN ('permit', 'reservation')")
-    assert over[0] <= entitled[0]
-    await service.stop()
+    try:
+        capacity = service.availability.capacity
+        traffic = TrafficGenerator(service, cfg.simulation, clock, max_cars=capacity + 15)
+        stop = asyncio.Event()
+        run = asyncio.create_task(service.run(stop, extra=[traffic.run]))
+        for _ in range(600):
+            await asyncio.sleep(0.1)
+            if traffic.stats.entered + traffic.stats.refused >= capacity + 15:
+                break
+        stop.set()
+        await run
+        # REGULAR vehicles may use LARGE spots; EV spots only for EVs, so some space may remain
+        assert traffic.stats.refused > 0
+        refused = await service.ledger.fetchone(
+            "SELECT COUNT(*) FROM events WHERE type = 'entry.refused' AND payload LIKE '%full%'")
+        assert refused[0] == traffic.stats.refused
+        # only permit holders and reservations may be let in beyond capacity
+        over = await service.ledger.fetchone(
+            "SELECT COALESCE(SUM(occupied - capacity), 0) FROM capacity WHERE occupied > capacity")
+        entitled = await service.ledger.fetchone(
+            "SELECT COUNT(*) FROM tickets WHERE kind IN ('permit', 'reservation')")
+        assert over[0] <= entitled[0]
+    finally:
+        await service.stop()
 
 
 def test_cli_runs_simulation_and_db_verify(tmp_path):

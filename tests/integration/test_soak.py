@@ -27,6 +27,7 @@ async def test_short_soak_600_per_hour_per_lane_4_lanes_500_sensors(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(7200)  # long by design; the 300 s default is for the CI subset
 async def test_soak_24_simulated_hours(tmp_path):
     hours = float(os.environ.get("LOTEDGE_SOAK_HOURS", "24"))
     report = await _soak(tmp_path, hours=hours, speed=6.0)

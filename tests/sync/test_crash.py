@@ -117,6 +117,7 @@ async def test_sigkilled_appliance_and_killed_broker_lose_and_duplicate_nothing(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(7200)  # long by design; the 300 s default is for the CI subset
 async def test_crash_round_100k(tmp_path, broker):
     await crash_and_outage_round(tmp_path, broker, prewritten=90_000, appended=10_000, batch=500,
                                  timeout_s=300)

@@ -57,5 +57,6 @@ async def test_week_offline_scaled_down_catches_up(tmp_path, broker):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(7200)  # long by design; the 300 s default is for the CI subset
 async def test_week_offline_busy_lot_full_volume(tmp_path, broker):
     await week_offline(tmp_path, broker, events_per_day=BUSY_EVENTS_PER_DAY, timeout_s=600)
