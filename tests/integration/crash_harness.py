@@ -58,6 +58,11 @@ def check_ledger(db_path: Path, acked: Acknowledged) -> list[str]:
         integrity = "; ".join(r[0] for r in db.execute("PRAGMA integrity_check"))
         if integrity != "ok":
             problems.append(f"integrity_check: {integrity}")
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "events" not in tables:  # killed before the first migration committed
+            if acked.events or acked.reservations or acked.last_seq:
+                problems.append("events table missing after acknowledgements")
+            return problems
         rows = [dict(r) for r in db.execute("SELECT * FROM events ORDER BY seq")]
         seqs = [r["seq"] for r in rows]
         if seqs != list(range(1, len(seqs) + 1)):
@@ -199,8 +204,13 @@ class CrashHarness:
         problems = check_ledger(self.db_path, self.acked)
         events = 0
         if self.db_path.exists():
-            with sqlite3.connect(self.db_path) as db:
+            db = sqlite3.connect(self.db_path)
+            try:
                 events = db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+            except sqlite3.OperationalError:
+                events = 0  # no schema yet: killed before the first migration committed
+            finally:
+                db.close()
         result = RoundResult(round=len(self.results) + 1, killed_after_s=kill_after_s,
                              reached_ready=ready, events=events, problems=problems)
         self.results.append(result)

@@ -121,3 +121,14 @@ async def test_reads_never_see_another_tasks_uncommitted_events(tmp_path):
         await task
     assert await reader == 1
     await ledger.close()
+
+
+def test_checker_accepts_a_kill_before_the_first_migration_only_if_nothing_was_acknowledged(
+        tmp_path):
+    db_path = tmp_path / "l.sqlite3"
+    db = sqlite3.connect(db_path)
+    db.execute("PRAGMA journal_mode = WAL")  # what the appliance does before migrating
+    db.close()
+    assert check_ledger(db_path, Acknowledged()) == []
+    assert check_ledger(db_path, Acknowledged(last_seq=3)) == [
+        "events table missing after acknowledgements"]

@@ -49,7 +49,8 @@ def _audit(path):
     voided = q("SELECT COUNT(*) FROM events WHERE type = 'ticket.voided'")[0][0]
     tailgate_alarms = q("SELECT COUNT(*) FROM events WHERE type = 'alarm.raised' "
                         "AND json_extract(payload, '$.code') = 'tailgate'")[0][0]
-    kinds = dict(q("SELECT kind, COUNT(*) FROM tickets GROUP BY kind"))
+    # a car that reversed away (any kind: a permit holder too) has its ticket voided
+    kinds = dict(q("SELECT kind, COUNT(*) FROM tickets WHERE status != 'VOID' GROUP BY kind"))
     cash = q("SELECT COUNT(*) FROM payments WHERE method = 'cash'")[0][0]
     db.close()
     return dict(seqs=seqs, issued=issued, closed=closed, open=open_tickets, occupied=occupied,
