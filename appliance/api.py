@@ -86,6 +86,7 @@ def create_app(service: Service, *, token: str | None = None) -> Starlette:
             "last_seq": await ledger.last_seq() if ledger else None,
             "lanes": [c.snapshot() for c in service.lanes.values()],
             "time_utc": service.clock.now().isoformat(),
+            "ledger": service.late.status(),
             **({"sync": {**service.sync_status(),
                          "backlog": (await ledger.last_seq()) - service.sync_status().get(
                              "acked_through", 0)}}
@@ -140,10 +141,15 @@ def create_app(service: Service, *, token: str | None = None) -> Starlette:
 
     async def alarm_list(request: Request):
         active = request.query_params.get("all") is None
-        return await alarms.list_alarms(service.ledger, active_only=active)
+        live = service.late.live_alarm()  # a full disk: shown although it cannot be written
+        return ([live] if live else []) + await alarms.list_alarms(service.ledger,
+                                                                   active_only=active)
 
     async def alarm_ack(request: Request):
         b = await _body(request)
+        if request.path_params["alarm"] == "LIVE-ledger":
+            raise InputError("the ledger cannot be written yet; this alarm is written (and can "
+                             "be acknowledged) as soon as it can")
         await alarms.acknowledge(service.ledger, alarm_id=request.path_params["alarm"],
                                  attendant=commands._need(b.get("attendant"), "attendant"),
                                  note=b.get("note") or "")

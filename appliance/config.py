@@ -90,6 +90,7 @@ class CloudSection:
     retention_max_age_days: int = 90
     retention_alarm_ratio: float = 0.9
     retention_prune_images: bool = True
+    offline_alarm_s: float = 600.0
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"mqtts?://[^/\s]+(:\d+)?/?", self.mqtt_url):
@@ -100,7 +101,8 @@ class CloudSection:
             raise ValueError("batch_max_bytes: must be at least 4096")
         if self.max_inflight_batches < 1:
             raise ValueError("max_inflight_batches: must be at least 1")
-        for name in ("ack_timeout_s", "backoff_max_s", "bundle_poll_interval_s"):
+        for name in ("ack_timeout_s", "backoff_max_s", "bundle_poll_interval_s",
+                     "offline_alarm_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: must be positive")
         if self.retention_max_bytes < 1024**2:
@@ -123,6 +125,11 @@ class StorageSection:
 
     data_dir: str = "var"
     db_file: str = "ledger.sqlite3"
+    min_free_bytes: int = 256 * 1024**2  # below this free space on the data disk: an alarm
+
+    def __post_init__(self) -> None:
+        if self.min_free_bytes < 0:
+            raise ValueError("min_free_bytes: must be zero or more")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -28,7 +28,27 @@ async def run_checks(service: Service, *, now: datetime | None = None) -> dict[s
 
     result["offline_payments"] = sum((await reconcile_offline(service)).values())
     result["recount"] = await nightly_recount(service, now=now)
+    result["disk_low"] = await check_disk(service)
     return result
+
+
+async def check_disk(service: Service) -> int:
+    """Free space on the data disk below `[storage] min_free_bytes`: an alarm while writes still
+    work (a full disk stops the ledger; the gates keep opening but nothing is recorded)."""
+    import os
+
+    stat = os.statvfs(service.data_dir)
+    free = stat.f_bavail * stat.f_frsize
+    limit = service.cfg.storage.min_free_bytes
+    source = str(service.data_dir)
+    if free < limit:
+        raised = await raise_alarm(service.ledger, code="disk_low", source=source,
+                                   severity="critical",
+                                   detail=f"{free / 1024**2:.1f} MiB free on the data disk "
+                                          f"(alarm below {limit / 1024**2:.0f} MiB)")
+        return int(raised is not None)
+    await clear_alarm(service.ledger, code="disk_low", source=source)
+    return 0
 
 
 async def nightly_recount(service: Service, *, now: datetime) -> int:

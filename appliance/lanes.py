@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from appliance.core.events import NewEvent
 from appliance.core.lane import (
@@ -31,6 +32,7 @@ from appliance.core.lane import (
 )
 from appliance.core.layout import LaneDef
 from appliance.edgelog import EdgeLog
+from appliance.late import LateRecords
 from appliance.ledger import Ledger
 from appliance.recorder import EventRecorder
 from appliance.tickets import Outcome
@@ -73,6 +75,8 @@ class LaneController:
         on_alarm: called with (code, source, detail) for lane alarms (tailgating).
         on_backout: called with (lane, ticket) when a vehicle reverses away after its ticket.
         display: the lane's message display (rate before the barrier opens, FULL, ...).
+        late: holds what the ledger refused (disk full) until it can be written.
+        now: wall-clock time for those late facts.
     """
 
     def __init__(self, lane: LaneDef, *, arming: LoopDetector, safety: LoopDetector,
@@ -80,7 +84,8 @@ class LaneController:
                  monotonic: Callable[[], float], recorder: EventRecorder | None = None,
                  on_alarm: Callable[[str, str, str], None] | None = None,
                  on_backout: Callable[[str, str], Awaitable[None]] | None = None,
-                 display: LaneDisplay | None = None):
+                 display: LaneDisplay | None = None, late: LateRecords | None = None,
+                 now: Callable[[], datetime] | None = None):
         self.lane = lane
         self.arming = arming
         self.safety = safety
@@ -94,6 +99,8 @@ class LaneController:
         self._on_alarm = on_alarm
         self._on_backout = on_backout
         self.display = display
+        self._late = late
+        self._now = now or (lambda: datetime.now(UTC))
         self.stats = LaneStats()
         self._inputs: asyncio.Queue[LaneInput] = asyncio.Queue()
         self._last_read: PlateResult | None = None
@@ -148,7 +155,8 @@ class LaneController:
                     outcome = await self._decide(lane_id, read)
                 except Exception as err:  # never trap a car on an internal error
                     log.exception("lane %s: decision failed", lane_id)
-                    await self._safe_record("lane.decision_failed", {"error": str(err)})
+                    await self._safe_record("lane.decision_failed", {
+                        "lane": lane_id, "plate": read.plate, "error": str(err)})
                     outcome = Outcome(allow=True, reason=f"decision failed: {err}")
                 self.stats.last_decision = outcome.reason
                 if self.display is not None:  # shown before the barrier moves
@@ -206,8 +214,10 @@ class LaneController:
     async def _safe_record(self, event_type: str, payload: dict) -> None:
         try:
             await self.ledger.append(NewEvent(type=event_type, payload=payload))
-        except Exception:
+        except Exception as err:
             log.exception("lane %s: could not record %s", self.lane.id, event_type)
+            if self._late is not None:
+                self._late.note(event_type, payload, at=self._now(), error=err)
 
     def snapshot(self) -> dict:
         """Lane state for the UI and diagnostics."""

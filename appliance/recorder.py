@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from appliance.core.events import NewEvent
+from appliance.late import LateRecords
 from appliance.ledger import Ledger
 
 log = logging.getLogger(__name__)
@@ -24,9 +27,12 @@ class EventRecorder:
         max_batch: most events per transaction.
     """
 
-    def __init__(self, ledger: Ledger, *, max_batch: int = 200) -> None:
+    def __init__(self, ledger: Ledger, *, max_batch: int = 200, late: LateRecords | None = None,
+                 now: Callable[[], datetime] | None = None) -> None:
         self.ledger = ledger
         self.max_batch = max_batch
+        self._late = late
+        self._now = now or (lambda: datetime.now(UTC))
         self._queue: asyncio.Queue[NewEvent] = asyncio.Queue()
         self.recorded = 0
         self.failed = 0
@@ -46,9 +52,13 @@ class EventRecorder:
                 for event in batch:
                     await tx.append(event)
             self.recorded += len(batch)
-        except Exception:
+        except Exception as err:
             self.failed += len(batch)
             log.exception("could not record %d lane facts", len(batch))
+            if self._late is not None:  # written late, with an alarm, once the ledger can
+                at = self._now()
+                for event in batch:
+                    self._late.note(event.type, dict(event.payload), at=at, error=err)
 
     async def run(self) -> None:
         """Commit queued events until cancelled, then flush what is left."""

@@ -21,6 +21,7 @@ from appliance.config import LotConfig
 from appliance.core.events import Event, NewEvent, canonical_json
 from appliance.core.types import LaneDirection, LotMode, SpotType, VehicleType
 from appliance.lanes import LaneController
+from appliance.late import LateRecords
 from appliance.ledger import Ledger
 from appliance.recorder import EventRecorder
 from appliance.tickets import Outcome, admit, release
@@ -94,6 +95,7 @@ class Service:
         self.cameras: CameraPlates | None = None
         self.scanner = SimulatedScanner()
         self.lane_display = MemoryLaneDisplay()
+        self.late = LateRecords()  # what a full disk kept out of the ledger, written late
         self.printer: FileTicketPrinter | None = None
         self.ledger: Ledger | None = None
         self.recorder: EventRecorder | None = None
@@ -130,7 +132,7 @@ class Service:
             "version": __version__, "config_sha256": cfg.source_sha256,
             "simulate": self.simulate}))
         self.printer = FileTicketPrinter(self.data_dir / "printer.txt")
-        self.recorder = EventRecorder(self.ledger)
+        self.recorder = EventRecorder(self.ledger, late=self.late, now=self.clock.now)
         loop = asyncio.get_running_loop()
         if not self._plates_given and any(lane.camera.strip() != "sim" for lane in cfg.lanes):
             def camera_fault(lane_id: str, err: Exception) -> None:  # from a capture thread
@@ -167,7 +169,7 @@ class Service:
                 lane, arming=arming, safety=safety, gate=gate, plates=self.plates, decide=decide,
                 ledger=self.ledger, monotonic=time.monotonic, recorder=self.recorder,
                 on_alarm=self._lane_alarm, on_backout=self._backed_out,
-                display=self.lane_display)
+                display=self.lane_display, late=self.late, now=self.clock.now)
         self.ledger.subscribe(self._on_events)
         self.availability = await read_availability(self.ledger)
         self.open_tickets_at_start = (await self.ledger.fetchone(
@@ -245,6 +247,7 @@ class Service:
             tasks.append(tg.create_task(self.devices.run(self._free_by_level), name="devices"))
             tasks.append(tg.create_task(self.devices.record(self.ledger), name="device-events"))
             tasks.append(tg.create_task(self._housekeeping(), name="housekeeping"))
+            tasks.append(tg.create_task(self._write_late(), name="late-records"))
             if self.api:
                 from appliance.api import serve_api
 
@@ -335,6 +338,15 @@ class Service:
             await raise_alarm(self.ledger, code=code, source=source, detail=detail)
         except Exception:
             log.exception("could not raise alarm %s", code)
+
+    async def _write_late(self) -> None:
+        """Write what the ledger refused (disk full) as soon as it takes writes again."""
+        while True:
+            await asyncio.sleep(1.0)
+            if self.late.pending:
+                written = await self.late.flush(self.ledger, now=self.clock.now())
+                if written:
+                    log.warning("ledger writable again: %d facts recorded late", written)
 
     async def _housekeeping(self) -> None:
         """Periodic checks: reservation no-shows, overstays, counter drift."""

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from appliance.alarms import clear_alarm, raise_alarm
 from sync.downlink import Downlink, parse_public_key
 from sync.retention import enforce
 from sync.uplink import uplink_from_config
+from sync.watch import SyncWatch
 
 if TYPE_CHECKING:
     from appliance.service import Service
@@ -47,8 +50,26 @@ def sync_tasks(service: Service) -> list[Callable[[], Any]]:
                 log.exception("retention pass failed; will retry")
             await asyncio.sleep(RETENTION_INTERVAL_S)
 
+    watch = SyncWatch(alarm_after_s=cloud.offline_alarm_s)
+
+    async def watch_link() -> None:
+        """Broker down or cloud not acknowledging for long: an attendant alarm (and its clear)."""
+        interval = min(30.0, cloud.offline_alarm_s / 4)
+        while True:
+            backlog = max(0, await ledger.last_seq() - uplink.acked_through)
+            for change in watch.observe(time.monotonic(), connected=uplink.connected.is_set(),
+                                        backlog=backlog, acked_through=uplink.acked_through):
+                if change.raise_:
+                    log.warning("sync alarm %s: %s", change.code, change.detail)
+                    await raise_alarm(ledger, code=change.code, source="uplink",
+                                      detail=change.detail)
+                else:
+                    await clear_alarm(ledger, code=change.code, source="uplink")
+            await asyncio.sleep(interval)
+
     tasks: list[Callable[[], Any]] = [supervised("uplink", uplink.run),
-                                      supervised("retention", retention)]
+                                      supervised("retention", retention),
+                                      supervised("watch", watch_link)]
     if downlink is not None:
         tasks.append(supervised("downlink", downlink.run))
     service.sync = {"uplink": uplink, "downlink": downlink}  # for diagnostics and tests

@@ -7,6 +7,7 @@ the event and its effect on the tables (its projection) commit in one transactio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -190,8 +191,8 @@ class Ledger:
     async def _migrate(self) -> None:
         conn = self.conn
         async with self._lock:
-            await conn.execute("BEGIN IMMEDIATE")
             try:
+                await conn.execute("BEGIN IMMEDIATE")
                 version = (await (await conn.execute("PRAGMA user_version")).fetchone())[0]
                 if version > len(MIGRATIONS):
                     raise LedgerError(
@@ -203,7 +204,7 @@ class Ledger:
                     await conn.execute(f"PRAGMA user_version = {number}")
                 await conn.execute("COMMIT")
             except BaseException:
-                await conn.execute("ROLLBACK")
+                await _rollback(conn)
                 raise
 
     async def schema_version(self) -> int:
@@ -221,19 +222,22 @@ class Ledger:
         async with self._lock:
             self._writer = asyncio.current_task()
             try:
-                await conn.execute("BEGIN IMMEDIATE")
-                tx = Tx(self, conn)
                 try:
+                    # Inside the try: a caller cancelled while BEGIN runs (the statement still
+                    # runs in aiosqlite's thread) must roll back, or the connection would stay
+                    # in that transaction and refuse every later one (found by a sync test).
+                    await conn.execute("BEGIN IMMEDIATE")
+                    tx = Tx(self, conn)
                     yield tx
                 except BaseException:
-                    await conn.execute("ROLLBACK")
+                    await _rollback(conn)
                     raise
                 try:
                     # Shielded: a shutdown that cancels the caller still finishes an in-flight
                     # commit.
                     await asyncio.shield(conn.execute("COMMIT"))
                 except sqlite3.Error as err:
-                    await conn.execute("ROLLBACK")
+                    await _rollback(conn)
                     raise LedgerError(f"commit failed: {err}") from err
             finally:
                 self._writer = None
@@ -312,6 +316,20 @@ class Ledger:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await conn.close()
+
+
+async def _rollback(conn: aiosqlite.Connection) -> None:
+    """Roll back whatever is open, even if this task is being cancelled.
+
+    aiosqlite runs statements in order on its thread, so this ROLLBACK runs after any BEGIN or
+    statement still in flight; shielded, a second cancellation cannot skip it. "No transaction
+    is active" (BEGIN itself failed) is fine.
+    """
+    async def rollback() -> None:
+        with contextlib.suppress(sqlite3.OperationalError):
+            await conn.execute("ROLLBACK")
+
+    await asyncio.shield(asyncio.ensure_future(rollback()))
 
 
 def _split_sql(script: str) -> list[str]:

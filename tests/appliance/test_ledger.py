@@ -92,3 +92,28 @@ async def test_reopen_continues_the_chain(tmp_path):
     assert ev.seq == 2
     assert (await led.verify()).ok
     await led.close()
+
+
+@pytest.mark.parametrize("spins", [0, 1, 2, 3, 5, 8])
+async def test_a_writer_cancelled_at_any_step_leaves_the_ledger_writable(ledger, spins):
+    """Regression: a cancel while BEGIN ran left the connection inside that transaction, and
+    every later write failed with "cannot start a transaction within a transaction"."""
+    import asyncio
+    import contextlib
+
+    async def two_events():
+        async with ledger.transaction() as tx:
+            await tx.append(NewEvent(type="test", payload={"i": 1}))
+            await tx.append(NewEvent(type="test", payload={"i": 2}))
+
+    task = asyncio.create_task(two_events())
+    for _ in range(spins):  # cancel at a different point of the transaction each time
+        await asyncio.sleep(0)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    before = await ledger.last_seq()
+    assert before in (0, 2)  # all or nothing
+    await ledger.append(NewEvent(type="test", payload={"i": 3}))
+    assert await ledger.last_seq() == before + 1
+    assert (await ledger.verify()).ok

@@ -8,6 +8,7 @@ Covered elsewhere (not repeated here): payment terminal down or hanging
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import time
@@ -153,20 +154,63 @@ async def test_full_disk_keeps_gates_opening_and_the_ledger_sound(tmp_path, tiny
         finally:
             os.close(fd)
         opened = [await _pass(service, "in-2", f"FULL{i:03d}") for i in range(2, 5)]
+        # nothing can be written, yet the attendant sees it at once (health and alarm list)
+        during = service.late.status()
+        live = service.late.live_alarm()
         filler.unlink()
+        for _ in range(100):  # the service writes what it held as soon as it can
+            if not service.late.pending:
+                break
+            await asyncio.sleep(0.1)
         assert await _pass(service, "in-1", "FULL009")  # room again: tickets resume
     finally:
         stop.set()
         await task
     verify = await service.ledger.verify()
-    failed = await service.ledger.fetchall(
-        "SELECT COUNT(*) FROM events WHERE type = 'lane.decision_failed'")
+    late = [json.loads(r["payload"]) for r in await service.ledger.fetchall(
+        "SELECT payload FROM events WHERE type = 'ledger.late_record' ORDER BY seq")]
+    alarm = await service.ledger.fetchall(
+        "SELECT * FROM alarms WHERE code = 'ledger_unwritable'")
     plates = [r["plate"] for r in await service.ledger.fetchall(
         "SELECT plate FROM tickets ORDER BY entry_seq")]
     await service.stop()
     assert opened == [True, True, True]  # a full disk never traps a car
     assert verify.ok, verify.problems[:5]
-    # while the disk was full nothing could be written (not even lane.decision_failed): the
-    # cars went through without tickets, and ticketing resumed once there was room again
+    assert not during["writable"] and during["unrecorded"] >= 3
+    assert live is not None and live["severity"] == "critical"
+    # the cars went through without tickets, and ticketing resumed once there was room again
     assert plates == ["FULL001", "FULL009"]
-    assert failed[0][0] == 0
+    # what happened meanwhile was written late, with its original time, and an alarm raised
+    failed = [f["payload"]["plate"] for f in late if f["type"] == "lane.decision_failed"]
+    assert failed == ["FULL002", "FULL003", "FULL004"]
+    assert all(f["error"] and f["happened_utc"] for f in late)
+    assert len(alarm) == 1 and alarm[0]["severity"] == "critical"
+    assert "3 cars passed without a ticket" in alarm[0]["detail"]
+
+
+async def test_a_nearly_full_data_disk_raises_an_alarm_before_writes_fail(tmp_path, tiny_disk):
+    from appliance import housekeeping
+
+    path = write_lot(tmp_path)
+    path.write_text(path.read_text().replace(str(tmp_path / "var"), str(tiny_disk / "var"))
+                    .replace("[storage]\n", "[storage]\nmin_free_bytes = 1048576\n"))
+    cfg = load_config(path)
+    service, stop, task = await _running(cfg)
+    try:
+        assert await housekeeping.check_disk(service) == 0  # 2 MiB disk, ~1.5 MiB free: fine
+        filler = tiny_disk / "filler"
+        filler.write_bytes(b"\0" * (1024 * 1024))
+        assert await housekeeping.check_disk(service) == 1
+        assert await housekeeping.check_disk(service) == 0  # raised once, not again
+        active = await service.ledger.fetchall(
+            "SELECT * FROM alarms WHERE code = 'disk_low' AND cleared_utc IS NULL")
+        filler.unlink()
+        await housekeeping.check_disk(service)
+        after = await service.ledger.fetchall(
+            "SELECT * FROM alarms WHERE code = 'disk_low' AND cleared_utc IS NULL")
+    finally:
+        stop.set()
+        await task
+        await service.stop()
+    assert len(active) == 1 and "MiB free" in active[0]["detail"]
+    assert after == []  # room again: cleared by itself
