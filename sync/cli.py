@@ -47,6 +47,8 @@ def ingest(
     ca_file: Annotated[str | None, typer.Option(help="TLS: CA certificate (mqtts://)")] = None,
     cert_file: Annotated[str | None, typer.Option(help="TLS: client certificate")] = None,
     key_file: Annotated[str | None, typer.Option(help="TLS: client key")] = None,
+    backoff_max_s: Annotated[float, typer.Option(
+        help="ceiling of the jittered reconnect backoff after the broker goes away", min=0.1)] = 30.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Reference cloud ingest: store event batches idempotently and publish acks.
@@ -61,7 +63,8 @@ def ingest(
     store = open_store(db, schema=schema)
     settings = MqttSettings.from_url(mqtt, ca_file=ca_file, cert_file=cert_file,
                                      key_file=key_file)
-    worker = Ingest(store, settings, client_id=client_id, group=group or None)
+    worker = Ingest(store, settings, client_id=client_id, group=group or None,
+                    backoff_max_s=backoff_max_s)
     try:
         asyncio.run(_until_signal(worker.run()))
     finally:

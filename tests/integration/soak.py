@@ -1,7 +1,8 @@
 """Soak: many simulated hours of busy traffic on a lot with per-spot sensors; RSS and backlog.
 
 `make soak` runs the issue's figure: 24 simulated hours at 600 vehicles/hour/lane on 4 entry
-lanes (and 4 exit lanes) with a sensor on each of 500 spots (4 simulated RS-485 buses):
+lanes (and 4 exit lanes) with a sensor on each of 500 spots (4 simulated RS-485 buses), syncing
+to a private Mosquitto (reference ingest in its own process) that flaps every 10 lot minutes:
 
     python -m tests.integration.soak --hours 24 --speed 6   # about 4 h of real time
 
@@ -15,6 +16,7 @@ import argparse
 import asyncio
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +27,7 @@ from appliance.clock import SimClock
 from appliance.config import LotConfig, load_config
 from appliance.service import Service
 from appliance.simulate import TrafficGenerator
+from sync.devbroker import Broker
 
 _LANE = """
 [[lanes]]
@@ -39,8 +42,9 @@ debounce_ms = 10
 
 def soak_lot(tmp: Path, *, spots: int = 500, entry_lanes: int = 4, rate_per_lane: int = 600,
              speed: float = 6.0, mean_stay_minutes: int = 10, buses: int = 4,
-             sensors: bool = True) -> LotConfig:
-    """A per-spot lot with `spots` sensed spots on `buses` RS-485 buses and busy simulated lanes."""
+             sensors: bool = True, mqtt_url: str | None = None) -> LotConfig:
+    """A per-spot lot with `spots` sensed spots on `buses` RS-485 buses and busy simulated lanes
+    (syncing to `mqtt_url` when given)."""
     per_bus = -(-spots // buses)
     ranges = []
     for b in range(buses):
@@ -104,6 +108,14 @@ gate_wait_ms = 3000
 unreadable_plate_rate = 0.05
 seed = 5
 """
+    if mqtt_url:
+        text += f"""
+[cloud]
+enabled = true
+mqtt_url = "{mqtt_url}"
+ack_timeout_s = 5
+backoff_max_s = 2
+"""
     path = tmp / "soak-lot.toml"
     path.write_text(text)
     return load_config(path)
@@ -135,6 +147,12 @@ class SoakReport:
     events: int = 0
     ledger_ok: bool = False
     spot_events: int = 0
+    sync_flaps: int = 0  # broker outages during the run
+    max_sync_backlog: int = 0
+    sync_backlog_end: int = -1  # events not acknowledged by the cloud at the end (-1: no sync)
+    sync_drain_s: float = 0.0  # last outage over: everything acknowledged this long after
+    synced_through: int = 0
+    cloud_chain_ok: bool = False
     rss_samples_kib: list[int] = field(default_factory=list)
 
     @property
@@ -159,8 +177,49 @@ class SoakReport:
         return d
 
 
-async def soak(cfg: LotConfig, *, simulated_hours: float, sample_s: float = 2.0, warmup_s: float = 5.0) -> SoakReport:
-    """Run the service, its spot sensors and the traffic for `simulated_hours` of lot time."""
+async def soak(cfg: LotConfig, *, simulated_hours: float, sample_s: float = 2.0,
+               warmup_s: float = 5.0, broker: Broker | None = None,
+               flap_minutes: float = 10.0) -> SoakReport:
+    """Run the service, its spot sensors and the traffic for `simulated_hours` of lot time.
+
+    With `broker` (the one `cfg.cloud.mqtt_url` names, started), a reference cloud ingest runs
+    as its own process and the broker flaps: down for `flap_minutes` of lot time, up for as
+    long, again and again; at the end the backlog must drain to zero.
+    """
+    if broker is None:
+        return await _soak(cfg, simulated_hours=simulated_hours, sample_s=sample_s,
+                           warmup_s=warmup_s)
+    cloud_db = cfg.data_path("cloud.sqlite3")
+    ingest = subprocess.Popen(
+        [sys.executable, "-m", "appliance.cli", "cloud", "ingest", "--mqtt", broker.url,
+         "--db", f"sqlite:///{cloud_db}", "--client-id", "soak-ingest",
+         "--backoff-max-s", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        report = await _soak(cfg, simulated_hours=simulated_hours, sample_s=sample_s,
+                             warmup_s=warmup_s, broker=broker, flap_minutes=flap_minutes)
+    finally:
+        ingest.terminate()
+        ingest.wait(10)
+    if report.sync_backlog_end == 0:
+        from sync.cloud_store import open_store
+        from tests.sync.helpers import assert_exact_chain
+
+        store = open_store(f"sqlite:///{cloud_db}")
+        try:
+            rows = store.events(cfg.lot.id)
+            n = report.synced_through
+            assert_exact_chain(rows[:n], n)
+            report.cloud_chain_ok = True
+        except AssertionError:
+            report.cloud_chain_ok = False
+        finally:
+            store.close()
+    return report
+
+
+async def _soak(cfg: LotConfig, *, simulated_hours: float, sample_s: float, warmup_s: float,
+                broker: Broker | None = None, flap_minutes: float = 10.0) -> SoakReport:
     clock = SimClock(speed=cfg.simulation.speed)
     service = Service(cfg, simulate=True, clock=clock, api=False)
     await service.start()
@@ -191,9 +250,51 @@ async def soak(cfg: LotConfig, *, simulated_hours: float, sample_s: float = 2.0,
         stop_traffic.set()
         await asyncio.sleep(1.0)  # the device recorder catches up
         report.device_queue_end = devices.events.qsize()
+        if broker is not None:
+            await drain()
         stop.set()
 
-    await service.run(stop, extra=[drive, sample])
+    draining = asyncio.Event()
+    toggling = asyncio.Lock()
+
+    async def flap() -> None:
+        """The broker goes down and comes back every `flap_minutes` of lot time."""
+        while True:
+            for down in (True, False):
+                await clock.sleep(flap_minutes * 60)
+                async with toggling:
+                    if draining.is_set():
+                        return
+                    if down:
+                        await asyncio.to_thread(broker.stop)
+                        report.sync_flaps += 1
+                    else:
+                        await asyncio.to_thread(broker.start)
+
+    async def watch_backlog() -> None:
+        uplink = service.sync["uplink"]
+        while True:
+            backlog = await service.ledger.last_seq() - uplink.acked_through
+            report.max_sync_backlog = max(report.max_sync_backlog, backlog)
+            await asyncio.sleep(1.0)
+
+    async def drain() -> None:
+        """Flapping over, broker up: everything written so far must be acknowledged."""
+        async with toggling:
+            draining.set()
+            if broker.proc is None:
+                await asyncio.to_thread(broker.start)
+        uplink = service.sync["uplink"]
+        started = time.monotonic()
+        target = await service.ledger.last_seq()
+        while time.monotonic() - started < 120 and uplink.acked_through < target:
+            await asyncio.sleep(0.2)
+        report.sync_drain_s = round(time.monotonic() - started, 1)
+        report.sync_backlog_end = max(0, target - uplink.acked_through)
+        report.synced_through = uplink.acked_through
+
+    extra = [drive, sample] + ([flap, watch_backlog] if broker is not None else [])
+    await service.run(stop, extra=extra)
     verify = await service.ledger.verify()
     report.ledger_ok = verify.ok
     report.events = verify.events
@@ -213,19 +314,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=600, help="vehicles/hour per entry lane")
     parser.add_argument("--lanes", type=int, default=4, help="entry lanes (as many exits)")
     parser.add_argument("--spots", type=int, default=500)
+    parser.add_argument("--flap-minutes", type=float, default=10.0,
+                        help="sync to a private Mosquitto that goes down / comes back every this "
+                             "many lot minutes (0: no sync)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
+        broker = Broker(Path(tmp) / "broker") if args.flap_minutes > 0 else None
         cfg = soak_lot(Path(tmp), spots=args.spots, entry_lanes=args.lanes,
-                       rate_per_lane=args.rate, speed=args.speed)
+                       rate_per_lane=args.rate, speed=args.speed,
+                       mqtt_url=broker.url if broker else None)
         started = time.monotonic()
-        report = asyncio.run(soak(cfg, simulated_hours=args.hours,
-                                  sample_s=max(1.0, args.hours * 3600 / args.speed / 400)))
+        if broker:
+            broker.start()
+        try:
+            report = asyncio.run(soak(cfg, simulated_hours=args.hours,
+                                      sample_s=max(1.0, args.hours * 3600 / args.speed / 400),
+                                      broker=broker, flap_minutes=args.flap_minutes))
+        finally:
+            if broker:
+                broker.stop()
         out = report.as_dict() | {"wall_s": round(time.monotonic() - started, 1),
                                   "speed": args.speed, "rate_per_lane": args.rate,
-                                  "entry_lanes": args.lanes, "spots": args.spots}
+                                  "entry_lanes": args.lanes, "spots": args.spots,
+                                  "flap_minutes": args.flap_minutes}
     print(json.dumps(out, indent=2))
     grew = report.rss_last_quartile_kib > report.rss_first_quartile_kib * 1.10 + 10 * 1024
     bad = grew or report.trapped or report.balked or report.device_queue_end or not report.ledger_ok
+    if broker and (report.sync_backlog_end != 0 or not report.cloud_chain_ok):
+        bad = True
     return 1 if bad else 0
 
 
