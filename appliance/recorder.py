@@ -48,9 +48,11 @@ class EventRecorder:
 
     async def _write(self, batch: list[NewEvent]) -> None:
         try:
-            async with self.ledger.transaction() as tx:
+            async def write(tx) -> None:  # one trip to the database thread
                 for event in batch:
                     await tx.append(event)
+
+            await self.ledger.run(write)
             self.recorded += len(batch)
         except Exception as err:
             self.failed += len(batch)

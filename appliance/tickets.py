@@ -141,7 +141,7 @@ async def _admit_once(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str |
                       can_authorize: bool, monotonic_s: float | None = None,
                       clock_epoch: str | None = None) -> Outcome | None:
     """One decision under the write lock; None when a prepay authorisation must come first."""
-    async with ledger.transaction() as tx:
+    async def decide(tx: Tx) -> Outcome | None:  # runs in the database thread (Ledger.run)
         facts = await _entry_facts(tx, cfg, plate=plate, code=code, at=at)
         verdict = classify_entry(facts)
         if verdict.needs_prepay_authorization and authorization is None and can_authorize:
@@ -192,11 +192,13 @@ async def _admit_once(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str |
                 "reservation_id": facts.reservation.id, "ticket_id": ticket_id}), at=at)
         await tx.append(NewEvent(type="gate.open_commanded", payload={
             "lane": lane, "reason": str(verdict.kind), "ticket_id": ticket_id}), at=at)
-    rate = round_cents(Decimal(cfg.tariff.hourly_cents) * multiplier)
-    where = f"{level} {spot_id}" if spot_id else str(level)
-    return Outcome(allow=True, reason=verdict.reason, ticket_id=ticket_id, spot_id=spot_id,
-                   level=level, print_ticket=plate is None, kind=str(verdict.kind),
-                   message=f"WELCOME - {where} - {format_cents(rate, cfg.lot.currency)}/h")
+        rate = round_cents(Decimal(cfg.tariff.hourly_cents) * multiplier)
+        where = f"{level} {spot_id}" if spot_id else str(level)
+        return Outcome(allow=True, reason=verdict.reason, ticket_id=ticket_id, spot_id=spot_id,
+                       level=level, print_ticket=plate is None, kind=str(verdict.kind),
+                       message=f"WELCOME - {where} - {format_cents(rate, cfg.lot.currency)}/h")
+
+    return await ledger.run(decide)
 
 
 def _rate_multiplier(cfg: LotConfig, pools: list[Pool], at: datetime) -> Decimal:
@@ -350,7 +352,8 @@ async def release(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str | Non
                                              clock_epoch=clock_epoch)
     # Key on ticket + amount already paid + amount due: a retry of this exit reuses it.
     result = await _charge(terminal, f"{ticket_id}:{row['paid_cents']}", due)
-    async with ledger.transaction() as tx:
+
+    async def close(tx: Tx) -> int:  # runs in the database thread (Ledger.run)
         current = await tx.fetchone("SELECT status FROM tickets WHERE id = ?", (ticket_id,))
         paid = 0
         if current is not None and current["status"] in ("OPEN", "PAID"):
@@ -365,6 +368,9 @@ async def release(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str | Non
                 "breakdown": breakdown}), at=at)
         await tx.append(NewEvent(type="gate.open_commanded", payload={
             "lane": lane, "reason": "exit", "ticket_id": ticket_id}), at=at)
+        return paid
+
+    paid = await ledger.run(close)
     reason = "exit paid" if paid == due else "exit invoiced"
     return Outcome(allow=True, reason=reason, ticket_id=ticket_id, fee_cents=due,
                    paid_cents=paid, kind="exit")
@@ -375,13 +381,17 @@ async def _release_unmatched(ledger: Ledger, cfg: LotConfig, *, lane: str, plate
     amount = cfg.tariff.lost_ticket_fee_cents
     ref = "LOST-" + uuid.uuid4().hex[:10].upper()
     result = await _charge(terminal, ref, amount)
-    async with ledger.transaction() as tx:
+
+    async def record(tx: Tx) -> int:  # runs in the database thread (Ledger.run)
         await tx.append(NewEvent(type="exit.unmatched", payload={
             "lane": lane, "plate": plate, "reference": ref, "fee_cents": amount}), at=at)
         paid = await _record_payment(tx, cfg, ticket_id=ref, key_ref=ref, plate=plate, lane=lane,
                                      amount_cents=amount, result=result, at=at)
         await tx.append(NewEvent(type="gate.open_commanded", payload={
             "lane": lane, "reason": "exit lost ticket", "ticket_id": None}), at=at)
+        return paid
+
+    paid = await ledger.run(record)
     return Outcome(allow=True, reason="exit lost ticket", fee_cents=amount, paid_cents=paid,
                    kind="lost")
 

@@ -117,3 +117,62 @@ async def test_a_writer_cancelled_at_any_step_leaves_the_ledger_writable(ledger,
     await ledger.append(NewEvent(type="test", payload={"i": 3}))
     assert await ledger.last_seq() == before + 1
     assert (await ledger.verify()).ok
+
+
+async def test_run_commits_a_whole_body_in_one_trip_and_tells_listeners(ledger):
+    heard: list[list[int]] = []
+    ledger.subscribe(lambda events: heard.append([e.seq for e in events]))
+
+    async def body(tx):
+        await tx.append(NewEvent(type="test", payload={"i": 1}))
+        row = await tx.fetchone("SELECT COUNT(*) AS n FROM events")  # reads its own writes
+        await tx.append(NewEvent(type="test", payload={"n": row["n"]}))
+        return "done"
+
+    assert await ledger.run(body) == "done"
+    assert heard == [[1, 2]]
+    rows = await ledger.fetchall("SELECT payload FROM events ORDER BY seq")
+    assert [r["payload"] for r in rows] == ['{"i":1}', '{"n":1}']
+
+
+async def test_run_rolls_back_a_failing_body_and_refuses_one_that_awaits_the_event_loop(ledger):
+    import asyncio
+
+    from appliance.errors import LedgerError
+
+    async def fails(tx):
+        await tx.append(NewEvent(type="test", payload={}))
+        raise ValueError("no")
+
+    async def sleeps(tx):
+        await tx.append(NewEvent(type="test", payload={}))
+        await asyncio.sleep(0)  # would run on the database thread: refused, rolled back
+
+    with pytest.raises(ValueError):
+        await ledger.run(fails)
+    with pytest.raises(LedgerError, match="awaited something other"):
+        await ledger.run(sleeps)
+    assert await ledger.last_seq() == 0
+    await ledger.append(NewEvent(type="test", payload={}))
+    assert await ledger.last_seq() == 1 and (await ledger.verify()).ok
+
+
+async def test_a_cancelled_run_still_commits_whole_and_tells_listeners(ledger):
+    import asyncio
+
+    heard: list[int] = []
+    ledger.subscribe(lambda events: heard.extend(e.seq for e in events))
+
+    async def body(tx):
+        for i in range(50):
+            await tx.append(NewEvent(type="test", payload={"i": i}))
+
+    task = asyncio.create_task(ledger.run(body))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await ledger.append(NewEvent(type="test", payload={"after": True}))
+    assert await ledger.last_seq() == 51  # the cancelled caller's 50 events, then this one
+    assert heard == list(range(1, 52))
