@@ -9,6 +9,7 @@ CONFIG ?= config/demo-lot.toml
 
 $(STAMP): pyproject.toml
 	@command -v mosquitto >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq mosquitto >/dev/null) || echo "warning: mosquitto not installed; MQTT tests need it"
+	@(command -v initdb || ls /usr/lib/postgresql/*/bin/initdb) >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq postgresql >/dev/null) || echo "warning: PostgreSQL not installed; the PostgreSQL cloud-store tests need it"
 	@command -v systemd-analyze >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq systemd >/dev/null) || echo "warning: systemd-analyze not installed; the systemd unit tests need it"
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip

@@ -190,13 +190,10 @@ class PostgresCloudStore(CloudStore):
         super().__init__()
         if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
             raise SyncError(f"schema: invalid PostgreSQL schema name {schema!r}")
-        import psycopg
-
-        try:
-            self._conn = psycopg.connect(url, autocommit=False)
-        except psycopg.Error as err:
-            raise SyncError(f"cannot connect to PostgreSQL: {err}".splitlines()[0]) from err
+        self._url = url
         self.schema = schema
+        self.reconnects = 0
+        self._conn = self._connect()
         with self._conn.transaction():
             self._conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             self._conn.execute(f"SET search_path TO {schema}")
@@ -215,8 +212,46 @@ class PostgresCloudStore(CloudStore):
                     lot_id TEXT NOT NULL, seq BIGINT, problem TEXT NOT NULL)""")
         self._conn.commit()
 
+    def _connect(self) -> Any:
+        import psycopg
+
+        try:
+            return psycopg.connect(self._url, autocommit=False, connect_timeout=10)
+        except psycopg.Error as err:
+            raise SyncError(f"cannot connect to PostgreSQL: {err}".splitlines()[0]) from err
+
     def _store(self, lot_id: str, rows: list[tuple[Any, ...]],
                rejected: list[str]) -> StoreResult:
+        """Store, reconnecting once if the server went away (restart, failover, idle cut).
+
+        A batch whose transaction died with the connection was not committed, so trying it
+        again on a new connection is safe (and idempotent anyway); if that fails too the error
+        goes up, no ack is sent and the appliance resends later.
+        """
+        import psycopg
+
+        if self._conn.closed or self._conn.broken:
+            self._reconnect()
+        try:
+            return self._store_once(lot_id, rows, rejected)
+        except psycopg.OperationalError as err:
+            if not (self._conn.closed or self._conn.broken):
+                raise
+            log.warning("cloud store: PostgreSQL connection lost (%s); reconnecting",
+                        str(err).splitlines()[0] if str(err) else type(err).__name__)
+            self._reconnect()
+            return self._store_once(lot_id, rows, rejected)
+
+    def _reconnect(self) -> None:
+        import contextlib
+
+        with contextlib.suppress(Exception):
+            self._conn.close()
+        self._conn = self._connect()
+        self.reconnects += 1
+
+    def _store_once(self, lot_id: str, rows: list[tuple[Any, ...]],
+                    rejected: list[str]) -> StoreResult:
         conn = self._conn
         with conn.transaction(), conn.cursor() as cur:
             cur.execute(f"SET LOCAL search_path TO {self.schema}")

@@ -1,4 +1,5 @@
-"""Fixtures of the sync tests: a real Mosquitto started per test on a free loopback port."""
+"""Fixtures of the sync tests: a real Mosquitto started per test on a free loopback port, and a
+private PostgreSQL cluster per session (never the machine's own servers)."""
 
 from __future__ import annotations
 
@@ -18,3 +19,21 @@ def broker(tmp_path: Path):
     b.start()
     yield b
     b.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A private PostgreSQL on a free loopback port for the whole session."""
+    from tests.sync.pgserver import PgServer, pg_bin
+
+    if pg_bin("initdb") is None:
+        pytest.fail("PostgreSQL server programs are not installed (make setup installs them)")
+    server = PgServer()
+    try:
+        server.init()
+        server.start()
+        server.wait_ready()
+        yield server
+        server.stop("immediate")
+    finally:
+        server.remove()

@@ -16,17 +16,16 @@ from sync.mqtt import MqttSettings
 from sync.uplink import Uplink, encode_event
 from tests.sync.helpers import LOT, assert_exact_chain, open_filled, wait_for
 
-PG_URL = "postgresql://127.0.0.1:5432/test"
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request, tmp_path):
+    """The store on each backend (PostgreSQL: the session's private server)."""
     if request.param == "sqlite":
         s = open_store(f"sqlite:///{tmp_path / 'cloud.sqlite3'}")
         yield s
         s.close()
     else:
-        s = open_store(PG_URL, schema=f"lotedge_test_{uuid.uuid4().hex[:12]}")
+        pg = request.getfixturevalue("pg_server")
+        s = open_store(pg.url, schema=f"lotedge_test_{uuid.uuid4().hex[:12]}")
         assert isinstance(s, PostgresCloudStore)
         try:
             yield s
@@ -76,9 +75,9 @@ async def test_edited_or_unlinked_events_are_refused(tmp_path, store):
     assert store.store_batch("another-lot", events).rejected  # lot_id must match the topic
 
 
-async def test_ingest_workers_share_the_load_into_postgresql(tmp_path, broker):
+async def test_ingest_workers_share_the_load_into_postgresql(tmp_path, broker, pg_server):
     schema = f"lotedge_test_{uuid.uuid4().hex[:12]}"
-    stores = [open_store(PG_URL, schema=schema) for _ in range(2)]
+    stores = [open_store(pg_server.url, schema=schema) for _ in range(2)]
     settings = MqttSettings.from_url(broker.url)
     workers = [Ingest(s, settings, client_id=f"pg-ingest-{i}") for i, s in enumerate(stores)]
     ledger = await open_filled(tmp_path / "l.sqlite3", 5_000)
@@ -99,6 +98,53 @@ async def test_ingest_workers_share_the_load_into_postgresql(tmp_path, broker):
         stores[0].drop_schema()
         for s in stores:
             s.close()
+
+
+async def test_a_postgresql_restart_mid_stream_is_survived_by_the_store_and_the_ingest(
+        tmp_path, broker, pg_server):
+    schema = f"lotedge_test_{uuid.uuid4().hex[:12]}"
+    events = await ledger_events(tmp_path / "a", 300)
+    store = open_store(pg_server.url, schema=schema)
+    try:
+        assert store.store_batch(LOT, events[:100]).acked_through == 100
+        await asyncio.to_thread(pg_server.stop, "immediate")  # the cloud database crashes
+        with pytest.raises(Exception):  # noqa: B017 (down: an error, so no ack is sent)
+            store.store_batch(LOT, events[100:200])
+        await asyncio.to_thread(pg_server.start)
+        await asyncio.to_thread(pg_server.wait_ready)
+        # back: the same store object reconnects by itself and the resend lands
+        assert store.store_batch(LOT, events[100:200]).acked_through == 200
+        assert store.store_batch(LOT, events[200:]).acked_through == 300
+        assert store.reconnects >= 1
+        assert_exact_chain(store.events(LOT), 300)
+
+        # and end to end: an ingest on PostgreSQL keeps running across a restart
+        store.drop_schema()
+        store.close()
+        store = open_store(pg_server.url, schema=schema)
+        settings = MqttSettings.from_url(broker.url)
+        ingest = Ingest(store, settings, client_id="pg-restart-ingest")
+        ledger = await open_filled(tmp_path / "l.sqlite3", 3_000)
+        uplink = Uplink(ledger, settings, batch_max_events=100, max_inflight_batches=2,
+                        ack_timeout_s=1.0)
+        tasks = [asyncio.create_task(ingest.run()), asyncio.create_task(uplink.run())]
+        try:
+            await wait_for(lambda: uplink.acked_through >= 500, 30, "first acks")
+            await asyncio.to_thread(pg_server.stop, "immediate")
+            await asyncio.sleep(1.0)
+            await asyncio.to_thread(pg_server.start)
+            await wait_for(lambda: uplink.acked_through == 3_000, 60, "all acked after restart")
+        finally:
+            for t in tasks:
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(t, 10)
+            await ledger.close()
+        assert_exact_chain(store.events(LOT), 3_000)
+    finally:
+        with contextlib.suppress(Exception):
+            store.drop_schema()
+        store.close()
 
 
 async def test_a_store_failure_sends_no_ack_and_the_resend_lands(tmp_path, broker):
