@@ -142,6 +142,37 @@ class _ThreadTx(Tx):
         return self._raw.execute(sql, tuple(params)).fetchall()
 
 
+def _run_group(conn: aiosqlite.Connection, group: list, txs: list[_ThreadTx]) -> list:
+    """On the database thread: one transaction, each body under its own savepoint."""
+    raw = conn._conn
+    outcomes: list[tuple[bool, Any]] = []
+    raw.execute("BEGIN IMMEDIATE")
+    try:
+        for (body, _), tx in zip(group, txs, strict=True):
+            tx._raw = raw
+            raw.execute("SAVEPOINT body")
+            try:
+                value = _drive(body(tx))
+            except Exception as err:
+                raw.execute("ROLLBACK TO body")
+                raw.execute("RELEASE body")
+                tx.appended.clear()
+                outcomes.append((False, err))
+                continue
+            raw.execute("RELEASE body")
+            outcomes.append((True, value))
+        raw.execute("COMMIT")
+    except BaseException as err:
+        with contextlib.suppress(sqlite3.OperationalError):
+            raw.execute("ROLLBACK")
+        for tx in txs:
+            tx.appended.clear()
+        if isinstance(err, sqlite3.Error):
+            raise LedgerError(f"commit failed: {err}") from err
+        raise
+    return outcomes
+
+
 def _drive(coro: Any) -> Any:
     """Run a coroutine that never suspends to completion, synchronously."""
     try:
@@ -188,6 +219,10 @@ class Ledger:
         self._lock = asyncio.Lock()
         self._writer: asyncio.Task | None = None  # the task inside transaction(), if any
         self._listeners: list[Callable[[list[Event]], None]] = []
+        self._group: list[tuple[Callable[[Tx], Awaitable[Any]], asyncio.Future]] = []
+        self._flusher: asyncio.Task | None = None  # runs queued Ledger.run bodies
+        self.group_commits = 0  # transactions Ledger.run committed ...
+        self.grouped_bodies = 0  # ... for this many bodies
 
     @classmethod
     async def open(cls, path: Path, *, lot_id: str, tz: ZoneInfo,
@@ -274,51 +309,61 @@ class Ledger:
         self._notify(tx)
 
     async def run(self, body: Callable[[Tx], Awaitable[T]]) -> T:
-        """Run a transaction whose body only touches the ledger, in one trip to the database
-        thread: BEGIN IMMEDIATE, the body, COMMIT (fsync) — or ROLLBACK if the body raises.
+        """Run a transaction whose body only touches the ledger, on the database thread, in
+        one trip: BEGIN IMMEDIATE, the body, COMMIT (fsync) — or ROLLBACK if the body raises.
 
         The gate's path uses this: a decision of ~15 statements costs one thread hop instead of
         fifteen. `body(tx)` may await only `tx` (and pure code): it runs inside aiosqlite's
-        thread, where it must not touch the event loop. Cancelling the caller does not cut the
+        thread, where it must not touch the event loop.
+
+        Group commit: bodies that arrive while a commit is in flight (other lanes deciding at
+        the same moment) run together in the next transaction, each under its own SAVEPOINT
+        (a failing body rolls back alone), and share its fsync. Every caller still gets its
+        answer only after its events are durable. Cancelling a caller does not cut its
         transaction short: it commits or rolls back whole, and listeners still hear of it.
         """
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[T] = loop.create_future()
+        # a cancelled caller never reads its outcome: mark it retrieved
+        done.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._group.append((body, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush_groups(), name="ledger-group-commit")
+        return await asyncio.shield(done)
+
+    async def _flush_groups(self) -> None:
         conn = self.conn
-        tx = _ThreadTx(self, conn)
-
-        def work() -> T:
-            raw = conn._conn  # the sqlite3 connection; we are on its thread here
-            tx._raw = raw
-            raw.execute("BEGIN IMMEDIATE")
-            try:
-                result = _drive(body(tx))
-            except BaseException:
-                with contextlib.suppress(sqlite3.OperationalError):
-                    raw.execute("ROLLBACK")
-                tx.appended.clear()
-                raise
-            try:
-                raw.execute("COMMIT")
-            except sqlite3.Error as err:
-                with contextlib.suppress(sqlite3.OperationalError):
-                    raw.execute("ROLLBACK")
-                tx.appended.clear()
-                raise LedgerError(f"commit failed: {err}") from err
-            return result
-
         async with self._lock:
             self._writer = asyncio.current_task()
             try:
-                job = asyncio.ensure_future(conn._execute(work))
-                try:
-                    result = await asyncio.shield(job)
-                except asyncio.CancelledError:
-                    job.add_done_callback(
-                        lambda f: None if f.cancelled() or f.exception() else self._notify(tx))
-                    raise
+                while self._group:
+                    group, self._group = self._group, []
+                    self.group_commits += 1
+                    self.grouped_bodies += len(group)
+                    txs = [_ThreadTx(self, conn) for _ in group]
+                    job = asyncio.ensure_future(conn._execute(_run_group, conn, group, txs))
+                    job.add_done_callback(lambda f, g=group, t=txs: self._settle(f, g, t))
+                    await asyncio.shield(job)
             finally:
                 self._writer = None
-        self._notify(tx)
-        return result
+
+    def _settle(self, job: asyncio.Future, group: list, txs: list[_ThreadTx]) -> None:
+        """Answer every caller of a finished group (and tell listeners what committed)."""
+        if job.cancelled() or job.exception() is not None:
+            err = LedgerError("ledger transaction failed") if job.cancelled() else job.exception()
+            for _, fut in group:
+                if not fut.done():
+                    fut.set_exception(err)
+            return
+        for (_, fut), tx, (ok, value) in zip(group, txs, job.result(), strict=True):
+            if ok:
+                self._notify(tx)
+            if fut.done():
+                continue
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
 
     def _notify(self, tx: Tx) -> None:
         if tx.appended:
@@ -395,6 +440,9 @@ class Ledger:
 
     async def close(self) -> None:
         """Close the connection (every committed transaction is already durable)."""
+        if self._flusher is not None and not self._flusher.done():
+            with contextlib.suppress(Exception):
+                await self._flusher  # let queued decisions commit first
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await conn.close()

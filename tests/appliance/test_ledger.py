@@ -176,3 +176,25 @@ async def test_a_cancelled_run_still_commits_whole_and_tells_listeners(ledger):
     await ledger.append(NewEvent(type="test", payload={"after": True}))
     assert await ledger.last_seq() == 51  # the cancelled caller's 50 events, then this one
     assert heard == list(range(1, 52))
+
+
+async def test_concurrent_runs_share_a_commit_and_a_failing_one_rolls_back_alone(ledger):
+    import asyncio
+
+    async def one(i: int):
+        async def body(tx):
+            await tx.append(NewEvent(type="test", payload={"lane": i}))
+            if i == 7:
+                raise ValueError("lane 7's decision failed")
+            return i
+        return await ledger.run(body)
+
+    results = await asyncio.gather(*(one(i) for i in range(20)), return_exceptions=True)
+    assert [r for r in results if isinstance(r, Exception)][0].args == ("lane 7's decision failed",)
+    assert sorted(r for r in results if not isinstance(r, Exception)) == [
+        i for i in range(20) if i != 7]
+    rows = await ledger.fetchall("SELECT seq, payload FROM events ORDER BY seq")
+    assert [r["seq"] for r in rows] == list(range(1, 20))  # contiguous: 7's event never existed
+    assert '{"lane":7}' not in [r["payload"] for r in rows]
+    assert (await ledger.verify()).ok
+    assert ledger.grouped_bodies == 20 and ledger.group_commits <= 2  # one fsync for many
