@@ -16,6 +16,7 @@ from sync.mqtt import MqttSettings
 from sync.uplink import Uplink, encode_event
 from tests.sync.helpers import LOT, assert_exact_chain, open_filled, wait_for
 
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request, tmp_path):
     """The store on each backend (PostgreSQL: the session's private server)."""
