@@ -109,7 +109,8 @@ async def _run(cfg, *, simulate: bool, duration: float | None, max_cars: int | N
         await service.stop()
     if traffic is not None:
         s = traffic.stats
-        print(f"simulation: arrived={s.arrived} balked={s.balked} entered={s.entered} "
+        print(f"simulation: parked_from_before={s.resumed} "
+              f"arrived={s.arrived} balked={s.balked} entered={s.entered} "
               f"refused={s.refused} exited={s.exited} trapped={s.trapped} "
               f"inside={len(s.inside)} permit={s.permit_holders} reservations={s.reservations} "
               f"paid_on_foot={s.paid_on_foot} backed_out={s.backed_out} tailgates={s.tailgates}")
