@@ -19,8 +19,9 @@ from tests.integration.crash_harness import Acknowledged, CrashHarness, check_le
 def _harness(tmp_path, mode: str, seed: int) -> CrashHarness:
     cfg_path = write_lot(tmp_path, mode=mode)
     cfg = load_config(cfg_path)
+    # kills from 0.3 s (mid start-up) to 3.5 s (serving: start-up takes ~1-1.5 s on 2 busy cores)
     return CrashHarness(cfg_path, db_path=cfg.db_path(), socket_path=cfg.data_path(cfg.api.socket),
-                        seed=seed)
+                        seed=seed, min_s=0.3, max_s=3.5)
 
 
 def _assert_rounds(harness: CrashHarness, rounds: int) -> None:
@@ -28,8 +29,8 @@ def _assert_rounds(harness: CrashHarness, rounds: int) -> None:
     bad = [r for r in results if r.problems]
     assert not bad, f"round {bad[0].round}: {bad[0].problems[:10]}"
     assert len(results) == rounds
-    # the kills landed while the lot was busy, and the acknowledgements being checked are real
-    assert sum(r.reached_ready for r in results) >= rounds // 2
+    # many kills landed while the lot was busy, and the acknowledgements being checked are real
+    assert sum(r.reached_ready for r in results) >= rounds // 3
     assert len(harness.acked.events) > 100
     assert harness.acked.reservations
     with sqlite3.connect(harness.db_path) as db:
