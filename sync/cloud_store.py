@@ -10,6 +10,7 @@ replace it, and recorded as a problem.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sqlite3
@@ -243,8 +244,6 @@ class PostgresCloudStore(CloudStore):
             return self._store_once(lot_id, rows, rejected)
 
     def _reconnect(self) -> None:
-        import contextlib
-
         with contextlib.suppress(Exception):
             self._conn.close()
         self._conn = self._connect()

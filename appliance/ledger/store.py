@@ -343,7 +343,10 @@ class Ledger:
                     txs = [_ThreadTx(self, conn) for _ in group]
                     job = asyncio.ensure_future(conn._execute(_run_group, conn, group, txs))
                     job.add_done_callback(lambda f, g=group, t=txs: self._settle(f, g, t))
-                    await asyncio.shield(job)
+                    # a failed group (BEGIN/COMMIT: disk full) is answered by _settle; keep
+                    # going, or bodies queued meanwhile would wait for the next run() call
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(job)
             finally:
                 self._writer = None
 

@@ -198,3 +198,36 @@ async def test_concurrent_runs_share_a_commit_and_a_failing_one_rolls_back_alone
     assert '{"lane":7}' not in [r["payload"] for r in rows]
     assert (await ledger.verify()).ok
     assert ledger.grouped_bodies == 20 and ledger.group_commits <= 2  # one fsync for many
+
+
+async def test_bodies_queued_behind_a_failed_commit_still_get_their_answer(ledger, monkeypatch):
+    """A group whose COMMIT fails (disk full) fails its callers; bodies that queued meanwhile
+    must still run, not wait for some later run() call."""
+    import asyncio
+
+    import appliance.ledger.store as store
+    from appliance.errors import LedgerError
+
+    real = store._run_group
+    calls = []
+
+    def flaky(conn, group, txs):
+        calls.append(len(group))
+        if len(calls) == 1:
+            raise LedgerError("commit failed: database or disk is full")
+        return real(conn, group, txs)
+
+    monkeypatch.setattr(store, "_run_group", flaky)
+
+    async def body(tx):
+        await tx.append(NewEvent(type="test", payload={}))
+        return "ok"
+
+    first = asyncio.create_task(ledger.run(body))
+    await asyncio.sleep(0)  # the first group is in flight on the database thread
+    await asyncio.sleep(0)
+    later = asyncio.create_task(ledger.run(body))  # queued behind it
+    with pytest.raises(LedgerError):
+        await first
+    assert await asyncio.wait_for(later, 5) == "ok"
+    assert await ledger.last_seq() == 1

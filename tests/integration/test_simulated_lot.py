@@ -121,22 +121,10 @@ async def test_a_restarted_simulation_lets_the_cars_parked_before_it_leave(tmp_p
     assert left_parked >= 12
 
     # the next run: no new arrivals, ordinary stays; everyone parked before must drive out
-    clock = SimClock(speed=cfg.simulation.speed)
-    service = Service(cfg, simulate=True, clock=clock)
-    await service.start()
-    try:
-        second = TrafficGenerator(service, cfg.simulation, clock, max_cars=0)
-        stop = asyncio.Event()
-
-        async def drive():
-            await second.run()
-            stop.set()
-
-        await asyncio.wait_for(service.run(stop, extra=[drive]), 120)
-    finally:
-        await service.stop()
-    assert second.stats.resumed == left_parked
-    assert second.stats.exited == left_parked and second.stats.trapped == 0
+    second, _, chain_ok = await _simulate(cfg, cars=0, timeout_s=120)
+    assert chain_ok
+    assert second.resumed == left_parked
+    assert second.exited == left_parked and second.trapped == 0
     a = _audit(cfg.db_path())
     assert a["open"] == 0 and a["occupied"] == 0
     assert a["closed"] + a["voided"] == a["issued"]
