@@ -20,6 +20,7 @@ from appliance.core.plates import edit_distance, normalise_plate
 from appliance.core.types import SpotType
 from appliance.core.validations import resolve_validations
 from appliance.errors import InputError, LotedgeError
+from appliance.tickets import ticket_tariff
 from drivers.gate import GateInterlockError
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ async def ticket_with_fee(service: Service, ticket_id: str, *, at: datetime | No
     ticket["validations"] = json.loads(row["validations"])
     now = at or service.clock.now()
     entry = datetime.fromisoformat(row["entry_utc"])
-    fee = compute_fee(service.cfg.tariff, entry=entry,
+    fee = compute_fee(ticket_tariff(service.cfg, row, service.tariffs), entry=entry,
                       exit=max(now, entry), spot_type=SpotType(row["spot_type"]), tz=service.cfg.lot.tz,
                       rate_multiplier=Decimal(row["rate_multiplier"]),
                       validations=tuple(ticket["validations"]))
@@ -154,7 +155,8 @@ async def apply_validation(service: Service, ticket_id: str, *, code: str, atten
         row = await _open_ticket(tx, ticket_id)
         if code in json.loads(row["validations"]):
             raise ConflictError(f"validation {code} is already applied to {ticket_id}")
-        resolve_validations(service.cfg.tariff, [code])  # an unknown code must not reach exit
+        # an unknown code must not reach exit (codes of the tariff the ticket locked)
+        resolve_validations(ticket_tariff(service.cfg, row, service.tariffs), [code])
         await tx.append(NewEvent(type="ticket.validation_applied", payload={
             "ticket_id": ticket_id, "code": code, "attendant": attendant}))
     return await ticket_with_fee(service, ticket_id)

@@ -24,6 +24,7 @@ from appliance.lanes import LaneController
 from appliance.late import LateRecords
 from appliance.ledger import Ledger
 from appliance.recorder import EventRecorder
+from appliance.tariffs import TariffBook
 from appliance.tickets import Outcome, admit, release
 from drivers.gate import BarrierGate
 from drivers.gpio import make_pin_factory
@@ -98,6 +99,7 @@ class Service:
         self.late = LateRecords()  # what a full disk kept out of the ledger, written late
         self.printer: FileTicketPrinter | None = None
         self.ledger: Ledger | None = None
+        self.tariffs = TariffBook(cfg.tariff)  # what new tickets lock; loaded from the ledger
         self.recorder: EventRecorder | None = None
         self.devices: LotDevices | None = None
         self.sync: dict | None = None  # set by sync.wiring when [cloud] enabled
@@ -128,6 +130,8 @@ class Service:
         self.ledger = await Ledger.open(cfg.db_path(self.base_dir), lot_id=cfg.lot.id,
                                         tz=cfg.lot.tz, clock=self.clock)
         await self._record_layout()
+        await self.tariffs.load(self.ledger)
+        self.ledger.subscribe(self.tariffs.follow)
         await self.ledger.append(NewEvent(type="service.started", payload={
             "version": __version__, "config_sha256": cfg.source_sha256,
             "simulate": self.simulate}))
@@ -218,7 +222,7 @@ class Service:
                               is_ev=read.is_ev, at=self.clock.now(),
                               code=self.scanner.read(lane_id), terminal=self.terminal,
                               monotonic_s=self.clock.monotonic(),
-                              clock_epoch=self.clock.epoch_id)
+                              clock_epoch=self.clock.epoch_id, tariffs=self.tariffs)
         if outcome.print_ticket and outcome.ticket_id and self.printer is not None:
             self.printer.print_ticket(lane=lane_id, ticket_id=outcome.ticket_id,
                                       entry=self.clock.now(), level=outcome.level)
@@ -229,7 +233,7 @@ class Service:
         return await release(self.ledger, self.cfg, lane=lane_id, plate=read.plate,
                              scanned_ticket=self.scanner.read(lane_id), terminal=self.terminal,
                              at=self.clock.now(), monotonic_s=self.clock.monotonic(),
-                             clock_epoch=self.clock.epoch_id)
+                             clock_epoch=self.clock.epoch_id, tariffs=self.tariffs)
 
     async def run(self, stop: asyncio.Event, *, extra: list[Callable[[], Any]] = ()) -> None:
         """Run lanes and publishers until `stop` is set (then shut down cleanly)."""

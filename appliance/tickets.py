@@ -27,9 +27,11 @@ from appliance.core.money import format_cents, round_cents
 from appliance.core.plates import best_match
 from appliance.core.pricing import entry_rate_multiplier
 from appliance.core.reservations import Reservation, holdback, match_reservation, walk_in_pools
+from appliance.core.tariff import Tariff
 from appliance.core.types import AllocationStrategy, LotMode, SpotType, VehicleType
 from appliance.errors import DeviceError
 from appliance.ledger import Ledger, Tx
+from appliance.tariffs import TariffBook
 from drivers.payment import PaymentResult, PaymentTerminal
 
 PAYMENT_TIMEOUT_S = 20.0
@@ -115,22 +117,25 @@ async def admit(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str | None,
                 confidence: float, vehicle_type: VehicleType = VehicleType.REGULAR,
                 is_ev: bool = False, at: datetime, code: str | None = None,
                 terminal: PaymentTerminal | None = None, monotonic_s: float | None = None,
-                clock_epoch: str | None = None) -> Outcome:
+                clock_epoch: str | None = None, tariffs: TariffBook | None = None) -> Outcome:
     """Decide an entry: policy, allocation, ticket and gate command, in one transaction.
 
     A prepay-required plate is first seen inside the transaction; the card is then authorised
     outside it (a terminal may take seconds) and the decision is taken again under the lock.
+    The ticket locks the tariff in force (`tariffs`; the config's tariff when None).
     """
+    book = tariffs or TariffBook(cfg.tariff)
     authorization: PaymentResult | None = None
     while True:
         outcome = await _admit_once(ledger, cfg, lane=lane, plate=plate, confidence=confidence,
                                     vehicle_type=vehicle_type, is_ev=is_ev, at=at, code=code,
                                     authorization=authorization,
                                     can_authorize=authorization is None and terminal is not None,
-                                    monotonic_s=monotonic_s, clock_epoch=clock_epoch)
+                                    monotonic_s=monotonic_s, clock_epoch=clock_epoch,
+                                    book=book)
         if outcome is not None:
             return outcome
-        amount = cfg.policy.prepay_authorization_cents or cfg.tariff.daily_max_cents
+        amount = cfg.policy.prepay_authorization_cents or book.in_force.tariff.daily_max_cents
         authorization = await _call_terminal(
             terminal, "authorize", f"prepay:{plate}:{at.date().isoformat()}", amount)
 
@@ -138,10 +143,11 @@ async def admit(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str | None,
 async def _admit_once(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str | None,
                       confidence: float, vehicle_type: VehicleType, is_ev: bool, at: datetime,
                       code: str | None, authorization: PaymentResult | None,
-                      can_authorize: bool, monotonic_s: float | None = None,
+                      can_authorize: bool, book: TariffBook, monotonic_s: float | None = None,
                       clock_epoch: str | None = None) -> Outcome | None:
     """One decision under the write lock; None when a prepay authorisation must come first."""
     async def decide(tx: Tx) -> Outcome | None:  # runs in the database thread (Ledger.run)
+        locked = book.in_force
         facts = await _entry_facts(tx, cfg, plate=plate, code=code, at=at)
         verdict = classify_entry(facts)
         if verdict.needs_prepay_authorization and authorization is None and can_authorize:
@@ -175,13 +181,13 @@ async def _admit_once(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str |
             return Outcome(allow=False, reason="FULL", kind="full", message="LOT FULL - SORRY")
         level, spot_type, spot_id, pools = placed
         ticket_id = new_ticket_id()
-        multiplier = _rate_multiplier(cfg, pools, at)
+        multiplier = _rate_multiplier(locked.tariff, pools, at)
         await tx.append(NewEvent(type="ticket.issued", payload={
             "ticket_id": ticket_id, "plate": plate, "plate_confidence": round(confidence, 3),
             "vehicle_type": str(vehicle_type), "is_ev": is_ev, "level": level,
             "spot_type": str(spot_type), "spot_id": spot_id, "lane": lane,
             "entry_utc": at.isoformat(),
-            "rate_multiplier": str(multiplier),
+            "rate_multiplier": str(multiplier), "tariff_id": locked.id,
             "kind": str(verdict.kind),
             "reservation_id": facts.reservation.id if facts.reservation else None,
             "printed": plate is None,
@@ -192,7 +198,7 @@ async def _admit_once(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str |
                 "reservation_id": facts.reservation.id, "ticket_id": ticket_id}), at=at)
         await tx.append(NewEvent(type="gate.open_commanded", payload={
             "lane": lane, "reason": str(verdict.kind), "ticket_id": ticket_id}), at=at)
-        rate = round_cents(Decimal(cfg.tariff.hourly_cents) * multiplier)
+        rate = round_cents(Decimal(locked.tariff.hourly_cents) * multiplier)
         where = f"{level} {spot_id}" if spot_id else str(level)
         return Outcome(allow=True, reason=verdict.reason, ticket_id=ticket_id, spot_id=spot_id,
                        level=level, print_ticket=plate is None, kind=str(verdict.kind),
@@ -201,12 +207,12 @@ async def _admit_once(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str |
     return await ledger.run(decide)
 
 
-def _rate_multiplier(cfg: LotConfig, pools: list[Pool], at: datetime) -> Decimal:
+def _rate_multiplier(tariff: Tariff, pools: list[Pool], at: datetime) -> Decimal:
     """The multiplier locked on the ticket at entry (occupancy before this car x events)."""
     capacity = sum(p.capacity for p in pools)
     occupancy = (Fraction(min(sum(p.occupied for p in pools), capacity), capacity)
                  if capacity else None)
-    return entry_rate_multiplier(cfg.tariff, occupancy=occupancy, at=at)
+    return entry_rate_multiplier(tariff, occupancy=occupancy, at=at)
 
 
 _NEAREST_FREE_IN_POOL = (
@@ -310,9 +316,16 @@ async def find_ticket(reader, cfg: LotConfig, *, plate: str | None, scanned: str
     return None, "none"
 
 
+def ticket_tariff(cfg: LotConfig, row, tariffs: TariffBook | None) -> Tariff:
+    """The tariff a ticket row is priced with: the one it locked at entry."""
+    return tariffs.get(row["tariff_id"]) if tariffs is not None else cfg.tariff
+
+
 def fee_due(cfg: LotConfig, row, at: datetime, *, monotonic_s: float | None = None,
-            clock_epoch: str | None = None) -> tuple[int, int, list[dict], int]:
-    """(fee, due, breakdown, duration_minutes) for a ticket row at time `at`.
+            clock_epoch: str | None = None,
+            tariffs: TariffBook | None = None) -> tuple[int, int, list[dict], int]:
+    """(fee, due, breakdown, duration_minutes) for a ticket row at time `at`, priced with the
+    tariff the ticket locked at entry (looked up in `tariffs`; the config's when None).
 
     When the entry's monotonic reading is from the same clock epoch (same boot), the stay is
     measured on the monotonic clock, so an NTP step of the wall clock neither adds nor removes
@@ -322,7 +335,7 @@ def fee_due(cfg: LotConfig, row, at: datetime, *, monotonic_s: float | None = No
             and row["entry_mono_s"] is not None):
         at = entry + timedelta(seconds=max(0.0, monotonic_s - row["entry_mono_s"]))
     # A wall clock stepped back behind the entry (NTP) counts as no time parked, not a failure.
-    fee = compute_fee(cfg.tariff, entry=entry, exit=max(at, entry),
+    fee = compute_fee(ticket_tariff(cfg, row, tariffs), entry=entry, exit=max(at, entry),
                       spot_type=SpotType(row["spot_type"]), tz=cfg.lot.tz,
                       rate_multiplier=Decimal(row["rate_multiplier"]),
                       validations=tuple(json.loads(row["validations"])))
@@ -341,15 +354,16 @@ def fee_due(cfg: LotConfig, row, at: datetime, *, monotonic_s: float | None = No
 async def release(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str | None,
                   scanned_ticket: str | None, terminal: PaymentTerminal | None,
                   at: datetime, monotonic_s: float | None = None,
-                  clock_epoch: str | None = None) -> Outcome:
+                  clock_epoch: str | None = None, tariffs: TariffBook | None = None) -> Outcome:
     """Decide an exit: match the ticket, charge, record, open. Never traps a car."""
     row, how = await find_ticket(ledger, cfg, plate=plate, scanned=scanned_ticket)
     if row is None:
+        tariff = tariffs.in_force.tariff if tariffs is not None else cfg.tariff
         return await _release_unmatched(ledger, cfg, lane=lane, plate=plate, terminal=terminal,
-                                        at=at)
+                                        at=at, lost_fee_cents=tariff.lost_ticket_fee_cents)
     ticket_id = row["id"]
     total, due, breakdown, minutes = fee_due(cfg, row, at, monotonic_s=monotonic_s,
-                                             clock_epoch=clock_epoch)
+                                             clock_epoch=clock_epoch, tariffs=tariffs)
     # Key on ticket + amount already paid + amount due: a retry of this exit reuses it.
     result = await _charge(terminal, f"{ticket_id}:{row['paid_cents']}", due)
 
@@ -377,8 +391,9 @@ async def release(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str | Non
 
 
 async def _release_unmatched(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str | None,
-                             terminal: PaymentTerminal | None, at: datetime) -> Outcome:
-    amount = cfg.tariff.lost_ticket_fee_cents
+                             terminal: PaymentTerminal | None, at: datetime,
+                             lost_fee_cents: int) -> Outcome:
+    amount = lost_fee_cents
     ref = "LOST-" + uuid.uuid4().hex[:10].upper()
     result = await _charge(terminal, ref, amount)
 

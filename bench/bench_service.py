@@ -83,7 +83,7 @@ async def _allocations(spots: int, n: int, lanes: int = 1) -> float:
                 outcome = await admit(service.ledger, cfg, lane=f"en-{k + 1}",
                                       plate=f"A{k}{i:05d}", confidence=0.95,
                                       vehicle_type=VehicleType.REGULAR,
-                                      at=at + timedelta(seconds=i))
+                                      at=at + timedelta(seconds=i), tariffs=service.tariffs)
                 assert outcome.allow and outcome.ticket_id, outcome.reason
 
         started = time.perf_counter()

@@ -19,6 +19,7 @@ import httpx
 
 from appliance.core.events import NewEvent, canonical_json
 from appliance.ledger import Ledger
+from appliance.tariffs import adopt_in, set_cloud_tariff
 from sync.bundle import Bundle, verify_bundle
 from sync.errors import BundleRejected, SyncError
 
@@ -39,9 +40,13 @@ async def apply_bundle(ledger: Ledger, bundle: Bundle) -> None:
         if bundle.version <= in_force:
             raise BundleRejected(f"version {bundle.version} is not newer than {in_force} in "
                                  "force", version=bundle.version)
+        # The bundle's tariff is in force for new tickets; none means the config's tariff.
+        tid = (await adopt_in(tx, bundle.tariff, source=f"bundle v{bundle.version}")
+               if bundle.tariff is not None else None)
+        await set_cloud_tariff(tx, tid)
         event = await tx.append(NewEvent(type="bundle.applied", payload={
             "version": bundle.version, "sha256": bundle.sha256, "counts": bundle.counts(),
-            "tariff": bundle.tariff is not None}))
+            "tariff": bundle.tariff is not None, "tariff_id": tid}))
         await tx.execute("INSERT INTO bundles(version, sha256, issued_utc, applied_seq, body) "
                          "VALUES (?,?,?,?,?)", (bundle.version, bundle.sha256, bundle.issued_utc,
                                                 event.seq, canonical_json(bundle.body)))
@@ -77,10 +82,6 @@ async def apply_bundle(ledger: Ledger, bundle: Bundle) -> None:
                 "('CONFIRMED', 'CANCELLED') THEN excluded.status ELSE reservations.status END",
                 (r["id"], r["plate"], r["code"], r["spot_type"], r["level_id"], r["spot_id"],
                  r["start_utc"], r["end_utc"], r["status"], bundle.issued_utc))
-        if bundle.tariff is not None:
-            await tx.execute("INSERT INTO meta(key, value) VALUES ('cloud_tariff', ?) "
-                             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                             (canonical_json(bundle.body["tariff"]),))
 
 
 class Downlink:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from appliance.core.events import Event
+from appliance.core.events import Event, canonical_json
 
 if TYPE_CHECKING:
     from appliance.ledger.store import Tx
@@ -59,6 +59,14 @@ async def _lot_configured(tx: Tx, ev: Event) -> None:
         )
 
 
+@projects("tariff.adopted")
+async def _tariff_adopted(tx: Tx, ev: Event) -> None:
+    p = ev.payload
+    await tx.execute("INSERT INTO tariffs(id, source, adopted_seq, body) VALUES (?,?,?,?) "
+                     "ON CONFLICT(id) DO NOTHING",
+                     (p["tariff_id"], p["source"], ev.seq, canonical_json(p["tariff"])))
+
+
 @projects("ticket.issued")
 async def _ticket_issued(tx: Tx, ev: Event) -> None:
     p = ev.payload
@@ -77,9 +85,10 @@ async def _ticket_issued(tx: Tx, ev: Event) -> None:
         "UPDATE capacity SET occupied = occupied + 1 WHERE level_id = ? AND spot_type = ?",
         (p["level"], p["spot_type"]),
     )
-    if p.get("entry_mono_s") is not None:
-        await tx.execute("UPDATE tickets SET entry_mono_s = ?, clock_epoch = ? WHERE id = ?",
-                         (p["entry_mono_s"], p.get("clock_epoch"), p["ticket_id"]))
+    if p.get("entry_mono_s") is not None or p.get("tariff_id") is not None:
+        await tx.execute("UPDATE tickets SET entry_mono_s = ?, clock_epoch = ?, tariff_id = ? "
+                         "WHERE id = ?", (p.get("entry_mono_s"), p.get("clock_epoch"),
+                                          p.get("tariff_id"), p["ticket_id"]))
     if p.get("spot_id"):
         await tx.execute(
             "UPDATE spots SET state = 'OCCUPIED', ticket_id = ? WHERE id = ?",

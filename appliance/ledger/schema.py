@@ -229,3 +229,16 @@ MIGRATIONS.append(
     ALTER TABLE tickets ADD COLUMN clock_epoch TEXT;
     """
 )
+
+MIGRATIONS.append(
+    # 9: tariffs by content id (tariff.adopted) and the tariff each ticket locked at entry.
+    """
+    CREATE TABLE tariffs (
+        id TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        adopted_seq INTEGER NOT NULL,
+        body TEXT NOT NULL
+    );
+    ALTER TABLE tickets ADD COLUMN tariff_id TEXT;
+    """
+)

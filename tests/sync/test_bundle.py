@@ -86,11 +86,17 @@ async def test_bundle_is_fetched_over_http_and_applied_in_one_transaction(ledger
     assert tuple(res) == ("MAA1", "EV", "CONFIRMED")
     cal = await ledger.fetchone("SELECT name FROM calendar_events")
     assert cal["name"] == "Christmas market"
-    assert json.loads(await ledger.get_meta("cloud_tariff"))["hourly_cents"] == 400
+    tid = await ledger.get_meta("cloud_tariff_id")
+    stored = await ledger.fetchone("SELECT source, body FROM tariffs WHERE id = ?", (tid,))
+    assert stored["source"] == "bundle v3"
+    assert json.loads(stored["body"])["hourly_cents"] == 400
     applied = await events_of(ledger, "bundle.applied")
     assert applied == [{"version": 3, "sha256": applied[0]["sha256"], "tariff": True,
+                        "tariff_id": tid,
                         "counts": {"permits": 1, "reservations": 1, "allow": 1, "deny": 1,
                                    "calendar": 1}}]
+    adopted = await events_of(ledger, "tariff.adopted")
+    assert [(a["tariff_id"], a["tariff"]["hourly_cents"]) for a in adopted] == [(tid, 400)]
     # Nothing newer: 204, nothing applied again.
     assert await down.fetch_once() is None
     assert len(await events_of(ledger, "bundle.applied")) == 1
