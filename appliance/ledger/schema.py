@@ -242,3 +242,15 @@ MIGRATIONS.append(
     ALTER TABLE tickets ADD COLUMN tariff_id TEXT;
     """
 )
+
+MIGRATIONS.append(
+    # 10: no gate decision scans a table that grows with history: plate lookups of cars inside
+    # (OPEN or PAID; the OPEN-only index could not serve them), a plate's unpaid invoices, and
+    # the reservation a closing ticket completes.
+    """
+    DROP INDEX tickets_open_plate;
+    CREATE INDEX tickets_inside_plate ON tickets(plate) WHERE status IN ('OPEN', 'PAID');
+    CREATE INDEX invoices_unpaid_plate ON invoices(plate) WHERE status = 'UNPAID';
+    CREATE INDEX reservations_ticket ON reservations(ticket_id) WHERE ticket_id IS NOT NULL;
+    """
+)
