@@ -35,6 +35,7 @@ from sync.mqtt import (
 
 log = logging.getLogger(__name__)
 
+_FETCH_CHUNK = 100  # rows per read of a batch
 _SELECT = ("SELECT seq, event_id, lot_id, type, ts_utc, ts_local, mono_ns, payload, prev_hash, "
            "hash FROM events WHERE seq > ? ORDER BY seq LIMIT ?")
 
@@ -104,6 +105,7 @@ class Uplink:
         self._availability: dict[str, Any] | None = None
         self._availability_dirty = asyncio.Event()
         self._reader: aiosqlite.Connection | None = None
+        self.writer_waits = 0  # 1 ms pauses of the drain for a ledger write in flight
         ledger.subscribe(lambda _events: self._new_events.set())
 
     async def _read_conn(self) -> aiosqlite.Connection:
@@ -117,7 +119,15 @@ class Uplink:
     async def read_batch(self, after_seq: int) -> tuple[int, str] | None:
         """(last seq, message JSON) of the next batch after `after_seq`, or None if none."""
         conn = await self._read_conn()
-        rows = await conn.execute_fetchall(_SELECT, (after_seq, self.batch_max_events))
+        rows: list = []
+        while len(rows) < self.batch_max_events:  # in chunks: a gate write never waits long
+            await self._yield_to_writers()
+            want = min(_FETCH_CHUNK, self.batch_max_events - len(rows))
+            chunk = await conn.execute_fetchall(_SELECT, (rows[-1][0] if rows else after_seq,
+                                                          want))
+            rows.extend(chunk)
+            if len(chunk) < want:
+                break
         if not rows:
             return None
         parts: list[str] = []
@@ -125,7 +135,7 @@ class Uplink:
         last = after_seq
         for i, row in enumerate(rows):
             if i and i % 50 == 0:
-                await asyncio.sleep(0)  # let the lanes run between chunks of a big batch
+                await self._yield_to_writers()  # let the lanes run between chunks of a batch
             text = encode_event(row)
             if parts and size + len(text) + 1 > self.batch_max_bytes - 200:
                 break
@@ -136,6 +146,16 @@ class Uplink:
         message = (f'{{"lot_id":{json.dumps(self.lot_id)},"first_seq":{first},'
                    f'"last_seq":{last},"count":{len(parts)},"events":[' + ",".join(parts) + "]}")
         return last, message
+
+    async def _yield_to_writers(self) -> None:
+        """Wait while a ledger write (a gate decision) is in flight: a drain's CPU work would
+        otherwise compete with it for the interpreter and the cores."""
+        await asyncio.sleep(0)
+        for _ in range(10):  # at most ~10 ms: a stream of writes must not stall the drain
+            if not self.ledger.writing:
+                return
+            self.writer_waits += 1
+            await asyncio.sleep(0.001)
 
     def publish_availability(self, snapshot: dict[str, Any]) -> None:
         """Queue a retained availability update (sent when connected; latest wins)."""

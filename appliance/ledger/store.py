@@ -276,6 +276,11 @@ class Ledger:
         """Current schema version."""
         return (await (await self.conn.execute("PRAGMA user_version")).fetchone())[0]
 
+    @property
+    def writing(self) -> bool:
+        """True while a write transaction is queued or in flight (a gate may be deciding)."""
+        return self._writer is not None or bool(self._group)
+
     def subscribe(self, listener: Callable[[list[Event]], None]) -> None:
         """Call `listener` with the events of every committed transaction."""
         self._listeners.append(listener)

@@ -65,6 +65,37 @@ async def test_batches_respect_the_byte_limit_and_seq_order(tmp_path):
     await ledger.close()
 
 
+async def test_a_batch_read_in_chunks_is_whole_and_waits_for_a_gate_write(tmp_path):
+    ledger = await open_filled(tmp_path / "ledger.sqlite3", 350)
+    uplink = Uplink(ledger, MqttSettings.from_url("mqtt://127.0.0.1:1"), batch_max_events=500)
+    last, message = await uplink.read_batch(0)  # 4 chunks of at most 100 rows
+    assert last == 350
+    assert [e["seq"] for e in json.loads(message)["events"]] == list(range(1, 351))
+    assert uplink.writer_waits == 0  # nothing else was writing
+    # While a write transaction (a gate decision) is in flight, the drain pauses (boundedly:
+    # a write held far longer does not stop it).
+    held = asyncio.Event()
+    release = asyncio.Event()
+
+    async def gate_decision():
+        async with ledger.transaction():
+            held.set()
+            await release.wait()
+
+    writer = asyncio.create_task(gate_decision())
+    await held.wait()
+    last, _ = await asyncio.wait_for(uplink.read_batch(100), 5)
+    assert last == 350
+    assert uplink.writer_waits >= 10
+    release.set()
+    await writer
+    waits = uplink.writer_waits
+    assert (await uplink.read_batch(200))[0] == 350
+    assert uplink.writer_waits == waits
+    await uplink._reader.close()
+    await ledger.close()
+
+
 async def test_unacked_batches_are_resent_after_the_timeout(tmp_path, broker):
     ledger = await open_filled(tmp_path / "ledger.sqlite3", 500)
     settings = MqttSettings.from_url(broker.url)
