@@ -134,7 +134,7 @@ def _cold_start(runs: int) -> tuple[list[float], int]:
 
 def run() -> list[dict]:
     """Figures of the running appliance on simulated hardware."""
-    lat = asyncio.run(_loop_to_gate(150))
+    lat = asyncio.run(_loop_to_gate(400))  # p99 of 150 samples was the 2nd-worst one
     p50 = statistics.median(lat)
     p99 = statistics.quantiles(lat, n=100)[98]
     alloc = asyncio.run(_allocations(5000, 1000))
