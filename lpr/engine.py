@@ -14,8 +14,8 @@ from appliance.errors import LotedgeError
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_DET = MODELS_DIR / "ppocrv4_det.onnx"
-DEFAULT_REC = MODELS_DIR / "ppocrv4_rec.onnx"
-DEFAULT_DICT = MODELS_DIR / "ppocrv4_rec_dict.txt"
+DEFAULT_REC = MODELS_DIR / "ppocrv6_small_rec.onnx"
+DEFAULT_DICT = MODELS_DIR / "ppocrv6_rec_dict.txt"
 DEFAULT_PLATE_DET = MODELS_DIR / "yolov8_plate_det.onnx"
 PLATE_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
