@@ -66,8 +66,8 @@ async def _gate_latency(ledger: Ledger, samples: int, stop: asyncio.Event | None
 
 
 def _cloud_nice() -> list[str]:
-    """The reference ingest stands in for the cloud, which runs on other machines: on these
-    shared 2 cores it runs at a lower priority (LOTEDGE_BENCH_CLOUD_NICE, default 10; 0 = same
+    """The broker and the reference ingest stand in for the cloud, which runs on other machines:
+    on these shared 2 cores they run at a lower priority (LOTEDGE_BENCH_CLOUD_NICE, default 10; 0 = same
     priority as the appliance)."""
     nice = int(os.environ.get("LOTEDGE_BENCH_CLOUD_NICE", "10"))
     return ["nice", "-n", str(nice)] if nice else []
@@ -87,6 +87,8 @@ async def _bench(n: int) -> list[dict]:
         idle = await _gate_latency(ledger, 100)
         broker = Broker(tmpdir / "broker")
         broker.start()
+        if _cloud_nice():  # the broker is the cloud's too
+            os.setpriority(os.PRIO_PROCESS, broker.proc.pid, int(_cloud_nice()[2]))
         ingest = subprocess.Popen(
             [*_cloud_nice(), sys.executable, "-m", "appliance.cli", "cloud", "ingest", "--mqtt",
              broker.url, "--db", f"sqlite:///{tmpdir / 'cloud.sqlite3'}", "--client-id", "bench-ingest"],
@@ -110,7 +112,13 @@ async def _bench(n: int) -> list[dict]:
             await asyncio.gather(task, return_exceptions=True)
         finally:
             ingest.terminate()
-            ingest.wait(timeout=30)
+            try:
+                ingest.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # seen once under heavy load: never hang the bench
+                print("bench: the ingest did not stop within 30 s of SIGTERM; killed",
+                      file=sys.stderr)
+                ingest.kill()
+                ingest.wait()
             broker.stop()
             db_bytes = (tmpdir / "ledger.sqlite3").stat().st_size
             await ledger.close()
