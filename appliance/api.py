@@ -87,6 +87,7 @@ def create_app(service: Service, *, token: str | None = None) -> Starlette:
             "lanes": [c.snapshot() for c in service.lanes.values()],
             "time_utc": service.clock.now().isoformat(),
             "ledger": service.late.status(),
+            "tariff": service.tariffs.describe(),
             **({"sync": {**service.sync_status(),
                          "backlog": (await ledger.last_seq()) - service.sync_status().get(
                              "acked_through", 0)}}

@@ -93,6 +93,13 @@ class TariffBook:
             return self.config.tariff
         return tariff
 
+    def describe(self) -> dict:
+        """The tariff in force, for `/health` and the attendant: id, source and base rates."""
+        tariff = self.in_force.tariff
+        return {"id": self.in_force.id,
+                "source": "config" if self.in_force.id == self.config.id else "bundle",
+                "hourly_cents": tariff.hourly_cents, "daily_max_cents": tariff.daily_max_cents}
+
     async def load(self, ledger) -> None:
         """Read the known tariffs and the one in force; record the config tariff if it is new."""
         async with ledger.transaction() as tx:

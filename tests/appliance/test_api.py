@@ -8,6 +8,7 @@ import json
 import pytest
 
 from appliance.client import ApiError, ServiceClient
+from appliance.tariffs import tariff_id
 from drivers.loops import SimulatedLoop
 
 
@@ -21,6 +22,8 @@ async def test_health_and_availability(running_lot):
     health = await client.get("/health")
     assert health["ok"] and health["lot_id"] == "test-lot"
     assert {lane["lane"] for lane in health["lanes"]} == {"in-1", "in-2", "out-1", "out-2"}
+    assert health["tariff"] == {"id": tariff_id(running_lot.cfg.tariff), "source": "config",
+                                "hourly_cents": 300, "daily_max_cents": 2400}
     av = await client.get("/availability")
     assert av["capacity"] == 2 * (40 + 10 + 5 + 5)
     assert av["free"] == av["capacity"]

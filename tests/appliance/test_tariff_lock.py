@@ -63,6 +63,9 @@ async def test_cloud_tariff_prices_new_tickets_only_and_survives_a_restart(count
                  "daily_max_cents": 5000}
         await apply_bundle(service.ledger, bundle(cfg.lot.id, 1, cloud))
         assert service.tariffs.in_force.tariff.hourly_cents == 900
+        assert service.tariffs.describe() == {"id": service.tariffs.in_force.id,
+                                              "source": "bundle", "hourly_cents": 900,
+                                              "daily_max_cents": 5000}
         after = await enter(service, "NEW1", TUESDAY + timedelta(minutes=1))
         assert "9.00 USD/h" in after.message
         locks = {r["plate"]: r["tariff_id"] for r in await service.ledger.fetchall(
