@@ -216,6 +216,8 @@ class LprSection:
     det_model: str = ""
     rec_model: str = ""
     rec_dict: str = ""
+    second_rec_model: str = ""  # "" = the shipped PP-OCRv4 recogniser; "none" = no second vote
+    second_rec_dict: str = ""
     detector: str = "text"
     plate_det_model: str = ""
     plate_det_px: int = 416

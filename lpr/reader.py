@@ -12,8 +12,10 @@ import numpy as np
 from lpr.engine import (
     DEFAULT_DET,
     DEFAULT_DICT,
+    DEFAULT_DICT2,
     DEFAULT_PLATE_DET,
     DEFAULT_REC,
+    DEFAULT_REC2,
     PlateBox,
     PlateDetector,
     TextBox,
@@ -41,7 +43,10 @@ class PlateReader:
     """Plate reads from BGR frames with the ONNX text detector and recogniser.
 
     Args:
-        det_model, rec_model, rec_dict: model files (defaults: the shipped PP-OCRv4 models).
+        det_model, rec_model, rec_dict: model files (defaults: the shipped PP-OCRv4 text
+            detector and PP-OCRv6 small recogniser).
+        second_rec_model, second_rec_dict: a second recogniser that reads every line too, the
+            two voting (default: the shipped PP-OCRv4 recogniser; "none" = only the first).
         threads: onnxruntime threads per session.
         det_max_side_px: detector input size (longer side); small is fast.
         det_retry_max_side_px: a larger size tried when the first pass finds no valid plate
@@ -71,7 +76,8 @@ class PlateReader:
                  good_score: float = 1.4, refine: bool = True, refine_line_px: int = 40,
                  max_candidates: int = 2, detector: str = "yolo",
                  plate_det_model: Path | str | None = None, plate_det_px: int = 416,
-                 plate_line_px: int = 128):
+                 plate_line_px: int = 128, second_rec_model: Path | str | None = None,
+                 second_rec_dict: Path | str | None = None):
         if detector not in ("yolo", "text"):
             raise ValueError(f"detector: must be 'yolo' or 'text', not {detector!r}")
         self.plate_detector = (PlateDetector(Path(plate_det_model or DEFAULT_PLATE_DET),
@@ -90,6 +96,12 @@ class PlateReader:
         rec_path = Path(rec_model or DEFAULT_REC)
         dict_path = Path(rec_dict) if rec_dict else (DEFAULT_DICT if not rec_model else None)
         self.recognizer = TextRecognizer(rec_path, dict_path, threads=threads)
+        self.recognizers = [self.recognizer]
+        if str(second_rec_model or "").lower() != "none":
+            rec2 = Path(second_rec_model or DEFAULT_REC2)
+            dict2 = (Path(second_rec_dict) if second_rec_dict
+                     else (DEFAULT_DICT2 if not second_rec_model else None))
+            self.recognizers.append(TextRecognizer(rec2, dict2, threads=threads))
         self.regions = regions
         self.min_char_conf = min_char_conf
         self.stretches = stretches
@@ -106,7 +118,9 @@ class PlateReader:
                    det_max_side_px=lpr_cfg.det_max_side_px,
                    det_retry_max_side_px=lpr_cfg.det_retry_max_side_px, regions=lpr_cfg.regions,
                    detector=lpr_cfg.detector, plate_det_model=lpr_cfg.plate_det_model or None,
-                   plate_det_px=lpr_cfg.plate_det_px)
+                   plate_det_px=lpr_cfg.plate_det_px,
+                   second_rec_model=lpr_cfg.second_rec_model or None,
+                   second_rec_dict=lpr_cfg.second_rec_dict or None)
 
     def read(self, image: np.ndarray) -> FrameRead:
         """The most plate-like text in the frame."""
@@ -225,12 +239,15 @@ class PlateReader:
         if not candidates:
             return none, -2.0
         # Small plate text gets too few CTC time steps at its natural width: read each line
-        # at several horizontal stretches and let the variants vote.
-        crops = [cv2.resize(crop, (max(2, int(crop.shape[1] * k)), crop.shape[0]),
-                            interpolation=cv2.INTER_CUBIC)
-                 for _, crop in candidates for k in self.stretches]
-        reads = self.recognizer.recognize(crops)
-        n = len(self.stretches)
+        # at several horizontal stretches, with each recogniser, and let the variants vote
+        # (two recognisers trained differently make different glyph mistakes).
+        reads = []
+        for _, crop in candidates:
+            for k in self.stretches:
+                stretched = cv2.resize(crop, (max(2, int(crop.shape[1] * k)), crop.shape[0]),
+                                       interpolation=cv2.INTER_CUBIC)
+                reads += [rec.recognize([stretched])[0] for rec in self.recognizers]
+        n = len(self.stretches) * len(self.recognizers)
         best, best_score = none, -2.0
         for i, (box, crop) in enumerate(candidates):
             totals: dict[str, float] = {}

@@ -64,3 +64,17 @@ def test_missing_model_file_is_a_clear_error(tmp_path):
     bad.write_bytes(b"not a model")
     with pytest.raises(ModelError, match="cannot load model"):
         TextRecognizer(bad)
+
+
+def test_two_recognisers_vote_and_the_second_can_be_turned_off(tmp_path):
+    from lpr.reader import PlateReader
+
+    both = PlateReader(detector="text", threads=1)
+    alone = PlateReader(detector="text", threads=1, second_rec_model="none")
+    assert len(both.recognizers) == 2 and len(alone.recognizers) == 1
+    scene = render_scene("7XYZ123", seed=2)
+    for reader in (both, alone):
+        read = reader.read(scene)
+        assert read.plate == "7XYZ123" and read.confidence > 0.8
+    with pytest.raises(ModelError, match="model file not found"):
+        PlateReader(detector="text", threads=1, second_rec_model=tmp_path / "missing.onnx")
