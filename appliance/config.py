@@ -218,6 +218,7 @@ class LprSection:
     rec_dict: str = ""
     second_rec_model: str = ""  # "" = the shipped PP-OCRv4 recogniser; "none" = no second vote
     second_rec_dict: str = ""
+    second_rec_below: float = 0.95  # the second reads a line only when the first is less sure
     detector: str = "text"
     plate_det_model: str = ""
     plate_det_px: int = 416
@@ -253,6 +254,8 @@ class LprSection:
             raise ValueError("burst_interval_ms: must not be negative")
         if not 0 <= self.min_confidence <= 1:
             raise ValueError("min_confidence: must be between 0 and 1")
+        if not 0 <= self.second_rec_below <= 2:
+            raise ValueError("second_rec_below: must be between 0 (never) and 2 (always)")
         if not self.regions:
             raise ValueError("regions: at least one region format is needed")
         if self.list_max_distance < 0:

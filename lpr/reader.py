@@ -47,6 +47,8 @@ class PlateReader:
             detector and PP-OCRv6 small recogniser).
         second_rec_model, second_rec_dict: a second recogniser that reads every line too, the
             two voting (default: the shipped PP-OCRv4 recogniser; "none" = only the first).
+        second_rec_below: the second recogniser reads a line only when the first's confidence
+            is below this (a sure first read counts as agreed; > 1 = always).
         threads: onnxruntime threads per session.
         det_max_side_px: detector input size (longer side); small is fast.
         det_retry_max_side_px: a larger size tried when the first pass finds no valid plate
@@ -77,7 +79,7 @@ class PlateReader:
                  max_candidates: int = 2, detector: str = "yolo",
                  plate_det_model: Path | str | None = None, plate_det_px: int = 416,
                  plate_line_px: int = 128, second_rec_model: Path | str | None = None,
-                 second_rec_dict: Path | str | None = None):
+                 second_rec_dict: Path | str | None = None, second_rec_below: float = 0.95):
         if detector not in ("yolo", "text"):
             raise ValueError(f"detector: must be 'yolo' or 'text', not {detector!r}")
         self.plate_detector = (PlateDetector(Path(plate_det_model or DEFAULT_PLATE_DET),
@@ -97,6 +99,7 @@ class PlateReader:
         dict_path = Path(rec_dict) if rec_dict else (DEFAULT_DICT if not rec_model else None)
         self.recognizer = TextRecognizer(rec_path, dict_path, threads=threads)
         self.recognizers = [self.recognizer]
+        self.second_rec_below = second_rec_below
         if str(second_rec_model or "").lower() != "none":
             rec2 = Path(second_rec_model or DEFAULT_REC2)
             dict2 = (Path(second_rec_dict) if second_rec_dict
@@ -120,7 +123,8 @@ class PlateReader:
                    detector=lpr_cfg.detector, plate_det_model=lpr_cfg.plate_det_model or None,
                    plate_det_px=lpr_cfg.plate_det_px,
                    second_rec_model=lpr_cfg.second_rec_model or None,
-                   second_rec_dict=lpr_cfg.second_rec_dict or None)
+                   second_rec_dict=lpr_cfg.second_rec_dict or None,
+                   second_rec_below=lpr_cfg.second_rec_below)
 
     def read(self, image: np.ndarray) -> FrameRead:
         """The most plate-like text in the frame."""
@@ -246,7 +250,12 @@ class PlateReader:
             for k in self.stretches:
                 stretched = cv2.resize(crop, (max(2, int(crop.shape[1] * k)), crop.shape[0]),
                                        interpolation=cv2.INTER_CUBIC)
-                reads += [rec.recognize([stretched])[0] for rec in self.recognizers]
+                first = self.recognizers[0].recognize([stretched])[0]
+                reads.append(first)
+                # A line the first recogniser is sure of counts as agreed: no second pass.
+                sure = first.confidence >= self.second_rec_below
+                reads += [first if sure else rec.recognize([stretched])[0]
+                          for rec in self.recognizers[1:]]
         n = len(self.stretches) * len(self.recognizers)
         best, best_score = none, -2.0
         for i, (box, crop) in enumerate(candidates):

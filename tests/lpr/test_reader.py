@@ -78,3 +78,21 @@ def test_two_recognisers_vote_and_the_second_can_be_turned_off(tmp_path):
         assert read.plate == "7XYZ123" and read.confidence > 0.8
     with pytest.raises(ModelError, match="model file not found"):
         PlateReader(detector="text", threads=1, second_rec_model=tmp_path / "missing.onnx")
+
+
+def test_the_second_recogniser_reads_only_lines_the_first_is_unsure_of():
+    from lpr.reader import PlateReader
+
+    reader = PlateReader(detector="text", threads=1)
+    calls = []
+    second = reader.recognizers[1]
+    original = second.recognize
+    second.recognize = lambda crops: calls.append(len(crops)) or original(crops)
+    scene = render_scene("7XYZ123", seed=2)
+    reader.second_rec_below = 1.01  # always
+    assert reader.read(scene).plate == "7XYZ123"
+    always = len(calls)
+    calls.clear()
+    reader.second_rec_below = 0.0  # never: every first read counts as sure
+    assert reader.read(scene).plate == "7XYZ123"
+    assert always > 0 and calls == []
