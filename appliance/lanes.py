@@ -126,8 +126,13 @@ class LaneController:
     async def run(self) -> None:
         """Process inputs forever; ticks drive the machine's timeouts."""
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can drop an item the queue
+            # handed over as the timeout fires (a lost loop edge stalls the lane) and can swallow
+            # the cancellation at shutdown (a 10 h soak balked thousands of cars; `lotedge run`
+            # hung on SIGTERM).
             try:
-                event = await asyncio.wait_for(self._inputs.get(), timeout=0.5)
+                async with asyncio.timeout(0.5):
+                    event = await self._inputs.get()
             except TimeoutError:
                 event = Tick()
             commands = self.machine.step(event, self._monotonic())

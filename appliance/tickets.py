@@ -417,11 +417,9 @@ async def _call_terminal(terminal: PaymentTerminal | None, op: str, ref: str,
         return PaymentResult(approved=False, status="error", amount_cents=amount_cents,
                              reason="no payment terminal")
     try:
-        return await asyncio.wait_for(
-            getattr(terminal, op)(idempotency_key=idempotency_key(ref, amount_cents),
-                                  amount_cents=amount_cents),
-            PAYMENT_TIMEOUT_S,
-        )
+        async with asyncio.timeout(PAYMENT_TIMEOUT_S):  # not wait_for: see lanes.py
+            return await getattr(terminal, op)(
+                idempotency_key=idempotency_key(ref, amount_cents), amount_cents=amount_cents)
     except TimeoutError:
         return PaymentResult(approved=False, status="error", amount_cents=amount_cents,
                              reason="terminal timeout")

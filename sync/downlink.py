@@ -126,7 +126,8 @@ class Downlink:
                 log.warning("downlink: %s", err)
             self._notice.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._notice.wait(), self.poll_interval_s)
+                async with asyncio.timeout(self.poll_interval_s):  # not wait_for: see lanes.py
+                    await self._notice.wait()
 
     async def fetch_once(self) -> int | None:
         """Ask for a newer bundle and apply it; return the version applied, if any."""
