@@ -266,8 +266,6 @@ class TrafficGenerator:
         relay = factory.pin(lane.barrier_relay_pin)
         passage_s = self.settings.passage_ms / 1000
         gate_wait_s = self.settings.gate_wait_ms / 1000
-        if entering and car.kind == "reservation":
-            await self._book(car)  # booked for "now": the simulated queue may be long
         readable = car.readable_in if entering else car.readable_out
         self.plates.present(lane.id, PlateResult(
             plate=car.plate if readable else None, confidence=0.95 if readable else 0.0,
@@ -278,6 +276,10 @@ class TrafficGenerator:
             # the next driver pulls onto the loop once the barrier is down: a barrier still up
             # (a slow close under load) would otherwise look like a vend for this car
             await _wait_for(lambda: not relay.state, gate_wait_s * 10)
+            if entering and car.kind == "reservation":
+                # booked for "now", at the loop: booked earlier, a slow lane under load (hours
+                # of lot time at test speeds) let housekeeping release it as a no-show first
+                await self._book(car)
             display = self.service.lane_display
             before = display.shown.get(lane.id, 0)
             arming.occupy()
