@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
@@ -23,6 +24,16 @@ def bundle(lot_id: str, version: int, tariff: dict | None):
     if tariff is not None:
         body["tariff"] = tariff
     return verify_bundle(sign_bundle(body, PRIVATE), public_key_b64=PUBLIC, lot_id=lot_id)
+
+
+@contextlib.asynccontextmanager
+async def started(cfg):
+    service = Service(cfg, simulate=True, api=False)
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()
 
 
 async def enter(service: Service, plate: str, at: datetime):
@@ -54,9 +65,7 @@ def test_tariff_document_round_trips_and_ids_are_content_addressed(counter_lot):
 
 async def test_cloud_tariff_prices_new_tickets_only_and_survives_a_restart(counter_lot):
     cfg = counter_lot
-    service = Service(cfg, simulate=True, api=False)
-    await service.start()
-    try:
+    async with started(cfg) as service:
         before = await enter(service, "OLD1", TUESDAY)
         assert "3.00 USD/h" in before.message  # the config's 3.00/h
         cloud = {"grace_minutes": 10, "minimum_charge_cents": 200, "hourly_cents": 900,
@@ -72,13 +81,9 @@ async def test_cloud_tariff_prices_new_tickets_only_and_survives_a_restart(count
             "SELECT plate, tariff_id FROM tickets")}
         assert locks["OLD1"] == tariff_id(cfg.tariff)
         assert locks["NEW1"] == service.tariffs.in_force.id != locks["OLD1"]
-    finally:
-        await service.stop()
 
     # A restart keeps the cloud tariff in force and each ticket's own tariff.
-    service = Service(cfg, simulate=True, api=False)
-    await service.start()
-    try:
+    async with started(cfg) as service:
         assert service.tariffs.in_force.tariff.hourly_cents == 900
         two_hours = TUESDAY + timedelta(hours=2, minutes=1)
         assert await due_at(service, before.ticket_id, two_hours) == 3 * 300  # 3 started hours
@@ -98,30 +103,20 @@ async def test_cloud_tariff_prices_new_tickets_only_and_survives_a_restart(count
         assert await due_at(service, again.ticket_id, two_hours + timedelta(hours=1)) == 300
         # Each distinct tariff was recorded once, however often it was seen.
         assert await adopted(service) == [("config", 300), ("bundle v1", 900)]
-    finally:
-        await service.stop()
 
 
 async def test_an_edited_config_tariff_does_not_reprice_cars_inside(counter_lot):
     cfg = counter_lot
-    service = Service(cfg, simulate=True, api=False)
-    await service.start()
-    try:
+    async with started(cfg) as service:
         inside = await enter(service, "INSIDE1", TUESDAY)
-    finally:
-        await service.stop()
     dearer = dataclasses.replace(cfg, tariff=dataclasses.replace(cfg.tariff, hourly_cents=500))
-    service = Service(dearer, simulate=True, api=False)
-    await service.start()
-    try:
+    async with started(dearer) as service:
         later = await enter(service, "LATER1", TUESDAY + timedelta(minutes=5))
         assert "5.00 USD/h" in later.message
         at = TUESDAY + timedelta(hours=1, minutes=5)
         assert await due_at(service, inside.ticket_id, at) == 2 * 300  # its own 3.00/h
         assert await due_at(service, later.ticket_id, at) == 500
         assert await adopted(service) == [("config", 300), ("config", 500)]
-    finally:
-        await service.stop()
 
 
 async def test_an_unknown_tariff_id_prices_with_the_config_tariff_rather_than_failing(counter_lot):
