@@ -4,10 +4,12 @@
 lanes (and 4 exit lanes) with a sensor on each of 500 spots (4 simulated RS-485 buses), syncing
 to a private Mosquitto (reference ingest in its own process) that flaps every 10 lot minutes:
 
-    python -m tests.integration.soak --hours 24 --speed 6   # about 4 h of real time
+    python -m tests.integration.soak --hours 24 --speed 12   # about 2 h of real time
 
 Lot time (arrivals, stays) runs `speed` times faster than real time; device timing (debounce,
-passages, sensor polling) is real. Prints a JSON report: traffic, RSS trend, backlog, ledger.
+passages, barrier auto-close, sensor polling) is real, so the soak shortens the barrier's
+auto-close (250 ms) and the time a refused driver waits for a barrier (500 ms): with a lot's
+defaults (1 s, 3 s) a lane keeps up only to speed ~6. Prints a JSON report: traffic, RSS trend, backlog, ledger.
 """
 
 from __future__ import annotations
@@ -37,12 +39,14 @@ arming_loop_pin = {arming}
 safety_loop_pin = {safety}
 barrier_relay_pin = {relay}
 debounce_ms = 10
+auto_close_ms = {auto_close_ms}
 """
 
 
 def soak_lot(tmp: Path, *, spots: int = 500, entry_lanes: int = 4, rate_per_lane: int = 600,
              speed: float = 6.0, mean_stay_minutes: int = 10, buses: int = 4,
-             sensors: bool = True, mqtt_url: str | None = None) -> LotConfig:
+             sensors: bool = True, mqtt_url: str | None = None,
+             auto_close_ms: int = 1000, gate_wait_ms: int = 3000) -> LotConfig:
     """A per-spot lot with `spots` sensed spots on `buses` RS-485 buses and busy simulated lanes
     (syncing to `mqtt_url` when given)."""
     per_bus = -(-spots // buses)
@@ -72,7 +76,8 @@ request_timeout_ms = 50
     for direction in ("entry", "exit"):
         for i in range(entry_lanes):
             lanes.append(_LANE.format(id=f"{direction[:2]}-{i + 1}", direction=direction,
-                                      arming=next(pins), safety=next(pins), relay=next(pins)))
+                                      arming=next(pins), safety=next(pins), relay=next(pins),
+                                      auto_close_ms=auto_close_ms))
     text = f"""
 [lot]
 id = "soak-lot"
@@ -104,7 +109,7 @@ arrivals_per_hour_per_lane = {rate_per_lane}
 speed = {speed}
 mean_stay_minutes = {mean_stay_minutes}
 passage_ms = 40
-gate_wait_ms = 3000
+gate_wait_ms = {gate_wait_ms}
 unreadable_plate_rate = 0.05
 seed = 5
 """
@@ -308,9 +313,15 @@ def main(argv: list[str] | None = None) -> int:
     """`make soak`: print the JSON report; exit 1 if memory grew, cars backed up or were trapped."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=float, default=24.0, help="simulated hours")
-    parser.add_argument("--speed", type=float, default=6.0,
-                        help="lot time / real time (lanes keep up to ~8 at 600/h/lane: passages "
-                             "run in real time)")
+    parser.add_argument("--speed", type=float, default=12.0,
+                        help="lot time / real time (device timing is real: with the default "
+                             "--auto-close-ms lanes keep up to ~12 at 600/h/lane)")
+    parser.add_argument("--auto-close-ms", type=int, default=250,
+                        help="barrier auto-close after the car clears (real time; a lot's "
+                             "default is 1000: the shorter close lets lanes keep up at speed)")
+    parser.add_argument("--gate-wait-ms", type=int, default=500,
+                        help="how long a simulated driver waits for the barrier after the sign "
+                             "answered (real time: a refused driver blocks the lane this long)")
     parser.add_argument("--rate", type=int, default=600, help="vehicles/hour per entry lane")
     parser.add_argument("--lanes", type=int, default=4, help="entry lanes (as many exits)")
     parser.add_argument("--spots", type=int, default=500)
@@ -322,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         broker = Broker(Path(tmp) / "broker") if args.flap_minutes > 0 else None
         cfg = soak_lot(Path(tmp), spots=args.spots, entry_lanes=args.lanes,
                        rate_per_lane=args.rate, speed=args.speed,
-                       mqtt_url=broker.url if broker else None)
+                       mqtt_url=broker.url if broker else None,
+                       auto_close_ms=args.auto_close_ms, gate_wait_ms=args.gate_wait_ms)
         started = time.monotonic()
         if broker:
             broker.start()
@@ -336,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
         out = report.as_dict() | {"wall_s": round(time.monotonic() - started, 1),
                                   "speed": args.speed, "rate_per_lane": args.rate,
                                   "entry_lanes": args.lanes, "spots": args.spots,
+                                  "auto_close_ms": args.auto_close_ms,
+                                  "gate_wait_ms": args.gate_wait_ms,
                                   "flap_minutes": args.flap_minutes}
     print(json.dumps(out, indent=2))
     grew = report.rss_last_quartile_kib > report.rss_first_quartile_kib * 1.10 + 10 * 1024
