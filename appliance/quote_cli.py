@@ -71,14 +71,27 @@ def quote(
     = None,
     lost_ticket: Annotated[bool, typer.Option(
         "--lost-ticket", help="price an exit with no matching entry")] = False,
+    config_tariff: Annotated[bool, typer.Option(
+        "--config-tariff", help="price with the config file's tariff even when a cloud bundle "
+                                "put another in force")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
 ) -> None:
-    """Price a stay: fee, duration and a line-by-line breakdown."""
+    """Price a stay: fee, duration and a line-by-line breakdown.
+
+    The tariff is the one new tickets lock now: a cloud bundle's, read from the lot's ledger
+    when there is one, else the config file's (`--config-tariff` forces the file's).
+    """
     from appliance.config import load_config
     from appliance.core.fees import compute_fee, lost_ticket_fee
     from appliance.core.pricing import entry_rate_multiplier
+    from appliance.tariffs import in_force_on_disk, tariff_id
 
     cfg = load_config(config)
+    if config_tariff:
+        tid, source, tariff = tariff_id(cfg.tariff), "config", cfg.tariff
+    else:
+        locked, source = in_force_on_disk(cfg.db_path(), cfg.tariff)
+        tid, tariff = locked.id, locked.tariff
     tz = cfg.lot.tz
     kind = parse_spot_type(spot_type)
     codes = list(validation or [])
@@ -86,7 +99,7 @@ def quote(
         if entry is not None or codes or occupancy is not None or rate_multiplier is not None:
             raise FeeError("--lost-ticket takes no --entry, --validation, --occupancy "
                            "or --rate-multiplier")
-        fee = lost_ticket_fee(cfg.tariff)
+        fee = lost_ticket_fee(tariff)
         entry_at = exit_at = None
         rate = Decimal(1)
     else:
@@ -103,8 +116,8 @@ def quote(
         else:
             occ = (parse_decimal(occupancy, "--occupancy", low=Decimal(0), high=Decimal(1))
                    if occupancy is not None else None)
-            rate = entry_rate_multiplier(cfg.tariff, occupancy=occ, at=entry_at)
-        fee = compute_fee(cfg.tariff, entry=entry_at, exit=exit_at, spot_type=kind, tz=tz,
+            rate = entry_rate_multiplier(tariff, occupancy=occ, at=entry_at)
+        fee = compute_fee(tariff, entry=entry_at, exit=exit_at, spot_type=kind, tz=tz,
                           rate_multiplier=rate, validations=codes)
     currency = cfg.lot.currency
     if json_out:
@@ -114,6 +127,7 @@ def quote(
             "spot_type": kind.value, "rate_multiplier": str(rate), "validations": codes,
             "entry": entry_at.isoformat() if entry_at else None,
             "exit": exit_at.isoformat() if exit_at else None, "timezone": tz.key,
+            "tariff_id": tid, "tariff_source": source,
             "breakdown": [{"label": line.label, "amount_cents": line.amount_cents}
                           for line in fee.breakdown],
         }))
@@ -123,6 +137,8 @@ def quote(
               f"entry {entry_at.astimezone(tz):%Y-%m-%d %H:%M %Z}, "
               f"exit {exit_at.astimezone(tz):%Y-%m-%d %H:%M %Z}, "
               f"{fee.duration_minutes // 60} h {fee.duration_minutes % 60:02d} min parked")
+    if source != "config":
+        print(f"tariff {tid} from the newest cloud bundle (--config-tariff for the file's)")
     width = max(len(cents_text(line.amount_cents)) for line in fee.breakdown)
     width = max(width, len(cents_text(fee.total_cents)))
     for line in fee.breakdown:

@@ -16,7 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 
 from pydantic import TypeAdapter
 
@@ -69,6 +71,35 @@ async def set_cloud_tariff(tx, tid: str | None) -> None:
         await tx.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) "
                          "DO UPDATE SET value = excluded.value", (CLOUD_TARIFF_KEY, tid))
         await tx.execute("DELETE FROM meta WHERE key = 'cloud_tariff'")
+
+
+def in_force_on_disk(db_path: Path, config_tariff: Tariff) -> tuple[LockedTariff, str]:
+    """The tariff new tickets lock, read from a ledger file without writing to it (for tools
+    such as `lotedge quote` while the service runs): (tariff, "bundle" | "config").
+
+    No ledger yet, or no bundle tariff in it: the config file's tariff.
+    """
+    config = LockedTariff(tariff_id(config_tariff), config_tariff)
+    if not Path(db_path).is_file():
+        return config, "config"
+    conn = sqlite3.connect(f"{Path(db_path).resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+    try:
+        meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN (?, 'cloud_tariff')",
+                                 (CLOUD_TARIFF_KEY,)).fetchall())
+        if CLOUD_TARIFF_KEY in meta:
+            body = conn.execute("SELECT body FROM tariffs WHERE id = ?",
+                                (meta[CLOUD_TARIFF_KEY],)).fetchone()
+            if body is not None:
+                return (LockedTariff(meta[CLOUD_TARIFF_KEY], parse_tariff(json.loads(body[0]))),
+                        "bundle")
+        if "cloud_tariff" in meta:  # a ledger from before tariff locks kept the body itself
+            tariff = parse_tariff(json.loads(meta["cloud_tariff"]))
+            return LockedTariff(tariff_id(tariff), tariff), "bundle"
+        return config, "config"
+    except sqlite3.OperationalError:  # not a ledger yet (no meta table)
+        return config, "config"
+    finally:
+        conn.close()
 
 
 class TariffBook:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
@@ -123,3 +124,37 @@ async def test_an_unknown_tariff_id_prices_with_the_config_tariff_rather_than_fa
     book = TariffBook(counter_lot.tariff)
     assert book.get("0123456789abcdef") is counter_lot.tariff
     assert book.get(None) is counter_lot.tariff
+
+
+async def test_quote_prices_with_the_tariff_in_force_read_from_the_ledger(
+        tmp_path, capsys, monkeypatch):
+    from appliance.config import load_config
+    from tests.appliance.test_quote_cli import run
+    from tests.conftest import write_lot
+
+    path = write_lot(tmp_path, mode="counter")
+    cfg = load_config(path)
+    stay = ["--entry", TUESDAY.isoformat(), "--exit", (TUESDAY + timedelta(hours=2)).isoformat(),
+            "--json"]
+
+    def quote(*extra: str) -> dict:
+        code, out, err = run(["quote", "--config", str(path), *stay, *extra], capsys, monkeypatch)
+        assert code == 0, err
+        return json.loads(out)
+
+    assert quote()["tariff_source"] == "config"  # no ledger yet
+    assert quote()["total_cents"] == 2 * 300
+    async with started(cfg) as service:
+        cloud = {"grace_minutes": 10, "minimum_charge_cents": 200, "hourly_cents": 900,
+                 "daily_max_cents": 5000}
+        await apply_bundle(service.ledger, bundle(cfg.lot.id, 1, cloud))
+        in_force = service.tariffs.in_force.id
+        got = quote()  # read-only, beside the running service
+    assert (got["tariff_source"], got["tariff_id"], got["total_cents"]) == ("bundle", in_force,
+                                                                           2 * 900)
+    assert quote()["total_cents"] == 2 * 900  # and after it stopped
+    forced = quote("--config-tariff")
+    assert (forced["tariff_source"], forced["total_cents"]) == ("config", 2 * 300)
+    async with started(cfg) as service:  # a bundle without tariff puts the file's back
+        await apply_bundle(service.ledger, bundle(cfg.lot.id, 2, None))
+    assert quote()["tariff_source"] == "config"
