@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from appliance.client import ApiError, ServiceClient, ServiceUnavailable
-from ui.labels import badge
+from ui.labels import badge, money
 from ui.screens.alarms import AlarmsView
 from ui.screens.availability import AvailabilityView
 from ui.screens.lanes import LanesView
@@ -25,6 +25,15 @@ from ui.screens.signin import SignInScreen
 from ui.screens.tickets import TicketsView
 
 TABS = ("lanes", "availability", "tickets", "alarms", "shift")
+
+
+def tariff_text(health: dict[str, Any] | None) -> str:
+    """The hourly rate new tickets lock, from /health ("3.00/h"; "9.00/h cloud" from a bundle)."""
+    tariff = (health or {}).get("tariff")
+    if not isinstance(tariff, dict) or not isinstance(tariff.get("hourly_cents"), int):
+        return ""
+    return f"{money(tariff['hourly_cents'])}/h" + (
+        " cloud" if tariff.get("source") == "bundle" else "")
 
 
 def cloud_state(health: dict[str, Any] | None) -> tuple[str, str]:
@@ -237,6 +246,9 @@ class AttendantApp(App[None]):
             text.append(f"| {health.get('lot_id', '?')} ")
             if health.get("simulate"):
                 text.append("SIM ", style="bold")
+            rate = tariff_text(health)
+            if rate:
+                text.append(f"| {rate} ")
             stamp = health.get("time_utc")
             if stamp:
                 when = datetime.fromisoformat(stamp)

@@ -205,6 +205,8 @@ async def test_service_down_shows_banner_and_recovers(counter_lot, tmp_path):
             await _until(pilot, lambda: not banner.display, "banner gone")
             assert app.health["lot_id"] == "test-lot"
             assert "cloud: n/a" in str(app.query_one("#status").render())
+            # the rate new tickets lock (the test lot's config tariff: 3.00/h)
+            assert "| 3.00/h |" in str(app.query_one("#status").render())
         await _until(pilot, lambda: banner.display, "banner back")
     await client.aclose()
 
@@ -240,6 +242,14 @@ async def test_supervisor_takes_cash_and_closes_shift_with_counted_amount(runnin
     assert closed[0]["difference_cents"] == 100 - due
     paid = await _events(service, "payment.recorded")
     assert paid[0]["attendant"] == "sue" and paid[0]["ticket_id"] == outcome.ticket_id
+
+
+def test_tariff_text_shows_the_rate_in_force_and_its_source():
+    from ui.app import tariff_text
+
+    assert tariff_text(None) == "" and tariff_text({"ok": True}) == ""
+    assert tariff_text({"tariff": {"source": "config", "hourly_cents": 300}}) == "3.00/h"
+    assert tariff_text({"tariff": {"source": "bundle", "hourly_cents": 950}}) == "9.50/h cloud"
 
 
 def test_cloud_state_words():
