@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import dataclasses
+import json
 from datetime import UTC, datetime, timedelta
 
 from appliance import commands
