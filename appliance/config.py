@@ -216,9 +216,9 @@ class LprSection:
     det_model: str = ""
     rec_model: str = ""
     rec_dict: str = ""
-    second_rec_model: str = ""  # "" = the shipped PP-OCRv4 recogniser; "none" = no second vote
+    second_rec_model: str = ""  # "" = the shipped PP-OCRv6 small recogniser; "none" = no vote
     second_rec_dict: str = ""
-    second_rec_below: float = 0.95  # the second reads a line only when the first is less sure
+    second_rec_below: float = 2.0  # the second reads a line only when the first is less sure (> 1: always)
     detector: str = "text"
     plate_det_model: str = ""
     plate_det_px: int = 416

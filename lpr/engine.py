@@ -14,10 +14,11 @@ from appliance.errors import LotedgeError
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_DET = MODELS_DIR / "ppocrv4_det.onnx"
-DEFAULT_REC = MODELS_DIR / "ppocrv6_small_rec.onnx"
-DEFAULT_DICT = MODELS_DIR / "ppocrv6_rec_dict.txt"
-DEFAULT_REC2 = MODELS_DIR / "ppocrv4_rec.onnx"  # the second recogniser; the two vote
-DEFAULT_DICT2 = MODELS_DIR / "ppocrv4_rec_dict.txt"
+# the plate recogniser: PP-OCRv6 small fine-tuned on plate lines (lpr/training/finetune_rec.py)
+DEFAULT_REC = MODELS_DIR / "plate_rec.onnx"
+DEFAULT_DICT = MODELS_DIR / "plate_rec_dict.txt"
+DEFAULT_REC2 = MODELS_DIR / "ppocrv6_small_rec.onnx"  # the second recogniser; the two vote
+DEFAULT_DICT2 = MODELS_DIR / "ppocrv6_rec_dict.txt"
 DEFAULT_PLATE_DET = MODELS_DIR / "yolov8_plate_det.onnx"
 PLATE_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 

@@ -44,11 +44,12 @@ class PlateReader:
 
     Args:
         det_model, rec_model, rec_dict: model files (defaults: the shipped PP-OCRv4 text
-            detector and PP-OCRv6 small recogniser).
+            detector and the plate recogniser, PP-OCRv6 small fine-tuned on plate lines).
         second_rec_model, second_rec_dict: a second recogniser that reads every line too, the
-            two voting (default: the shipped PP-OCRv4 recogniser; "none" = only the first).
+            two voting (default: the shipped PP-OCRv6 small general recogniser; "none" = only
+            the first).
         second_rec_below: the second recogniser reads a line only when the first's confidence
-            is below this (a sure first read counts as agreed; > 1 = always).
+            is below this (a sure first read counts as agreed; > 1 = always, the default).
         threads: onnxruntime threads per session.
         det_max_side_px: detector input size (longer side); small is fast.
         det_retry_max_side_px: a larger size tried when the first pass finds no valid plate
@@ -79,7 +80,7 @@ class PlateReader:
                  max_candidates: int = 2, detector: str = "yolo",
                  plate_det_model: Path | str | None = None, plate_det_px: int = 416,
                  plate_line_px: int = 128, second_rec_model: Path | str | None = None,
-                 second_rec_dict: Path | str | None = None, second_rec_below: float = 0.95):
+                 second_rec_dict: Path | str | None = None, second_rec_below: float = 2.0):
         if detector not in ("yolo", "text"):
             raise ValueError(f"detector: must be 'yolo' or 'text', not {detector!r}")
         self.plate_detector = (PlateDetector(Path(plate_det_model or DEFAULT_PLATE_DET),

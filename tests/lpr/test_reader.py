@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -96,3 +97,17 @@ def test_the_second_recogniser_reads_only_lines_the_first_is_unsure_of():
     reader.second_rec_below = 0.0  # never: every first read counts as sure
     assert reader.read(scene).plate == "7XYZ123"
     assert always > 0 and calls == []
+
+
+def test_shipped_plate_recogniser_emits_only_the_plate_alphabet_and_reads_a_line():
+    from lpr.engine import DEFAULT_DICT, DEFAULT_REC
+
+    rec = TextRecognizer(DEFAULT_REC, DEFAULT_DICT)
+    # blank + 0-9 + A-Z + space: the dictionary and the model's output agree
+    assert rec.classes[1:-1] == list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    out = rec.session.run(None, {rec.input_name: rec._blob(np.zeros((40, 200, 3), np.uint8))})
+    assert out[0].shape[-1] == len(rec.classes)
+    scene = render_scene("5TQY867", seed=6)
+    line = scene[170:250, 220:420]  # the rendered text line, stretched 1.5x as the reader does
+    line = cv2.resize(line, (int(line.shape[1] * 1.5), line.shape[0]))
+    assert rec.recognize([line])[0].text == "5TQY867"
