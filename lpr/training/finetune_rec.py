@@ -10,6 +10,8 @@ Training lines are cut exactly as lotedge cuts them at run time (`PlateReader._p
 plate box: the labelled box and the YOLO detector's boxes that overlap it), from a labelled folder
 in the development set's format (`<stem>.txt`: `file x y w h PLATE`), plus synthetic plates
 rendered with OpenCV so that the model keeps reading glyphs it sees rarely on real plates.
+It writes the ONNX file and its dictionary (`<name>_dict.txt`) and prints JSON lines: line
+accuracy on the held-out images before and after, loss per epoch.
 
 Only images in the chosen split train: `--split even` (every other image, sorted by name) leaves
 the odd half unseen so that `lotedge lpr bench` on it measures what the model generalises.
@@ -360,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         report["held_out_line_acc_after"] = line_accuracy(model, held)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     export(model, args.out)
-    args.out.with_suffix(".txt").write_text("\n".join(ALPHABET) + "\n")
+    # its dictionary beside it (`plate_rec.onnx` -> `plate_rec_dict.txt`): `[lpr] rec_dict`
+    args.out.with_name(args.out.stem + "_dict.txt").write_text("\n".join(ALPHABET) + "\n")
     report.update(out=str(args.out), train_s=round(time.monotonic() - started), split=args.split,
                   epochs=args.epochs, seed=args.seed)
     print(json.dumps(report), flush=True)
