@@ -110,6 +110,8 @@ class Downlink:
         self._notice = asyncio.Event()
         self._noticed_version = 0
         self._last_rejected: tuple[int | None, str] | None = None
+        self.ok: bool | None = None  # did the last fetch reach the API? (None: not tried yet)
+        self.last_error = ""
 
     def notice(self, version: int) -> None:
         """A retained MQTT notice said `version` exists: fetch soon."""
@@ -122,8 +124,10 @@ class Downlink:
         while True:
             try:
                 await self.fetch_once()
+                self.ok, self.last_error = True, ""
             except SyncError as err:
                 log.warning("downlink: %s", err)
+                self.ok, self.last_error = False, str(err)
             self._notice.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.poll_interval_s):  # not wait_for: see lanes.py

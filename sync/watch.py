@@ -6,6 +6,9 @@ Two conditions, each raised once and cleared when it goes away:
   (broker down, network down, wrong credentials). Gates keep working; events queue locally.
 * ``sync_stalled``: the broker is up and events are waiting, but the cloud has acknowledged
   nothing for ``offline_alarm_s`` (the cloud ingest is down behind a live broker).
+* ``cloud_api_unreachable``: every bundle fetch from the cloud API has failed for
+  ``offline_alarm_s`` (API down, DNS, TLS, HTTP 5xx). Gates keep working on the last applied
+  bundle's permits, lists and tariff.
 
 A short blip (a broker restart, a flapping link) raises nothing: only a condition that lasts.
 """
@@ -36,12 +39,22 @@ class SyncWatch:
     _offline_since: float | None = None
     _stalled_since: float | None = None
     _last_acked: int | None = None
+    _api_down_since: float | None = None
     active: set[str] = field(default_factory=set)
 
-    def observe(self, now_s: float, *, connected: bool, backlog: int,
-                acked_through: int) -> list[SyncAlarm]:
-        """One observation at monotonic time ``now_s``."""
+    def observe(self, now_s: float, *, connected: bool, backlog: int, acked_through: int,
+                api_ok: bool | None = None, api_error: str = "") -> list[SyncAlarm]:
+        """One observation at monotonic time ``now_s``.
+
+        ``api_ok``: whether the last bundle fetch worked (None: no API configured or not tried
+        yet); ``api_error``: why the last one failed.
+        """
         changes: list[SyncAlarm] = []
+        if api_ok is False:
+            if self._api_down_since is None:
+                self._api_down_since = now_s
+        else:
+            self._api_down_since = None
         if connected:
             self._offline_since = None
         elif self._offline_since is None:
@@ -59,6 +72,11 @@ class SyncWatch:
         changes += self._edge("sync_stalled", stalled_for,
                               f"broker up but no cloud acknowledgement for {stalled_for or 0:.0f} s; "
                               f"{backlog} events waiting")
+        api_down_for = None if self._api_down_since is None else now_s - self._api_down_since
+        changes += self._edge("cloud_api_unreachable", api_down_for,
+                              f"bundle fetches failing for {api_down_for or 0:.0f} s "
+                              f"({api_error or 'no answer'}); permits, lists and tariff stay "
+                              "as last applied (gates unaffected)")
         return changes
 
     def _edge(self, code: str, lasted_s: float | None, detail: str) -> list[SyncAlarm]:

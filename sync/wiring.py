@@ -58,13 +58,16 @@ def sync_tasks(service: Service) -> list[Callable[[], Any]]:
         while True:
             backlog = max(0, await ledger.last_seq() - uplink.acked_through)
             for change in watch.observe(time.monotonic(), connected=uplink.connected.is_set(),
-                                        backlog=backlog, acked_through=uplink.acked_through):
+                                        backlog=backlog, acked_through=uplink.acked_through,
+                                        api_ok=downlink.ok if downlink else None,
+                                        api_error=downlink.last_error if downlink else ""):
+                source = "downlink" if change.code == "cloud_api_unreachable" else "uplink"
                 if change.raise_:
                     log.warning("sync alarm %s: %s", change.code, change.detail)
-                    await raise_alarm(ledger, code=change.code, source="uplink",
+                    await raise_alarm(ledger, code=change.code, source=source,
                                       detail=change.detail)
                 else:
-                    await clear_alarm(ledger, code=change.code, source="uplink")
+                    await clear_alarm(ledger, code=change.code, source=source)
             await asyncio.sleep(interval)
 
     tasks: list[Callable[[], Any]] = [supervised("uplink", uplink.run),

@@ -1,8 +1,9 @@
-"""Outages: a dead camera, a full disk and a stepped wall clock each keep the gates working.
+"""Outages: a dead camera, a full disk, a stepped wall clock and a spot-sensor bus pulled out
+each keep the gates working.
 
 Covered elsewhere (not repeated here): payment terminal down or hanging
-(tests/appliance/test_tickets.py), a spot-sensor bus unplugged and replugged
-(tests/drivers/test_spot_sensors.py: stale -> UNKNOWN -> counter fallback, reopen with backoff).
+(tests/appliance/test_tickets.py), the spot-sensor driver's reopen backoff and counter fallback
+(tests/drivers/test_spot_sensors.py).
 """
 
 from __future__ import annotations
@@ -214,3 +215,57 @@ async def test_a_nearly_full_data_disk_raises_an_alarm_before_writes_fail(tmp_pa
         await service.stop()
     assert len(active) == 1 and "MiB free" in active[0]["detail"]
     assert after == []  # room again: cleared by itself
+
+
+async def test_a_spot_sensor_bus_down_raises_an_alarm_gates_keep_working_and_it_recovers(tmp_path):
+    import dataclasses
+
+    from appliance.core.types import SpotState
+    from tests.integration.soak import soak_lot
+
+    cfg = soak_lot(tmp_path, spots=20, entry_lanes=1, rate_per_lane=0, buses=2, speed=1.0)
+    # spots with no reading for 1.5 s turn UNKNOWN (the lot default is 30 min)
+    cfg = dataclasses.replace(cfg, devices=dataclasses.replace(cfg.devices, spot_heartbeat_s=1.5))
+    service, stop, task = await _running(cfg)
+    sensors = service.devices.sensors
+    down = {s.id for s in cfg.spots if s.id.startswith("B0-")}
+
+    async def until(predicate, what: str, timeout_s: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not predicate():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            await asyncio.sleep(0.05)
+
+    async def alarms() -> list[tuple[str, bool]]:
+        return [(r["code"], r["cleared_utc"] is None) for r in await service.ledger.fetchall(
+            "SELECT code, cleared_utc FROM alarms WHERE source = 'bus0' ORDER BY raised_seq")]
+
+    try:
+        await until(lambda: all(v == SpotState.AVAILABLE for v in sensors.states().values()),
+                    "every spot read AVAILABLE")
+        service.devices.sims.buses["bus0"].device.unplug()  # cable pulled out of bus 0
+        await until(lambda: all(sensors.states()[s] == SpotState.UNKNOWN for s in down),
+                    "bus 0 spots UNKNOWN")
+        live = await alarms()
+        others = {s: v for s, v in sensors.states().items() if s not in down}
+        opened = await _pass(service, "en-1", "BUS0001")  # gates do not wait on sensors
+        service.devices.sims.buses["bus0"].device.plug()
+        # read again (the car that entered may be parked over one of them by now)
+        await until(lambda: all(sensors.states()[s] != SpotState.UNKNOWN for s in down),
+                    "bus 0 spots read again")
+        for _ in range(100):  # the recovery is recorded by the device recorder
+            if ("port_lost", True) not in await alarms():
+                break
+            await asyncio.sleep(0.1)
+        after = await alarms()
+    finally:
+        stop.set()
+        await task
+    verify = await service.ledger.verify()
+    ticket = await service.ledger.fetchone("SELECT status FROM tickets WHERE plate = 'BUS0001'")
+    await service.stop()
+    assert ("port_lost", True) in live  # the attendant sees the bus down
+    assert all(v == SpotState.AVAILABLE for v in others.values())  # the other bus kept reading
+    assert opened and ticket["status"] == "OPEN"
+    assert ("port_lost", True) not in after and ("port_lost", False) in after  # cleared by itself
+    assert verify.ok, verify.problems[:5]

@@ -37,3 +37,19 @@ def test_a_live_broker_with_a_silent_cloud_is_a_stall_and_an_ack_clears_it():
     w2 = SyncWatch(alarm_after_s=60)
     assert w2.observe(0, connected=True, backlog=0, acked_through=7) == []
     assert w2.observe(1000, connected=True, backlog=0, acked_through=7) == []
+
+
+def test_bundle_fetches_failing_for_long_raise_cloud_api_unreachable_and_a_success_clears_it():
+    w = SyncWatch(alarm_after_s=600)
+    up = {"connected": True, "backlog": 0, "acked_through": 5}
+    assert w.observe(0, **up, api_ok=None) == []  # not tried yet
+    assert w.observe(10, **up, api_ok=False, api_error="connect refused") == []
+    assert w.observe(609, **up, api_ok=False, api_error="connect refused") == []
+    raised = w.observe(610, **up, api_ok=False, api_error="HTTP 503")
+    assert [(a.code, a.raise_) for a in raised] == [("cloud_api_unreachable", True)]
+    assert "600 s" in raised[0].detail and "HTTP 503" in raised[0].detail
+    assert w.observe(900, **up, api_ok=False) == []  # once
+    assert w.observe(901, **up, api_ok=True) == [SyncAlarm("cloud_api_unreachable", False)]
+    # a lot without a cloud API never raises it
+    w2 = SyncWatch(alarm_after_s=60)
+    assert w2.observe(0, **up) == [] and w2.observe(10_000, **up) == []
