@@ -64,6 +64,20 @@ async def write_acked_through(ledger: Ledger, seq: int) -> None:
             "INTEGER)", (str(seq),))
 
 
+def control_number(payload: object, key: str) -> int | None:
+    """The non-negative integer `key` of a cloud control message (`{"acked_through": N}`,
+    `{"version": N}`), or None when the payload is anything else: not JSON, not an object,
+    nested too deep, a bool, a float, a string, negative. Never raises."""
+    try:
+        data = json.loads(payload)  # bytes, bytearray or str
+    except (ValueError, TypeError, RecursionError):
+        return None
+    value = data.get(key) if isinstance(data, dict) else None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
 class Uplink:
     """Store-and-forward publisher of one lot's ledger.
 
@@ -225,19 +239,19 @@ class Uplink:
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             topic = str(message.topic)
-            try:
-                data = json.loads(message.payload)
-            except (ValueError, TypeError):
-                log.warning("uplink: ignoring malformed message on %s", topic)
-                continue
             if topic == ack_topic(self.lot_id):
-                value = data.get("acked_through") if isinstance(data, dict) else None
-                if isinstance(value, int) and not isinstance(value, bool):
-                    await self._on_ack(value)
+                key = "acked_through"
             elif topic == bundle_topic(self.lot_id) and self.on_bundle_notice is not None:
-                version = data.get("version") if isinstance(data, dict) else None
-                if isinstance(version, int):
-                    self.on_bundle_notice(version)
+                key = "version"
+            else:
+                continue
+            value = control_number(message.payload, key)
+            if value is None:
+                log.warning("uplink: ignoring malformed message on %s", topic)
+            elif key == "acked_through":
+                await self._on_ack(value)
+            else:
+                self.on_bundle_notice(value)
 
     async def _on_ack(self, value: int) -> None:
         if value <= self.acked_through:
