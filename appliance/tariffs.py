@@ -24,6 +24,7 @@ from pydantic import TypeAdapter
 
 from appliance.core.events import Event, NewEvent, canonical_json
 from appliance.core.tariff import Tariff
+from appliance.errors import LotedgeError
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +97,14 @@ def in_force_on_disk(db_path: Path, config_tariff: Tariff) -> tuple[LockedTariff
             tariff = parse_tariff(json.loads(meta["cloud_tariff"]))
             return LockedTariff(tariff_id(tariff), tariff), "bundle"
         return config, "config"
-    except sqlite3.OperationalError:  # not a ledger yet (no meta table)
-        return config, "config"
+    except sqlite3.OperationalError as err:
+        if "no such table" in str(err):  # not a ledger yet
+            return config, "config"
+        raise LotedgeError(f"{db_path}: cannot read the tariff in force ({err}); "
+                           "--config-tariff prices with the config file's") from err
+    except (sqlite3.DatabaseError, ValueError) as err:  # damaged file or tariff body
+        raise LotedgeError(f"{db_path}: cannot read the tariff in force ({err}); "
+                           "--config-tariff prices with the config file's") from err
     finally:
         conn.close()
 

@@ -158,3 +158,24 @@ async def test_quote_prices_with_the_tariff_in_force_read_from_the_ledger(
     async with started(cfg) as service:  # a bundle without tariff puts the file's back
         await apply_bundle(service.ledger, bundle(cfg.lot.id, 2, None))
     assert quote()["tariff_source"] == "config"
+
+
+def test_quote_on_a_damaged_ledger_is_a_one_line_error_and_writes_nothing(
+        tmp_path, capsys, monkeypatch):
+    from appliance.config import load_config
+    from tests.appliance.test_quote_cli import run
+    from tests.conftest import write_lot
+
+    path = write_lot(tmp_path, mode="counter")
+    db = load_config(path).db_path()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    db.write_bytes(b"not a sqlite file at all" * 100)
+    before = db.read_bytes()
+    stay = ["--entry", TUESDAY.isoformat(), "--exit", (TUESDAY + timedelta(hours=2)).isoformat()]
+    code, out, err = run(["quote", "--config", str(path), *stay], capsys, monkeypatch)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "cannot read the tariff in force" in err
+    assert db.read_bytes() == before
+    code, out, _ = run(["quote", "--config", str(path), *stay, "--config-tariff", "--json"],
+                       capsys, monkeypatch)
+    assert code == 0 and json.loads(out)["total_cents"] == 2 * 300
