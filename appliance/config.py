@@ -149,6 +149,7 @@ class PolicySection:
     walk_in_expected_stay_minutes: int = 180
     drift_tolerance: int = 3
     overstay_alarm_hours: int = 72
+    vacated_release_minutes: int = 15
 
     def __post_init__(self) -> None:
         if not 0 <= self.plate_match_distance <= 2:
@@ -157,6 +158,8 @@ class PolicySection:
             raise ValueError("overbooking_factor: must be between 1.0 and 2.0")
         if self.unpaid_invoices_for_prepay < 1:
             raise ValueError("unpaid_invoices_for_prepay: must be at least 1")
+        if self.vacated_release_minutes < 0:
+            raise ValueError("vacated_release_minutes: must be 0 (never) or more")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,6 +23,7 @@ async def run_checks(service: Service, *, now: datetime | None = None) -> dict[s
     result = {"no_shows": len(await release_no_shows(ledger, cfg, now=now))}
     result["reservation_overstay"] = await check_reservation_conflicts(service, now=now)
     result["overstay"] = await check_overstays(service, now=now)
+    result["vacated"] = await release_vacated(service, now=now)
     result["drift"] = await check_drift(service)
     from appliance.payments import reconcile_offline
 
@@ -106,6 +107,43 @@ async def check_overstays(service: Service, *, now: datetime) -> int:
                              detail=f"plate {r['plate'] or '?'} in since {r['entry_utc']}"):
             raised += 1
     return raised
+
+
+async def release_vacated(service: Service, *, now: datetime) -> int:
+    """Per-spot lots: release tickets whose car left its spot unseen by any exit.
+
+    An exit camera that misses a plate (and no paper ticket) opens the gate anyway and charges
+    the lost-ticket fee, but cannot tell which ticket left: without this its spot and count
+    would stay taken for good and the lot would fill up with cars that are gone. A ticket is
+    released once its spot's sensor, having seen a car there after the ticket's entry, has read
+    AVAILABLE for `[policy] vacated_release_minutes`; an exit that reads its plate later still
+    closes and charges it. A spot never seen occupied (the car parked elsewhere) is left alone.
+    """
+    cfg = service.cfg
+    minutes = cfg.policy.vacated_release_minutes
+    if cfg.lot.mode != LotMode.PER_SPOT or minutes == 0:
+        return 0
+    limit = (now - timedelta(minutes=minutes)).isoformat()
+    rows = await service.ledger.fetchall(
+        "SELECT t.id, t.plate, s.id AS spot_id, s.sensor_seen_utc FROM spots s "
+        "JOIN tickets t ON t.id = s.ticket_id WHERE s.state = 'OCCUPIED' "
+        "AND s.sensor_state = 'AVAILABLE' AND s.sensor_seen_utc < ? "
+        "AND s.sensor_occupied_utc > t.entry_utc AND t.status IN ('OPEN', 'PAID') LIMIT 200",
+        (limit,))
+    released = 0
+    for r in rows:
+        async with service.ledger.transaction() as tx:
+            # the car may have been matched at an exit since the read above
+            still = await tx.fetchone("SELECT status FROM tickets WHERE id = ?", (r["id"],))
+            if still is None or still["status"] not in ("OPEN", "PAID"):
+                continue
+            await tx.append(NewEvent(type="ticket.vacated", payload={
+                "ticket_id": r["id"], "plate": r["plate"], "spot_id": r["spot_id"],
+                "vacant_since_utc": r["sensor_seen_utc"],
+                "reason": f"spot {r['spot_id']} sensed empty for {minutes} min, no exit matched"}),
+                at=now)
+        released += 1
+    return released
 
 
 async def check_drift(service: Service) -> int:

@@ -39,7 +39,7 @@ from lpr.source import PlateResult, PlateSource, SimulatedPlates
 log = logging.getLogger(__name__)
 
 # Event types that change availability.
-_AVAILABILITY_EVENTS = {"ticket.issued", "ticket.closed", "ticket.voided", "lot.configured",
+_AVAILABILITY_EVENTS = {"ticket.issued", "ticket.closed", "ticket.voided", "ticket.vacated", "lot.configured",
                         "counts.reset", "spot.state_changed"}
 
 

@@ -58,6 +58,8 @@ class TrafficStats:
     balked: int = 0
     resumed: int = 0  # cars found parked (open tickets) when the simulation started
     inside: set[str] = field(default_factory=set)
+    lane_busy_s: dict[str, float] = field(default_factory=dict)  # real s a car held each lane
+    lane_cycles: dict[str, int] = field(default_factory=dict)  # cars (through or not) per lane
 
 
 class TrafficGenerator:
@@ -221,6 +223,9 @@ class TrafficGenerator:
         await self.clock.sleep(car.stay_s)
         if car.pays_on_foot:
             await self._pay_on_foot(car)
+        devices = self.service.devices
+        if devices is not None and devices.sims is not None:  # the spot's sensor sees it go
+            devices.sims.depart(ticket_id=car.ticket_id, plate=car.plate or None)
         exit_lane = self.rng.choice(exits)
         if await self._drive_through(exit_lane, car, entering=False):
             self.stats.exited += 1
@@ -254,10 +259,15 @@ class TrafficGenerator:
             await lock.acquire()
         finally:
             self._queued[lane.id] -= 1
+        started = time.monotonic()
         try:
             return await self._at_lane(lane, car, entering=entering)
         finally:
             lock.release()
+            stats = self.stats
+            stats.lane_busy_s[lane.id] = (stats.lane_busy_s.get(lane.id, 0.0)
+                                          + time.monotonic() - started)
+            stats.lane_cycles[lane.id] = stats.lane_cycles.get(lane.id, 0) + 1
 
     async def _at_lane(self, lane: LaneDef, car: Car, *, entering: bool) -> bool | str:
         factory = self.service.pin_factory

@@ -313,6 +313,19 @@ async def find_ticket(reader, cfg: LotConfig, *, plate: str | None, scanned: str
                     "SELECT * FROM tickets WHERE plate = ? AND status IN ('OPEN', 'PAID')",
                     (match,))
                 return row, "plate~"
+    # a ticket released when its spot's sensor saw the car go (no exit matched it then): the
+    # car is here after all, so it pays its own stay rather than a lost-ticket fee
+    if scanned:
+        row = await reader.fetchone(
+            "SELECT * FROM tickets WHERE id = ? AND status = 'VACATED'", (scanned,))
+        if row is not None:
+            return row, "scanned"
+    if plate:
+        row = await reader.fetchone(
+            "SELECT * FROM tickets WHERE plate = ? AND status = 'VACATED' "
+            "ORDER BY entry_utc DESC LIMIT 1", (plate,))
+        if row is not None:
+            return row, "plate"
     return None, "none"
 
 
@@ -370,7 +383,7 @@ async def release(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str | Non
     async def close(tx: Tx) -> int:  # runs in the database thread (Ledger.run)
         current = await tx.fetchone("SELECT status FROM tickets WHERE id = ?", (ticket_id,))
         paid = 0
-        if current is not None and current["status"] in ("OPEN", "PAID"):
+        if current is not None and current["status"] in ("OPEN", "PAID", "VACATED"):
             paid = await _record_payment(tx, cfg, ticket_id=ticket_id,
                                          key_ref=f"{ticket_id}:{row['paid_cents']}",
                                          plate=row["plate"] or plate, lane=lane,

@@ -46,7 +46,8 @@ class SimulatedPorts:
         self.maxbotix: dict[str, SimulatedMaxBotix] = {}
         self.signs: dict[str, SimulatedSign] = {}
         self._spot_sensor: dict[str, tuple[str, int]] = {}
-        self._ticket_spot: dict[str, str] = {}
+        self._ticket_spot: dict[str, tuple[str, str | None]] = {}  # ticket -> (spot, plate)
+        self._plate_ticket: dict[str, str] = {}
 
     @classmethod
     def start(cls, cfg: LotConfig, run_dir: Path, *, seed: int | None = None) -> SimulatedPorts:
@@ -103,15 +104,33 @@ class SimulatedPorts:
         return self.set_distance(spot_id, FREE_CM)
 
     def follow_tickets(self, events: Iterable[Event]) -> None:
-        """Ledger listener: a ticket issued to a spot parks a car there; closing it leaves."""
+        """Ledger listener: a ticket issued to a spot parks a car there; closing or voiding it
+        (a car that backed out of the entry never parked) leaves, if `depart` did not already."""
         for ev in events:
             if ev.type == "ticket.issued" and ev.payload.get("spot_id"):
-                self._ticket_spot[ev.payload["ticket_id"]] = ev.payload["spot_id"]
+                plate = ev.payload.get("plate")
+                self._ticket_spot[ev.payload["ticket_id"]] = (ev.payload["spot_id"], plate)
+                if plate:
+                    self._plate_ticket[plate] = ev.payload["ticket_id"]
                 self.park(ev.payload["spot_id"])
-            elif ev.type == "ticket.closed":
-                spot_id = self._ticket_spot.pop(ev.payload.get("ticket_id"), None)
-                if spot_id is not None:
-                    self.leave(spot_id)
+            elif ev.type in ("ticket.closed", "ticket.voided"):
+                self._forget(ev.payload.get("ticket_id"))
+
+    def depart(self, *, ticket_id: str | None = None, plate: str | None = None) -> bool:
+        """The car of this ticket (or plate) drives out of its spot, whatever the exit makes of
+        it later (an exit camera that misses the plate leaves the ticket open, not the spot)."""
+        if ticket_id is None and plate is not None:
+            ticket_id = self._plate_ticket.get(plate)
+        return self._forget(ticket_id)
+
+    def _forget(self, ticket_id: str | None) -> bool:
+        held = self._ticket_spot.pop(ticket_id, None) if ticket_id else None
+        if held is None:
+            return False
+        spot_id, plate = held
+        if plate and self._plate_ticket.get(plate) == ticket_id:
+            del self._plate_ticket[plate]
+        return self.leave(spot_id)
 
     def stop(self) -> None:
         """Stop every simulator and remove the device links."""

@@ -56,6 +56,7 @@ class TicketStatus(StrEnum):
     PAID = "PAID"
     CLOSED = "CLOSED"
     VOID = "VOID"
+    VACATED = "VACATED"  # its spot's sensor saw the car leave; no exit matched it (yet)
 
 
 class AllocationStrategy(StrEnum):

@@ -109,7 +109,7 @@ async def _ticket_closed(tx: Tx, ev: Event) -> None:
     row = await tx.fetchone(
         "SELECT level_id, spot_type, spot_id, status FROM tickets WHERE id = ?", (p["ticket_id"],)
     )
-    if row is None or row["status"] not in ("OPEN", "PAID"):
+    if row is None or row["status"] not in ("OPEN", "PAID", "VACATED"):
         raise ValueError(f"ticket {p['ticket_id']} is not open")
     await tx.execute(
         "UPDATE tickets SET status = 'CLOSED', exit_lane = ?, exit_utc = ?, fee_cents = ?, "
@@ -117,6 +117,15 @@ async def _ticket_closed(tx: Tx, ev: Event) -> None:
         (p.get("lane"), p["exit_utc"], p["fee_cents"], p.get("paid_cents", 0), ev.seq,
          p["ticket_id"]),
     )
+    await tx.execute("UPDATE reservations SET status = 'COMPLETED' WHERE ticket_id = ?",
+                     (p["ticket_id"],))
+    if row["status"] == "VACATED":
+        return  # its count and spot were released when its spot's sensor saw the car leave
+    await _release_place(tx, row)
+
+
+async def _release_place(tx: Tx, row) -> None:
+    """A ticket no longer holds its level's count or its spot."""
     await tx.execute(
         "UPDATE capacity SET occupied = occupied - 1 WHERE level_id = ? AND spot_type = ? "
         "AND occupied > 0",
@@ -126,8 +135,6 @@ async def _ticket_closed(tx: Tx, ev: Event) -> None:
         await tx.execute(
             "UPDATE spots SET state = 'AVAILABLE', ticket_id = NULL WHERE id = ?", (row["spot_id"],)
         )
-    await tx.execute("UPDATE reservations SET status = 'COMPLETED' WHERE ticket_id = ?",
-                     (p["ticket_id"],))
 
 
 @projects("payment.recorded")
@@ -172,6 +179,9 @@ async def _spot_state_changed(tx: Tx, ev: Event) -> None:
         "UPDATE spots SET sensor_state = ?, sensor_seen_utc = ? WHERE id = ?",
         (p["state"], ev.ts_utc.isoformat(), p["spot_id"]),
     )
+    if p["state"] == "OCCUPIED":
+        await tx.execute("UPDATE spots SET sensor_occupied_utc = ? WHERE id = ?",
+                         (ev.ts_utc.isoformat(), p["spot_id"]))
 
 
 @projects("alarm.raised")
@@ -235,12 +245,24 @@ async def _ticket_voided(tx: Tx, ev: Event) -> None:
         raise ValueError(f"ticket {p['ticket_id']} cannot be voided")
     await tx.execute("UPDATE tickets SET status = 'VOID', note = ?, exit_seq = ? WHERE id = ?",
                      (p.get("reason", ""), ev.seq, p["ticket_id"]))
-    await tx.execute(
-        "UPDATE capacity SET occupied = occupied - 1 WHERE level_id = ? AND spot_type = ? "
-        "AND occupied > 0", (row["level_id"], row["spot_type"]))
-    if row["spot_id"]:
-        await tx.execute("UPDATE spots SET state = 'AVAILABLE', ticket_id = NULL WHERE id = ?",
-                         (row["spot_id"],))
+    await _release_place(tx, row)
+
+
+@projects("ticket.vacated")
+async def _ticket_vacated(tx: Tx, ev: Event) -> None:
+    # The spot's sensor saw the car leave and no exit matched the ticket (an exit camera that
+    # missed the plate): the ticket stops holding a count and a spot, but an exit that reads
+    # its plate later still closes (and charges) it.
+    p = ev.payload
+    row = await tx.fetchone(
+        "SELECT level_id, spot_type, spot_id, status FROM tickets WHERE id = ?", (p["ticket_id"],))
+    if row is None or row["status"] not in ("OPEN", "PAID"):
+        raise ValueError(f"ticket {p['ticket_id']} is not open")
+    await tx.execute("UPDATE tickets SET status = 'VACATED', note = ?, exit_seq = ? WHERE id = ?",
+                     (p.get("reason", ""), ev.seq, p["ticket_id"]))
+    await tx.execute("UPDATE reservations SET status = 'COMPLETED' WHERE ticket_id = ?",
+                     (p["ticket_id"],))
+    await _release_place(tx, row)
 
 
 @projects("plate.listed")

@@ -254,3 +254,12 @@ MIGRATIONS.append(
     CREATE INDEX reservations_ticket ON reservations(ticket_id) WHERE ticket_id IS NOT NULL;
     """
 )
+
+MIGRATIONS.append(
+    # 11: when a spot's sensor last saw a car: a ticket whose car left its spot unseen by the
+    # exit (plate missed) is released only if its spot was occupied after the ticket's entry.
+    """
+    ALTER TABLE spots ADD COLUMN sensor_occupied_utc TEXT;
+    CREATE INDEX tickets_vacated_plate ON tickets(plate) WHERE status = 'VACATED';
+    """
+)

@@ -139,6 +139,25 @@ async def test_simulated_sensors_follow_tickets_of_a_running_ledger(tmp_path: Pa
             "ticket_id": "T1", "lane": "exit-1", "exit_utc": "2026-01-01T11:00:00+00:00",
             "fee_cents": 350}))
         assert sims.buses["bus2"].distances[3] == 400
+        # a car that backs out of the entry never parks: its voided ticket frees the sensor
+        await ledger.append(NewEvent(type="ticket.issued", payload={
+            "ticket_id": "T2", "plate": "XYZ987", "vehicle_type": "REGULAR", "level": "L2",
+            "spot_type": "COMPACT", "spot_id": "L2-C003", "lane": "entry-1",
+            "entry_utc": "2026-01-01T12:00:00+00:00"}))
+        assert sims.buses["bus2"].distances[3] == 60
+        await ledger.append(NewEvent(type="ticket.voided", payload={
+            "ticket_id": "T2", "reason": "backed out"}))
+        assert sims.buses["bus2"].distances[3] == 400
+        # a car drives out of its spot (by plate) before any exit sees it; the ticket stays open
+        await ledger.append(NewEvent(type="ticket.issued", payload={
+            "ticket_id": "T3", "plate": "QRS111", "vehicle_type": "REGULAR", "level": "L2",
+            "spot_type": "COMPACT", "spot_id": "L2-C003", "lane": "entry-1",
+            "entry_utc": "2026-01-01T13:00:00+00:00"}))
+        assert sims.buses["bus2"].distances[3] == 60
+        assert sims.depart(plate="QRS111") is True
+        assert sims.buses["bus2"].distances[3] == 400
+        assert sims.depart(plate="QRS111") is False  # gone already
+        assert (await ledger.fetchone("SELECT status FROM tickets WHERE id = 'T3'"))[0] == "OPEN"
     finally:
         await ledger.close()
         sims.stop()

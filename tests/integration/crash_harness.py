@@ -24,7 +24,7 @@ from pathlib import Path
 from appliance.client import ApiError, ServiceUnavailable, SyncServiceClient
 from appliance.core.events import GENESIS_HASH, verify_chain
 
-VALID_STATUSES = {"OPEN", "PAID", "CLOSED", "VOID"}
+VALID_STATUSES = {"OPEN", "PAID", "CLOSED", "VOID", "VACATED"}
 
 
 @dataclass
@@ -104,9 +104,10 @@ def _check_tickets(db: sqlite3.Connection, by_seq: dict[int, dict]) -> list[str]
             problems.append(f"ticket {tid}: entry_seq {t['entry_seq']} is not its ticket.issued")
         if status in ("OPEN", "PAID") and t["exit_seq"] is not None:
             problems.append(f"ticket {tid}: {status} but has exit_seq {t['exit_seq']}")
-        if status in ("CLOSED", "VOID"):
+        if status in ("CLOSED", "VOID", "VACATED"):
             ended = by_seq.get(t["exit_seq"]) if t["exit_seq"] is not None else None
-            want = "ticket.closed" if status == "CLOSED" else "ticket.voided"
+            want = {"CLOSED": "ticket.closed", "VOID": "ticket.voided",
+                    "VACATED": "ticket.vacated"}[status]
             if ended is None or ended["type"] != want:
                 problems.append(f"ticket {tid}: {status} but exit_seq {t['exit_seq']} is not {want}")
         if status == "CLOSED" and t["exit_utc"] is None:

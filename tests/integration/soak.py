@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import subprocess
@@ -54,23 +55,30 @@ def soak_lot(tmp: Path, *, spots: int = 500, entry_lanes: int = 4, rate_per_lane
     for b in range(buses):
         count = min(per_bus, spots - b * per_bus)
         level = "L1" if b < buses // 2 else "L2"
-        ranges.append(f"""
+        # a fifth of each bus's spots are LARGE (15 % of the simulated vehicles are): with
+        # only REGULAR spots every LARGE vehicle would be refused as "full"
+        large = count // 5
+        for kind, n, first in (("REGULAR", count - large, 1), ("LARGE", large, count - large + 1)):
+            if n == 0:
+                continue
+            ranges.append(f"""
 [[spot_ranges]]
 level = "{level}"
-type = "REGULAR"
-count = {count}
-prefix = "B{b}-"
-first_distance_cm = {100 + b * 20000}
+type = "{kind}"
+count = {n}
+prefix = "B{b}{kind[0]}-"
+first_distance_cm = {100 + b * 20000 + (first - 1) * 100}
 distance_step_cm = 100
 """ + (f"""sensor_bus = "bus{b}"
-first_sensor_address = 1
-
+first_sensor_address = {first}
+""" if sensors else ""))
+        ranges.append(f"""
 [[sensor_buses]]
 id = "bus{b}"
 port = "sim"
 poll_interval_ms = 500
 request_timeout_ms = 50
-""" if sensors else ""))
+""" if sensors else "")
     pins = iter(range(4, 28))  # GPIO2/3 have fixed pull-ups
     lanes = []
     for direction in ("entry", "exit"):
@@ -83,7 +91,7 @@ request_timeout_ms = 50
 id = "soak-lot"
 timezone = "America/New_York"
 mode = "per_spot"
-allocation = "nearest"
+allocation = "preserve_larger"
 
 [[levels]]
 id = "L1"
@@ -152,6 +160,7 @@ class SoakReport:
     events: int = 0
     ledger_ok: bool = False
     spot_events: int = 0
+    vacated_tickets: int = 0  # released when their spot's sensor saw the car go (exit missed it)
     sync_flaps: int = 0  # broker outages during the run
     max_sync_backlog: int = 0
     sync_backlog_end: int = -1  # events not acknowledged by the cloud at the end (-1: no sync)
@@ -159,6 +168,8 @@ class SoakReport:
     synced_through: int = 0
     cloud_chain_ok: bool = False
     rss_samples_kib: list[int] = field(default_factory=list)
+    # 25 rows over the run (hourly in 24 h): traffic so far, cars inside, lane queues and real s per lane cycle
+    timeline: list[dict] = field(default_factory=list)
 
     @property
     def rss_first_quartile_kib(self) -> float:
@@ -240,10 +251,41 @@ async def _soak(cfg: LotConfig, *, simulated_hours: float, sample_s: float, warm
         await stop_traffic.wait()
         arrivals.cancel()
 
+    entries = {lane.id for lane in cfg.entry_lanes()}
+    last: dict[str, tuple[float, int]] = {}
+
+    async def mark(lot_h: float) -> None:
+        """A timeline row: where the lot stands, and how long a car held each lane lately."""
+        s = traffic.stats
+        row = await service.ledger.fetchone(
+            "SELECT (SELECT COUNT(*) FROM tickets WHERE status IN ('OPEN', 'PAID')),"
+            " (SELECT COUNT(*) FROM spots WHERE state = 'AVAILABLE'),"
+            " (SELECT COUNT(*) FROM tickets WHERE status = 'VACATED')")
+        cycle = {}
+        for direction, ids in (("entry", entries), ("exit", set(s.lane_cycles) - entries)):
+            busy = sum(s.lane_busy_s.get(i, 0.0) for i in ids)
+            n = sum(s.lane_cycles.get(i, 0) for i in ids)
+            was_busy, was_n = last.get(direction, (0.0, 0))
+            last[direction] = (busy, n)
+            cycle[f"{direction}_cycle_ms"] = round(1000 * (busy - was_busy) / max(1, n - was_n))
+        queued = traffic._queued
+        report.timeline.append({
+            "lot_h": round(lot_h, 2), "arrived": s.arrived, "entered": s.entered,
+            "refused": s.refused, "balked": s.balked, "exited": s.exited,
+            "open_tickets": row[0], "available_spots": row[1], "vacated_tickets": row[2],
+            "entry_queue": sum(queued.get(i, 0) for i in entries),
+            "exit_queue": sum(v for k, v in queued.items() if k not in entries),
+            "parked_tasks": len(traffic._cars)} | cycle)
+
     async def sample() -> None:
         started = time.monotonic()
+        next_mark = 0.0
         while time.monotonic() - started < real_s:
             await asyncio.sleep(sample_s)
+            lot_h = (time.monotonic() - started) * cfg.simulation.speed / 3600
+            if lot_h >= next_mark:
+                next_mark += simulated_hours / 24
+                await mark(lot_h)
             if time.monotonic() - started >= warmup_s:
                 report.rss_samples_kib.append(rss_kib())
             report.max_lane_queue = max(report.max_lane_queue,
@@ -305,6 +347,8 @@ async def _soak(cfg: LotConfig, *, simulated_hours: float, sample_s: float, warm
     report.events = verify.events
     report.spot_events = (await service.ledger.fetchone(
         "SELECT COUNT(*) FROM events WHERE type = 'spot.state_changed'"))[0]
+    report.vacated_tickets = (await service.ledger.fetchone(
+        "SELECT COUNT(*) FROM tickets WHERE status = 'VACATED'"))[0]
     await service.stop()
     return report
 
@@ -328,8 +372,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flap-minutes", type=float, default=10.0,
                         help="sync to a private Mosquitto that goes down / comes back every this "
                              "many lot minutes (0: no sync)")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="run in this (new, empty) folder and keep the ledger afterwards")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=False)
+    with (contextlib.nullcontext(str(args.keep)) if args.keep is not None
+          else tempfile.TemporaryDirectory()) as tmp:
         broker = Broker(Path(tmp) / "broker") if args.flap_minutes > 0 else None
         cfg = soak_lot(Path(tmp), spots=args.spots, entry_lanes=args.lanes,
                        rate_per_lane=args.rate, speed=args.speed,

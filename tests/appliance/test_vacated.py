@@ -1,0 +1,127 @@
+"""A car whose exit missed its plate: the spot's sensor saw it leave, so housekeeping releases
+its ticket's spot and count (`ticket.vacated`); an exit that reads the plate later still charges
+it. Real ledger, real projections, per-spot lot."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from appliance import housekeeping
+from appliance.config import load_config
+from appliance.core.events import NewEvent
+from appliance.service import Service
+from appliance.tickets import admit, release
+from tests.conftest import write_lot
+
+T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def per_spot(tmp_path):
+    cfg = load_config(write_lot(tmp_path, mode="per_spot", per_level=20))
+    service = Service(cfg, simulate=True, api=False)
+    await service.start()
+    yield service
+    await service.stop()
+
+
+async def _enter(service, plate: str, at: datetime) -> tuple[str, str, str, str]:
+    out = await admit(service.ledger, service.cfg, lane="in-1", plate=plate, confidence=1.0,
+                      at=at, vehicle_type="REGULAR")
+    assert out.allow
+    row = await service.ledger.fetchone(
+        "SELECT id, spot_id, level_id, spot_type FROM tickets WHERE plate = ?", (plate,))
+    return tuple(row)
+
+
+async def _sensor(service, spot_id: str, state: str, at: datetime) -> None:
+    await service.ledger.append(NewEvent(type="spot.state_changed", payload={
+        "spot_id": spot_id, "state": state}), at=at)
+
+
+async def _occupied(service, level: str, spot_type: str) -> int:
+    return (await service.ledger.fetchone(
+        "SELECT occupied FROM capacity WHERE level_id = ? AND spot_type = ?",
+        (level, spot_type)))[0]
+
+
+async def test_left_unseen_releases_spot_and_count_then_a_late_exit_still_charges(per_spot):
+    svc = per_spot
+    ticket, spot, level, spot_type = await _enter(svc, "GONE123", T0)
+    other, other_spot, other_level, other_type = await _enter(svc, "STAY456", T0)
+    assert (level, spot_type) == (other_level, other_type)
+    assert await _occupied(svc, level, spot_type) == 2
+    await _sensor(svc, spot, "OCCUPIED", T0 + timedelta(minutes=2))
+    await _sensor(svc, other_spot, "OCCUPIED", T0 + timedelta(minutes=2))
+    await _sensor(svc, spot, "AVAILABLE", T0 + timedelta(minutes=40))  # the car drives off
+
+    minutes = svc.cfg.policy.vacated_release_minutes
+    just_before = T0 + timedelta(minutes=40 + minutes - 1)
+    assert await housekeeping.release_vacated(svc, now=just_before) == 0
+    after = T0 + timedelta(minutes=40 + minutes + 1)
+    assert await housekeeping.release_vacated(svc, now=after) == 1
+    assert await housekeeping.release_vacated(svc, now=after) == 0  # once
+
+    t = await svc.ledger.fetchone("SELECT status FROM tickets WHERE id = ?", (ticket,))
+    assert t[0] == "VACATED"
+    s = await svc.ledger.fetchone("SELECT state, ticket_id FROM spots WHERE id = ?", (spot,))
+    assert tuple(s) == ("AVAILABLE", None)
+    assert await _occupied(svc, level, spot_type) == 1  # the other car still holds its count
+    assert (await svc.ledger.fetchone(
+        "SELECT status FROM tickets WHERE id = ?", (other,)))[0] == "OPEN"
+    ev = await svc.ledger.fetchone(
+        "SELECT json_extract(payload, '$.spot_id') FROM events WHERE type = 'ticket.vacated'")
+    assert ev[0] == spot
+
+    # the car was still in the lot after all (it moved): its exit charges its own stay
+    out = await release(svc.ledger, svc.cfg, lane="out-1", plate="GONE123", scanned_ticket=None,
+                        terminal=svc.terminal, at=T0 + timedelta(hours=3))
+    assert out.ticket_id == ticket and out.kind == "exit" and out.fee_cents > 0
+    t = await svc.ledger.fetchone("SELECT status, fee_cents FROM tickets WHERE id = ?", (ticket,))
+    assert t[0] == "CLOSED" and t[1] == out.fee_cents
+    assert await _occupied(svc, level, spot_type) == 1  # not released twice
+    assert (await svc.ledger.verify()).ok
+
+
+async def test_spot_never_seen_occupied_or_occupied_again_is_left_alone(per_spot):
+    svc = per_spot
+    late = T0 + timedelta(hours=2)
+    # sensor read AVAILABLE before the car came and never saw it: it parked elsewhere
+    ticket_a, spot_a, _, _ = await _enter(svc, "ELSE111", T0)
+    await _sensor(svc, spot_a, "OCCUPIED", T0 - timedelta(hours=1))
+    await _sensor(svc, spot_a, "AVAILABLE", T0 - timedelta(minutes=30))
+    # this car's sensor sees it, loses it, sees it again (a car reversing in)
+    ticket_b, spot_b, _, _ = await _enter(svc, "BACK222", T0)
+    await _sensor(svc, spot_b, "OCCUPIED", T0 + timedelta(minutes=1))
+    await _sensor(svc, spot_b, "AVAILABLE", T0 + timedelta(minutes=2))
+    await _sensor(svc, spot_b, "OCCUPIED", T0 + timedelta(minutes=3))
+    # a silent sensor (UNKNOWN) is no sign of a car leaving
+    ticket_c, spot_c, _, _ = await _enter(svc, "DARK333", T0)
+    await _sensor(svc, spot_c, "OCCUPIED", T0 + timedelta(minutes=1))
+    await _sensor(svc, spot_c, "UNKNOWN", T0 + timedelta(minutes=5))
+    assert await housekeeping.release_vacated(svc, now=late) == 0
+    rows = await svc.ledger.fetchall(
+        "SELECT status FROM tickets WHERE id IN (?, ?, ?)", (ticket_a, ticket_b, ticket_c))
+    assert [r[0] for r in rows] == ["OPEN"] * 3
+
+
+async def test_zero_minutes_turns_it_off_and_counter_lots_have_no_spots(per_spot, tmp_path):
+    svc = per_spot
+    _, spot, _, _ = await _enter(svc, "OFF4444", T0)
+    await _sensor(svc, spot, "OCCUPIED", T0 + timedelta(minutes=1))
+    await _sensor(svc, spot, "AVAILABLE", T0 + timedelta(minutes=2))
+    svc.cfg = dataclasses.replace(svc.cfg, policy=dataclasses.replace(
+        svc.cfg.policy, vacated_release_minutes=0))
+    assert await housekeeping.release_vacated(svc, now=T0 + timedelta(days=1)) == 0
+
+
+def test_negative_minutes_is_a_named_config_error(tmp_path):
+    from appliance.errors import ConfigError
+
+    path = write_lot(tmp_path, mode="per_spot", per_level=20)
+    path.write_text(path.read_text() + "\n[policy]\nvacated_release_minutes = -5\n")
+    with pytest.raises(ConfigError, match="vacated_release_minutes"):
+        load_config(path)
