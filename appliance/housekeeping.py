@@ -11,6 +11,7 @@ from appliance.core.events import NewEvent
 from appliance.core.types import LotMode, SpotType
 from appliance.errors import InputError
 from appliance.reservations import release_no_shows
+from appliance.tickets import LEFT_ITS_SPOT, vacate
 
 if TYPE_CHECKING:
     from appliance.service import Service
@@ -123,26 +124,16 @@ async def release_vacated(service: Service, *, now: datetime) -> int:
     minutes = cfg.policy.vacated_release_minutes
     if cfg.lot.mode != LotMode.PER_SPOT or minutes == 0:
         return 0
-    limit = (now - timedelta(minutes=minutes)).isoformat()
+    limit = now - timedelta(minutes=minutes)
     rows = await service.ledger.fetchall(
-        "SELECT t.id, t.plate, s.id AS spot_id, s.sensor_seen_utc FROM spots s "
-        "JOIN tickets t ON t.id = s.ticket_id WHERE s.state = 'OCCUPIED' "
-        "AND s.sensor_state = 'AVAILABLE' AND s.sensor_seen_utc < ? "
-        "AND s.sensor_occupied_utc > t.entry_utc AND t.status IN ('OPEN', 'PAID') LIMIT 200",
-        (limit,))
+        "SELECT t.id, s.id AS spot_id FROM spots s JOIN tickets t ON t.id = s.ticket_id "
+        f"WHERE {LEFT_ITS_SPOT} AND s.sensor_seen_utc < ? LIMIT 200", (limit.isoformat(),))
     released = 0
     for r in rows:
-        async with service.ledger.transaction() as tx:
-            # the car may have been matched at an exit since the read above
-            still = await tx.fetchone("SELECT status FROM tickets WHERE id = ?", (r["id"],))
-            if still is None or still["status"] not in ("OPEN", "PAID"):
-                continue
-            await tx.append(NewEvent(type="ticket.vacated", payload={
-                "ticket_id": r["id"], "plate": r["plate"], "spot_id": r["spot_id"],
-                "vacant_since_utc": r["sensor_seen_utc"],
-                "reason": f"spot {r['spot_id']} sensed empty for {minutes} min, no exit matched"}),
-                at=now)
-        released += 1
+        async with service.ledger.transaction() as tx:  # checked again: an exit may have won
+            released += await vacate(
+                tx, ticket_id=r["id"], at=now, vacant_before=limit,
+                reason=f"spot {r['spot_id']} sensed empty for {minutes} min, no exit matched")
     return released
 
 

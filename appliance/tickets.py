@@ -8,6 +8,7 @@ becomes an invoice and a flag on the plate.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import uuid
@@ -93,6 +94,28 @@ async def confirmed_reservations(reader, *, now: datetime, horizon: timedelta) -
     return [_reservation(r) for r in rows]
 
 
+# A ticket whose car has left its spot: the spot's sensor saw a car there after the ticket's
+# entry and reads AVAILABLE now (`s` spots joined to `t` tickets on the spot's ticket).
+LEFT_ITS_SPOT = ("s.state = 'OCCUPIED' AND s.sensor_state = 'AVAILABLE' "
+                 "AND s.sensor_occupied_utc > t.entry_utc AND t.status IN ('OPEN', 'PAID')")
+
+
+async def vacate(tx: Tx, *, ticket_id: str, at: datetime, reason: str,
+                 vacant_before: datetime | None = None) -> bool:
+    """Release a ticket whose car left its spot unseen by any exit (`ticket.vacated`); False
+    when it is no longer open or its spot does not say the car left (before `vacant_before`)."""
+    row = await tx.fetchone(
+        "SELECT t.id, t.plate, s.id AS spot_id, s.sensor_seen_utc FROM tickets t "
+        f"JOIN spots s ON s.ticket_id = t.id WHERE t.id = ? AND {LEFT_ITS_SPOT}", (ticket_id,))
+    if row is None or (vacant_before is not None
+                       and row["sensor_seen_utc"] >= vacant_before.isoformat()):
+        return False
+    await tx.append(NewEvent(type="ticket.vacated", payload={
+        "ticket_id": row["id"], "plate": row["plate"], "spot_id": row["spot_id"],
+        "vacant_since_utc": row["sensor_seen_utc"], "reason": reason}), at=at)
+    return True
+
+
 async def _entry_facts(reader, cfg: LotConfig, *, plate: str | None, code: str | None,
                        at: datetime) -> EntryFacts:
     policy = cfg.policy
@@ -149,6 +172,11 @@ async def _admit_once(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str |
     async def decide(tx: Tx) -> Outcome | None:  # runs in the database thread (Ledger.run)
         locked = book.in_force
         facts = await _entry_facts(tx, cfg, plate=plate, code=code, at=at)
+        if facts.inside_ticket is not None and cfg.lot.mode == LotMode.PER_SPOT and await vacate(
+                tx, ticket_id=facts.inside_ticket, at=at,
+                reason=f"plate {plate} back at {lane}; its spot sensed empty, no exit matched"):
+            # not a passback: the car left its spot (an exit missed its plate) and is back
+            facts = dataclasses.replace(facts, inside_ticket=None)
         verdict = classify_entry(facts)
         if verdict.needs_prepay_authorization and authorization is None and can_authorize:
             return None

@@ -125,3 +125,28 @@ def test_negative_minutes_is_a_named_config_error(tmp_path):
     path.write_text(path.read_text() + "\n[policy]\nvacated_release_minutes = -5\n")
     with pytest.raises(ConfigError, match="vacated_release_minutes"):
         load_config(path)
+
+
+async def test_plate_back_at_the_entry_after_leaving_its_spot_unseen_is_no_passback(per_spot):
+    svc = per_spot
+    assert svc.cfg.policy.passback == "hard"
+    ticket, spot, level, spot_type = await _enter(svc, "PERM777", T0)
+    # still parked: the same plate at an entry is a passback, refused
+    await _sensor(svc, spot, "OCCUPIED", T0 + timedelta(minutes=1))
+    again = await admit(svc.ledger, svc.cfg, lane="in-1", plate="PERM777", confidence=1.0,
+                        at=T0 + timedelta(minutes=5), vehicle_type="REGULAR")
+    assert not again.allow
+    # it drove off (the exit camera missed it) and is back 3 minutes later, before housekeeping
+    # would release the ticket: the old ticket is vacated and the car gets a new one
+    await _sensor(svc, spot, "AVAILABLE", T0 + timedelta(minutes=30))
+    back = await admit(svc.ledger, svc.cfg, lane="in-1", plate="PERM777", confidence=1.0,
+                       at=T0 + timedelta(minutes=33), vehicle_type="REGULAR")
+    assert back.allow
+    rows = await svc.ledger.fetchall(
+        "SELECT id, status FROM tickets WHERE plate = 'PERM777' ORDER BY entry_seq")
+    assert [(r[0] == ticket, r[1]) for r in rows] == [(True, "VACATED"), (False, "OPEN")]
+    assert await _occupied(svc, level, spot_type) == 1  # one car, one count
+    reason = await svc.ledger.fetchone(
+        "SELECT json_extract(payload, '$.reason') FROM events WHERE type = 'ticket.vacated'")
+    assert "back at in-1" in reason[0]
+    assert (await svc.ledger.verify()).ok
