@@ -320,40 +320,32 @@ def idempotency_key(ticket_id: str, amount_cents: int) -> str:
 
 
 async def find_ticket(reader, cfg: LotConfig, *, plate: str | None, scanned: str | None):
-    """The open (or paid) ticket for a vehicle: scanned id, exact plate, then tolerant plate."""
-    if scanned:
+    """The ticket for a vehicle at an exit: an open (or paid) one by scanned id, exact plate,
+    then tolerant plate; else a VACATED one (released when its spot's sensor saw the car go and
+    no exit matched it) by scanned id or exact plate: the car was here after all, so it pays
+    its own stay rather than a lost-ticket fee."""
+    # literal conditions, the same as the partial indexes' (a bound status would not use them)
+    for where, tolerant in (("status IN ('OPEN', 'PAID')", True), ("status = 'VACATED'", False)):
+        if scanned:
+            row = await reader.fetchone(f"SELECT * FROM tickets WHERE id = ? AND {where}",
+                                        (scanned,))
+            if row is not None:
+                return row, "scanned"
+        if not plate:
+            continue
         row = await reader.fetchone(
-            "SELECT * FROM tickets WHERE id = ? AND status IN ('OPEN', 'PAID')", (scanned,))
-        if row is not None:
-            return row, "scanned"
-    if plate:
-        row = await reader.fetchone(
-            "SELECT * FROM tickets WHERE plate = ? AND status IN ('OPEN', 'PAID') "
-            "ORDER BY entry_utc DESC", (plate,))
+            f"SELECT * FROM tickets WHERE plate = ? AND {where} ORDER BY entry_utc DESC LIMIT 1",
+            (plate,))
         if row is not None:
             return row, "plate"
-        if cfg.policy.plate_match_distance:
+        if tolerant and cfg.policy.plate_match_distance:
             plates = [r[0] for r in await reader.fetchall(
-                "SELECT plate FROM tickets WHERE status IN ('OPEN', 'PAID') AND plate IS NOT NULL")]
+                f"SELECT plate FROM tickets WHERE {where} AND plate IS NOT NULL")]
             match = best_match(plate, plates, max_distance=cfg.policy.plate_match_distance)
             if match is not None:
                 row = await reader.fetchone(
-                    "SELECT * FROM tickets WHERE plate = ? AND status IN ('OPEN', 'PAID')",
-                    (match,))
+                    f"SELECT * FROM tickets WHERE plate = ? AND {where}", (match,))
                 return row, "plate~"
-    # a ticket released when its spot's sensor saw the car go (no exit matched it then): the
-    # car is here after all, so it pays its own stay rather than a lost-ticket fee
-    if scanned:
-        row = await reader.fetchone(
-            "SELECT * FROM tickets WHERE id = ? AND status = 'VACATED'", (scanned,))
-        if row is not None:
-            return row, "scanned"
-    if plate:
-        row = await reader.fetchone(
-            "SELECT * FROM tickets WHERE plate = ? AND status = 'VACATED' "
-            "ORDER BY entry_utc DESC LIMIT 1", (plate,))
-        if row is not None:
-            return row, "plate"
     return None, "none"
 
 

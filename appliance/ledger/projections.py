@@ -238,14 +238,7 @@ async def _ticket_paid(tx: Tx, ev: Event) -> None:
 
 @projects("ticket.voided")
 async def _ticket_voided(tx: Tx, ev: Event) -> None:
-    p = ev.payload
-    row = await tx.fetchone(
-        "SELECT level_id, spot_type, spot_id, status FROM tickets WHERE id = ?", (p["ticket_id"],))
-    if row is None or row["status"] not in ("OPEN", "PAID"):
-        raise ValueError(f"ticket {p['ticket_id']} cannot be voided")
-    await tx.execute("UPDATE tickets SET status = 'VOID', note = ?, exit_seq = ? WHERE id = ?",
-                     (p.get("reason", ""), ev.seq, p["ticket_id"]))
-    await _release_place(tx, row)
+    await _end_unexited(tx, ev, "VOID")
 
 
 @projects("ticket.vacated")
@@ -253,15 +246,20 @@ async def _ticket_vacated(tx: Tx, ev: Event) -> None:
     # The spot's sensor saw the car leave and no exit matched the ticket (an exit camera that
     # missed the plate): the ticket stops holding a count and a spot, but an exit that reads
     # its plate later still closes (and charges) it.
+    await _end_unexited(tx, ev, "VACATED")
+    await tx.execute("UPDATE reservations SET status = 'COMPLETED' WHERE ticket_id = ?",
+                     (ev.payload["ticket_id"],))
+
+
+async def _end_unexited(tx: Tx, ev: Event, status: str) -> None:
+    """An open ticket ends without an exit (voided, vacated): status, note, its place freed."""
     p = ev.payload
     row = await tx.fetchone(
         "SELECT level_id, spot_type, spot_id, status FROM tickets WHERE id = ?", (p["ticket_id"],))
     if row is None or row["status"] not in ("OPEN", "PAID"):
-        raise ValueError(f"ticket {p['ticket_id']} is not open")
-    await tx.execute("UPDATE tickets SET status = 'VACATED', note = ?, exit_seq = ? WHERE id = ?",
-                     (p.get("reason", ""), ev.seq, p["ticket_id"]))
-    await tx.execute("UPDATE reservations SET status = 'COMPLETED' WHERE ticket_id = ?",
-                     (p["ticket_id"],))
+        raise ValueError(f"{ev.type}: ticket {p['ticket_id']} is not open")
+    await tx.execute("UPDATE tickets SET status = ?, note = ?, exit_seq = ? WHERE id = ?",
+                     (status, p.get("reason", ""), ev.seq, p["ticket_id"]))
     await _release_place(tx, row)
 
 

@@ -12,20 +12,10 @@ import pytest
 from appliance import housekeeping
 from appliance.config import load_config
 from appliance.core.events import NewEvent
-from appliance.service import Service
 from appliance.tickets import admit, release
 from tests.conftest import write_lot
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def per_spot(tmp_path):
-    cfg = load_config(write_lot(tmp_path, mode="per_spot", per_level=20))
-    service = Service(cfg, simulate=True, api=False)
-    await service.start()
-    yield service
-    await service.stop()
 
 
 async def _enter(service, plate: str, at: datetime) -> tuple[str, str, str, str]:
@@ -48,8 +38,8 @@ async def _occupied(service, level: str, spot_type: str) -> int:
         (level, spot_type)))[0]
 
 
-async def test_left_unseen_releases_spot_and_count_then_a_late_exit_still_charges(per_spot):
-    svc = per_spot
+async def test_left_unseen_releases_spot_and_count_then_a_late_exit_still_charges(spot_lot_service):
+    svc = spot_lot_service
     ticket, spot, level, spot_type = await _enter(svc, "GONE123", T0)
     other, other_spot, other_level, other_type = await _enter(svc, "STAY456", T0)
     assert (level, spot_type) == (other_level, other_type)
@@ -86,8 +76,8 @@ async def test_left_unseen_releases_spot_and_count_then_a_late_exit_still_charge
     assert (await svc.ledger.verify()).ok
 
 
-async def test_spot_never_seen_occupied_or_occupied_again_is_left_alone(per_spot):
-    svc = per_spot
+async def test_spot_never_seen_occupied_or_occupied_again_is_left_alone(spot_lot_service):
+    svc = spot_lot_service
     late = T0 + timedelta(hours=2)
     # sensor read AVAILABLE before the car came and never saw it: it parked elsewhere
     ticket_a, spot_a, _, _ = await _enter(svc, "ELSE111", T0)
@@ -108,8 +98,8 @@ async def test_spot_never_seen_occupied_or_occupied_again_is_left_alone(per_spot
     assert [r[0] for r in rows] == ["OPEN"] * 3
 
 
-async def test_zero_minutes_turns_it_off_and_counter_lots_have_no_spots(per_spot, tmp_path):
-    svc = per_spot
+async def test_zero_minutes_turns_it_off(spot_lot_service):
+    svc = spot_lot_service
     _, spot, _, _ = await _enter(svc, "OFF4444", T0)
     await _sensor(svc, spot, "OCCUPIED", T0 + timedelta(minutes=1))
     await _sensor(svc, spot, "AVAILABLE", T0 + timedelta(minutes=2))
@@ -127,8 +117,8 @@ def test_negative_minutes_is_a_named_config_error(tmp_path):
         load_config(path)
 
 
-async def test_plate_back_at_the_entry_after_leaving_its_spot_unseen_is_no_passback(per_spot):
-    svc = per_spot
+async def test_plate_back_at_the_entry_after_leaving_its_spot_unseen_is_no_passback(spot_lot_service):
+    svc = spot_lot_service
     assert svc.cfg.policy.passback == "hard"
     ticket, spot, level, spot_type = await _enter(svc, "PERM777", T0)
     # still parked: the same plate at an entry is a passback, refused

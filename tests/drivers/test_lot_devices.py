@@ -128,34 +128,33 @@ async def test_simulated_sensors_follow_tickets_of_a_running_ledger(tmp_path: Pa
     sims = SimulatedPorts.start(cfg, tmp_path / "dev")
     ledger = await Ledger.open(tmp_path / "l.sqlite3", lot_id=cfg.lot.id, tz=cfg.lot.tz)
     ledger.subscribe(sims.follow_tickets)
+    sensor = sims.buses["bus2"].distances  # L2-C003 is bus2:3
+
+    async def issue(ticket_id: str, plate: str, hour: int) -> None:
+        await ledger.append(NewEvent(type="ticket.issued", payload={
+            "ticket_id": ticket_id, "plate": plate, "vehicle_type": "REGULAR", "level": "L2",
+            "spot_type": "COMPACT", "spot_id": "L2-C003", "lane": "entry-1",
+            "entry_utc": f"2026-01-01T{hour:02d}:00:00+00:00"}))
+
     try:
         await ledger.append(NewEvent(type="lot.configured", payload=layout_payload(cfg)))
-        await ledger.append(NewEvent(type="ticket.issued", payload={
-            "ticket_id": "T1", "plate": "ABC123", "vehicle_type": "REGULAR", "level": "L2",
-            "spot_type": "COMPACT", "spot_id": "L2-C003", "lane": "entry-1",
-            "entry_utc": "2026-01-01T10:00:00+00:00"}))
-        assert sims.buses["bus2"].distances[3] == 60  # L2-C003 is bus2:3
+        await issue("T1", "ABC123", 10)
+        assert sensor[3] == 60
         await ledger.append(NewEvent(type="ticket.closed", payload={
             "ticket_id": "T1", "lane": "exit-1", "exit_utc": "2026-01-01T11:00:00+00:00",
             "fee_cents": 350}))
-        assert sims.buses["bus2"].distances[3] == 400
+        assert sensor[3] == 400
         # a car that backs out of the entry never parks: its voided ticket frees the sensor
-        await ledger.append(NewEvent(type="ticket.issued", payload={
-            "ticket_id": "T2", "plate": "XYZ987", "vehicle_type": "REGULAR", "level": "L2",
-            "spot_type": "COMPACT", "spot_id": "L2-C003", "lane": "entry-1",
-            "entry_utc": "2026-01-01T12:00:00+00:00"}))
-        assert sims.buses["bus2"].distances[3] == 60
+        await issue("T2", "XYZ987", 12)
+        assert sensor[3] == 60
         await ledger.append(NewEvent(type="ticket.voided", payload={
             "ticket_id": "T2", "reason": "backed out"}))
-        assert sims.buses["bus2"].distances[3] == 400
+        assert sensor[3] == 400
         # a car drives out of its spot (by plate) before any exit sees it; the ticket stays open
-        await ledger.append(NewEvent(type="ticket.issued", payload={
-            "ticket_id": "T3", "plate": "QRS111", "vehicle_type": "REGULAR", "level": "L2",
-            "spot_type": "COMPACT", "spot_id": "L2-C003", "lane": "entry-1",
-            "entry_utc": "2026-01-01T13:00:00+00:00"}))
-        assert sims.buses["bus2"].distances[3] == 60
+        await issue("T3", "QRS111", 13)
+        assert sensor[3] == 60
         assert sims.depart(plate="QRS111") is True
-        assert sims.buses["bus2"].distances[3] == 400
+        assert sensor[3] == 400
         assert sims.depart(plate="QRS111") is False  # gone already
         assert (await ledger.fetchone("SELECT status FROM tickets WHERE id = 'T3'"))[0] == "OPEN"
     finally:
