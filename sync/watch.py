@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class SyncAlarm:
-    """Raise (or clear, when ``raise_`` is False) alarm ``code``."""
+    """Raise (or clear, when ``raise_`` is False) alarm ``code`` of ``source`` (the part of
+    sync it is about: "uplink" for the broker link, "downlink" for the cloud API)."""
 
     code: str
     raise_: bool
     detail: str = ""
+    source: str = "uplink"
 
 
 @dataclass
@@ -66,24 +68,25 @@ class SyncWatch:
         self._last_acked = acked_through
         offline_for = None if self._offline_since is None else now_s - self._offline_since
         stalled_for = None if self._stalled_since is None else now_s - self._stalled_since
-        changes += self._edge("sync_offline", offline_for,
+        changes += self._edge("sync_offline", "uplink", offline_for,
                               f"no broker connection for {offline_for or 0:.0f} s; "
                               f"{backlog} events waiting (gates unaffected)")
-        changes += self._edge("sync_stalled", stalled_for,
+        changes += self._edge("sync_stalled", "uplink", stalled_for,
                               f"broker up but no cloud acknowledgement for {stalled_for or 0:.0f} s; "
                               f"{backlog} events waiting")
         api_down_for = None if self._api_down_since is None else now_s - self._api_down_since
-        changes += self._edge("cloud_api_unreachable", api_down_for,
+        changes += self._edge("cloud_api_unreachable", "downlink", api_down_for,
                               f"bundle fetches failing for {api_down_for or 0:.0f} s "
                               f"({api_error or 'no answer'}); permits, lists and tariff stay "
                               "as last applied (gates unaffected)")
         return changes
 
-    def _edge(self, code: str, lasted_s: float | None, detail: str) -> list[SyncAlarm]:
+    def _edge(self, code: str, source: str, lasted_s: float | None,
+              detail: str) -> list[SyncAlarm]:
         if lasted_s is not None and lasted_s >= self.alarm_after_s and code not in self.active:
             self.active.add(code)
-            return [SyncAlarm(code, True, detail)]
+            return [SyncAlarm(code, True, detail, source)]
         if (lasted_s is None or lasted_s < self.alarm_after_s) and code in self.active:
             self.active.discard(code)
-            return [SyncAlarm(code, False)]
+            return [SyncAlarm(code, False, source=source)]
         return []

@@ -61,13 +61,12 @@ def sync_tasks(service: Service) -> list[Callable[[], Any]]:
                                         backlog=backlog, acked_through=uplink.acked_through,
                                         api_ok=downlink.ok if downlink else None,
                                         api_error=downlink.last_error if downlink else ""):
-                source = "downlink" if change.code == "cloud_api_unreachable" else "uplink"
                 if change.raise_:
                     log.warning("sync alarm %s: %s", change.code, change.detail)
-                    await raise_alarm(ledger, code=change.code, source=source,
+                    await raise_alarm(ledger, code=change.code, source=change.source,
                                       detail=change.detail)
                 else:
-                    await clear_alarm(ledger, code=change.code, source=source)
+                    await clear_alarm(ledger, code=change.code, source=change.source)
             await asyncio.sleep(interval)
 
     tasks: list[Callable[[], Any]] = [supervised("uplink", uplink.run),

@@ -46,10 +46,12 @@ def test_bundle_fetches_failing_for_long_raise_cloud_api_unreachable_and_a_succe
     assert w.observe(10, **up, api_ok=False, api_error="connect refused") == []
     assert w.observe(609, **up, api_ok=False, api_error="connect refused") == []
     raised = w.observe(610, **up, api_ok=False, api_error="HTTP 503")
-    assert [(a.code, a.raise_) for a in raised] == [("cloud_api_unreachable", True)]
+    assert [(a.code, a.raise_, a.source) for a in raised] == [
+        ("cloud_api_unreachable", True, "downlink")]
     assert "600 s" in raised[0].detail and "HTTP 503" in raised[0].detail
     assert w.observe(900, **up, api_ok=False) == []  # once
-    assert w.observe(901, **up, api_ok=True) == [SyncAlarm("cloud_api_unreachable", False)]
+    assert w.observe(901, **up, api_ok=True) == [
+        SyncAlarm("cloud_api_unreachable", False, source="downlink")]
     # a lot without a cloud API never raises it
     w2 = SyncWatch(alarm_after_s=60)
     assert w2.observe(0, **up) == [] and w2.observe(10_000, **up) == []
