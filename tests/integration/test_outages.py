@@ -228,7 +228,8 @@ async def test_a_spot_sensor_bus_down_raises_an_alarm_gates_keep_working_and_it_
     cfg = dataclasses.replace(cfg, devices=dataclasses.replace(cfg.devices, spot_heartbeat_s=1.5))
     service, stop, task = await _running(cfg)
     sensors = service.devices.sensors
-    down = {s.id for s in cfg.spots if s.id.startswith("B0-")}
+    down = {s.id for s in cfg.spots if s.id.startswith("B0")}  # B0R-*, B0L-*: bus 0
+    assert down
 
     async def until(predicate, what: str, timeout_s: float = 15.0) -> None:
         deadline = time.monotonic() + timeout_s
