@@ -47,7 +47,13 @@ class TerminalUnavailable(DeviceError):
 
 
 class SimulatedTerminal:
-    """A terminal with a decline rate and switchable faults, recording every charge.
+    """A terminal with a decline rate and switchable faults.
+
+    Like a real processor it remembers its answers per idempotency key for a window, here the
+    last `retain_keys` keys (a processor keeps them about a day): a retry inside the window gets
+    the first answer, an older key is a new operation. Offline approvals are kept outside the
+    window until `settle_offline` has settled them, since they are money still owed. So its
+    memory stays bounded however many cars pay (a 24 h soak makes ~22,000 payments).
 
     Args:
         decline_rate: share of cards declined.
@@ -55,21 +61,36 @@ class SimulatedTerminal:
         mode: 'online'; 'offline' (processor unreachable: approves offline up to
             `offline_floor_cents`, settled later by `settle_offline`); 'down' (terminal dead:
             raises TerminalUnavailable); 'hang' (never answers).
+        retain_keys: how many recent idempotency keys keep their answers.
     """
 
     def __init__(self, *, decline_rate: float = 0.03, seed: int | None = None,
                  mode: str = "online", offline_floor_cents: int = 5000,
-                 offline_failure_rate: float = 0.05) -> None:
+                 offline_failure_rate: float = 0.05, retain_keys: int = 2000) -> None:
+        if retain_keys < 1:
+            raise ValueError("retain_keys must be at least 1")
         self.decline_rate = decline_rate
         self.mode = mode
         self.offline_floor_cents = offline_floor_cents
         self.offline_failure_rate = offline_failure_rate
+        self.retain_keys = retain_keys
         self._rng = random.Random(seed)
+        # per key, oldest first (dicts keep insertion order); a key enters _auth first
         self._auth: dict[str, PaymentResult] = {}
         self._captured: dict[str, PaymentResult] = {}
         self._refunded: dict[str, PaymentResult] = {}
+        self._unsettled: dict[str, PaymentResult] = {}  # offline captures, until settled
         self.captured_cents = 0
         self.capture_calls = 0
+
+    def _remember(self, key: str, result: PaymentResult) -> None:
+        """Keep `result` as the key's authorisation; forget the oldest keys past the window."""
+        self._auth[key] = result
+        while len(self._auth) > self.retain_keys:
+            old = next(iter(self._auth))
+            del self._auth[old]
+            self._captured.pop(old, None)
+            self._refunded.pop(old, None)
 
     async def _fault(self) -> None:
         if self.mode == "down":
@@ -100,7 +121,7 @@ class SimulatedTerminal:
                                    processor_token=f"tok_{self._rng.getrandbits(64):016x}",
                                    last4=f"{self._rng.randrange(10000):04d}",
                                    brand=self._rng.choice(["VISA", "MASTERCARD", "AMEX"]))
-        self._auth[idempotency_key] = result
+        self._remember(idempotency_key, result)
         return result
 
     async def capture(self, *, idempotency_key: str, amount_cents: int) -> PaymentResult:
@@ -115,6 +136,8 @@ class SimulatedTerminal:
         self.capture_calls += 1
         result = replace(auth, status="captured", amount_cents=amount_cents)
         self._captured[idempotency_key] = result
+        if result.offline:
+            self._unsettled[idempotency_key] = result
         self.captured_cents += amount_cents
         return result
 
@@ -137,9 +160,10 @@ class SimulatedTerminal:
         settled: dict[str, bool] = {}
         if self.mode != "online":
             return settled
-        for key, result in self._captured.items():
-            if result.offline:
-                settled[key] = self._rng.random() >= self.offline_failure_rate
+        for key in self._unsettled:
+            settled[key] = self._rng.random() >= self.offline_failure_rate
         for key in settled:
-            self._captured[key] = replace(self._captured[key], offline=False)
+            result = replace(self._unsettled.pop(key), offline=False)
+            if key in self._captured:
+                self._captured[key] = result
         return settled
