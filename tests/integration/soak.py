@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -170,6 +171,8 @@ class SoakReport:
     rss_samples_kib: list[int] = field(default_factory=list)
     # 25 rows over the run (hourly in 24 h): traffic so far, cars inside, lane queues and real s per lane cycle
     timeline: list[dict] = field(default_factory=list)
+    # with --tracemalloc N: the N tracebacks whose memory grew most from a quarter into the run to the end
+    tracemalloc_top: list[dict] = field(default_factory=list)
 
     @property
     def rss_first_quartile_kib(self) -> float:
@@ -222,7 +225,7 @@ class SoakReport:
 
 async def soak(cfg: LotConfig, *, simulated_hours: float, sample_s: float = 2.0,
                warmup_s: float = 5.0, broker: Broker | None = None,
-               flap_minutes: float = 10.0) -> SoakReport:
+               flap_minutes: float = 10.0, trace_top: int = 0) -> SoakReport:
     """Run the service, its spot sensors and the traffic for `simulated_hours` of lot time.
 
     With `broker` (the one `cfg.cloud.mqtt_url` names, started), a reference cloud ingest runs
@@ -231,7 +234,7 @@ async def soak(cfg: LotConfig, *, simulated_hours: float, sample_s: float = 2.0,
     """
     if broker is None:
         return await _soak(cfg, simulated_hours=simulated_hours, sample_s=sample_s,
-                           warmup_s=warmup_s)
+                           warmup_s=warmup_s, trace_top=trace_top)
     cloud_db = cfg.data_path("cloud.sqlite3")
     ingest = subprocess.Popen(
         [sys.executable, "-m", "appliance.cli", "cloud", "ingest", "--mqtt", broker.url,
@@ -240,7 +243,8 @@ async def soak(cfg: LotConfig, *, simulated_hours: float, sample_s: float = 2.0,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         report = await _soak(cfg, simulated_hours=simulated_hours, sample_s=sample_s,
-                             warmup_s=warmup_s, broker=broker, flap_minutes=flap_minutes)
+                             warmup_s=warmup_s, broker=broker, flap_minutes=flap_minutes,
+                             trace_top=trace_top)
     finally:
         ingest.terminate()
         ingest.wait(10)
@@ -261,8 +265,25 @@ async def soak(cfg: LotConfig, *, simulated_hours: float, sample_s: float = 2.0,
     return report
 
 
+def _traced() -> tracemalloc.Snapshot:
+    return tracemalloc.take_snapshot().filter_traces(
+        [tracemalloc.Filter(False, tracemalloc.__file__)])
+
+
+def _growth(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, top: int) -> list[dict]:
+    """The `top` allocation sites (by traceback) whose live memory grew most."""
+    return [{"kib": round(d.size_diff / 1024, 1), "blocks": d.count_diff,
+             "at": [f"{f.filename.removeprefix(str(Path.cwd()) + '/')}:{f.lineno}"
+                    for f in d.traceback][-6:]}
+            for d in after.compare_to(before, "traceback")[:top]]
+
+
 async def _soak(cfg: LotConfig, *, simulated_hours: float, sample_s: float, warmup_s: float,
-                broker: Broker | None = None, flap_minutes: float = 10.0) -> SoakReport:
+                broker: Broker | None = None, flap_minutes: float = 10.0,
+                trace_top: int = 0) -> SoakReport:
+    if trace_top:
+        tracemalloc.start(12)
+    baseline: list[tracemalloc.Snapshot] = []
     clock = SimClock(speed=cfg.simulation.speed)
     service = Service(cfg, simulate=True, clock=clock, api=False)
     await service.start()
@@ -302,7 +323,11 @@ async def _soak(cfg: LotConfig, *, simulated_hours: float, sample_s: float, warm
             "open_tickets": row[0], "available_spots": row[1], "vacated_tickets": row[2],
             "entry_queue": sum(queued.get(i, 0) for i in entries),
             "exit_queue": sum(v for k, v in queued.items() if k not in entries),
-            "parked_tasks": len(traffic._cars)} | cycle)
+            "parked_tasks": len(traffic._cars), "rss_mib": round(rss_kib() / 1024, 1)} | cycle)
+        if tracemalloc.is_tracing():
+            report.timeline[-1]["traced_mib"] = round(tracemalloc.get_traced_memory()[0] / 2**20, 1)
+            if len(report.timeline) == 7:  # a quarter into the run: the lot has filled
+                baseline.append(_traced())
 
     async def sample() -> None:
         started = time.monotonic()
@@ -369,6 +394,9 @@ async def _soak(cfg: LotConfig, *, simulated_hours: float, sample_s: float, warm
 
     extra = [drive, sample] + ([flap, watch_backlog] if broker is not None else [])
     await service.run(stop, extra=extra)
+    if baseline:
+        report.tracemalloc_top = _growth(baseline[0], _traced(), trace_top)
+        tracemalloc.stop()
     verify = await service.ledger.verify()
     report.ledger_ok = verify.ok
     report.events = verify.events
@@ -401,6 +429,9 @@ def main(argv: list[str] | None = None) -> int:
                              "many lot minutes (0: no sync)")
     parser.add_argument("--keep", type=Path, default=None,
                         help="run in this (new, empty) folder and keep the ledger afterwards")
+    parser.add_argument("--tracemalloc", type=int, default=0, metavar="N",
+                        help="trace Python allocations (slow) and report the N sites that grew "
+                             "most from a quarter into the run to the end")
     args = parser.parse_args(argv)
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=False)
@@ -417,7 +448,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             report = asyncio.run(soak(cfg, simulated_hours=args.hours,
                                       sample_s=max(1.0, args.hours * 3600 / args.speed / 400),
-                                      broker=broker, flap_minutes=args.flap_minutes))
+                                      broker=broker, flap_minutes=args.flap_minutes,
+                                      trace_top=args.tracemalloc))
         finally:
             if broker:
                 broker.stop()
