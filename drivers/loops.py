@@ -139,14 +139,7 @@ class SimulatedLoop:
     def occupy(self) -> None:
         """A vehicle is over the loop."""
         self._pin.drive_low() if self._active_low else self._pin.drive_high()
-        self._trim()
 
     def clear(self) -> None:
         """The loop is free."""
         self._pin.drive_high() if self._active_low else self._pin.drive_low()
-        self._trim()
-
-    def _trim(self) -> None:
-        # MockPin keeps every state change for assertions; a long simulation must not grow.
-        if len(self._pin.states) > 1000:
-            self._pin.clear_states()
