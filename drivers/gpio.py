@@ -16,7 +16,7 @@ class BoundedMockPin(MockPin):
     history is cut back to the last `history` changes whenever it reaches twice that.
     """
 
-    history = 1000
+    history = 100
 
     def _change_state(self, value: bool) -> bool:
         changed = super()._change_state(value)
