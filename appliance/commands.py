@@ -89,7 +89,9 @@ async def hold_open(service: Service, lane_id: str, *, hold: bool, attendant: st
 
 
 async def search_tickets(service: Service, *, query: str, limit: int = 50) -> list[dict]:
-    """Open tickets by ticket id, or by plate: partial match, then within one edit."""
+    """Tickets of cars inside: open (or paid) ones by ticket id, or by plate: partial match,
+    then within one edit; after them VACATED ones (released when the spot's sensor saw the car
+    go, no exit matched) by exact id or plate only, as the exit lane finds them."""
     q = normalise_plate(query)
     if not q:
         raise InputError("search needs a plate or ticket id")
@@ -99,7 +101,14 @@ async def search_tickets(service: Service, *, query: str, limit: int = 50) -> li
     partial = [r for r in rows if r not in exact and q in (r["plate"] or "")]
     fuzzy = [r for r in rows if r not in exact and r not in partial and r["plate"]
              and len(q) >= 4 and edit_distance(q, r["plate"], 1) <= 1]
-    return [dict(r) for r in (exact + partial + fuzzy)[:limit]]
+    # two indexed lookups (vacated tickets pile up over the years: never scan them)
+    by_id = await service.ledger.fetchall(
+        "SELECT * FROM tickets WHERE id = ? AND status = 'VACATED'", (q,))
+    by_plate = await service.ledger.fetchall(
+        "SELECT * FROM tickets WHERE plate = ? AND status = 'VACATED' ORDER BY entry_utc DESC "
+        "LIMIT ?", (q, limit))
+    vacated = [*by_id, *by_plate]
+    return [dict(r) for r in (exact + partial + fuzzy + vacated)[:limit]]
 
 
 async def ticket_with_fee(service: Service, ticket_id: str, *, at: datetime | None = None) -> dict:
@@ -125,11 +134,14 @@ async def ticket_with_fee(service: Service, ticket_id: str, *, at: datetime | No
     return ticket
 
 
-async def _open_ticket(tx, ticket_id: str) -> Any:
+async def _open_ticket(tx, ticket_id: str, *, vacated_ok: bool = True) -> Any:
+    """The ticket of a car still to leave: OPEN, PAID or (unless `vacated_ok` is False)
+    VACATED, which an exit still closes and charges, so it can be paid or validated first."""
     row = await tx.fetchone("SELECT * FROM tickets WHERE id = ?", (ticket_id,))
     if row is None:
         raise NotFoundError(f"no ticket {ticket_id!r}")
-    if row["status"] not in ("OPEN", "PAID"):
+    if row["status"] not in ("OPEN", "PAID", "VACATED") or (
+            row["status"] == "VACATED" and not vacated_ok):
         raise ConflictError(f"ticket {ticket_id} is {row['status']}")
     return row
 
@@ -187,7 +199,7 @@ async def void_ticket(service: Service, ticket_id: str, *, attendant: str, reaso
     """Void a ticket (frees its space; audited)."""
     attendant, reason = _need(attendant, "attendant"), _need(reason, "reason")
     async with service.ledger.transaction() as tx:
-        await _open_ticket(tx, ticket_id)
+        await _open_ticket(tx, ticket_id, vacated_ok=False)  # its space is free already
         await tx.append(NewEvent(type="ticket.voided", payload={
             "ticket_id": ticket_id, "attendant": attendant, "reason": reason}))
     return {"ticket_id": ticket_id, "status": "VOID"}

@@ -377,7 +377,7 @@ def fee_due(cfg: LotConfig, row, at: datetime, *, monotonic_s: float | None = No
     if row["override_cents"] is not None:
         breakdown.append({"label": "attendant override", "amount_cents": total - fee.total_cents})
     due = max(0, total - row["paid_cents"])
-    if row["status"] == "PAID" and row["paid_utc"]:
+    if row["status"] in ("PAID", "VACATED") and row["paid_utc"]:
         paid_at = datetime.fromisoformat(row["paid_utc"])
         if at - paid_at <= timedelta(minutes=cfg.policy.prepaid_exit_grace_minutes):
             due = 0

@@ -230,8 +230,10 @@ async def _validation_applied(tx: Tx, ev: Event) -> None:
 async def _ticket_paid(tx: Tx, ev: Event) -> None:
     p = ev.payload
     await tx.execute(
-        "UPDATE tickets SET status = 'PAID', paid_cents = paid_cents + ?, fee_cents = ?, "
-        "paid_utc = ? WHERE id = ? AND status IN ('OPEN', 'PAID')",
+        # a VACATED ticket paid at the pay station stays VACATED: its place is free already
+        "UPDATE tickets SET status = CASE status WHEN 'VACATED' THEN 'VACATED' ELSE 'PAID' END, "
+        "paid_cents = paid_cents + ?, fee_cents = ?, "
+        "paid_utc = ? WHERE id = ? AND status IN ('OPEN', 'PAID', 'VACATED')",
         (p["amount_cents"], p["fee_cents"], ev.ts_utc.isoformat(), p["ticket_id"]),
     )
 

@@ -140,3 +140,44 @@ async def test_plate_back_at_the_entry_after_leaving_its_spot_unseen_is_no_passb
         "SELECT json_extract(payload, '$.reason') FROM events WHERE type = 'ticket.vacated'")
     assert "back at in-1" in reason[0]
     assert (await svc.ledger.verify()).ok
+
+
+async def test_a_vacated_ticket_is_found_and_paid_at_the_pay_station(spot_lot_service):
+    from appliance import commands
+    from appliance.commands import ConflictError
+
+    svc = spot_lot_service
+    ticket, spot, level, spot_type = await _enter(svc, "MOVED12", T0)
+    await _sensor(svc, spot, "OCCUPIED", T0 + timedelta(minutes=2))
+    await _sensor(svc, spot, "AVAILABLE", T0 + timedelta(minutes=30))  # the car moved spots
+    later = T0 + timedelta(minutes=30 + svc.cfg.policy.vacated_release_minutes + 1)
+    assert await housekeeping.release_vacated(svc, now=later) == 1
+    assert await _occupied(svc, level, spot_type) == 0
+
+    # the driver at the pay station: by ticket and by plate; partial plates do not reach it
+    assert [t["id"] for t in await commands.search_tickets(svc, query=ticket)] == [ticket]
+    found = await commands.search_tickets(svc, query="moved12")
+    assert [(t["id"], t["status"]) for t in found] == [(ticket, "VACATED")]
+    assert await commands.search_tickets(svc, query="MOVED") == []
+    # the attendant cannot void it: its space is free already
+    with pytest.raises(ConflictError, match="VACATED"):
+        await commands.void_ticket(svc, ticket, attendant="ann", reason="gone")
+
+    # pay_cash prices the ticket at the service clock's now: pay what that says is due
+    now_due = (await commands.ticket_with_fee(svc, ticket))["fee"]["due_cents"]
+    assert now_due > 0
+    await commands.pay_cash(svc, ticket, amount_cents=now_due, attendant="paystation-1")
+    row = await svc.ledger.fetchone(
+        "SELECT status, paid_cents, paid_utc FROM tickets WHERE id = ?", (ticket,))
+    assert row["status"] == "VACATED" and row["paid_cents"] == now_due and row["paid_utc"]
+    assert await _occupied(svc, level, spot_type) == 0  # paying does not take the place back
+
+    # it drives out within the grace period: nothing more to pay, closed once, count untouched
+    exit_at = datetime.fromisoformat(row["paid_utc"]) + timedelta(minutes=5)
+    out = await release(svc.ledger, svc.cfg, lane="out-1", plate="MOVED12", scanned_ticket=None,
+                        terminal=svc.terminal, at=exit_at)
+    assert out.ticket_id == ticket and out.paid_cents == 0
+    t = await svc.ledger.fetchone("SELECT status, paid_cents FROM tickets WHERE id = ?", (ticket,))
+    assert tuple(t) == ("CLOSED", now_due)
+    assert await _occupied(svc, level, spot_type) == 0
+    assert (await svc.ledger.verify()).ok
