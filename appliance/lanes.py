@@ -31,6 +31,7 @@ from appliance.core.lane import (
     Tick,
 )
 from appliance.core.layout import LaneDef
+from appliance.core.types import LaneDirection
 from appliance.edgelog import EdgeLog
 from appliance.late import LateRecords
 from appliance.ledger import Ledger
@@ -94,7 +95,7 @@ class LaneController:
         self._decide = decide
         self.ledger = ledger
         self._monotonic = monotonic
-        self.machine = LaneMachine()
+        self.machine = LaneMachine(entry=lane.direction == LaneDirection.ENTRY)
         self._recorder = recorder
         self._on_alarm = on_alarm
         self._on_backout = on_backout

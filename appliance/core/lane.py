@@ -9,6 +9,8 @@ Transition table (state + input -> new state, commands):
 | IDENTIFYING  | timeout (identify_timeout)  | DECIDING     | Decide(None)  (ticket/QR)     |
 | IDENTIFYING  | ArmingCleared               | IDLE         | Note(backed_out)              |
 | DECIDING     | Decided(allow)              | OPEN         | OpenGate                      |
+| DECIDING     | Decided(allow), entry lane, | IDLE         | Note(backed_out)  (no gate:   |
+|              | both loops already clear    |              | the vehicle left meanwhile)   |
 | DECIDING     | Decided(refuse)             | REFUSED      | ShowRefusal                   |
 | OPEN         | SafetyOccupied              | PASSING      |                               |
 | OPEN         | ArmingCleared               | IDLE         | CloseGate, Note(backed_out)   |
@@ -151,10 +153,16 @@ class LaneMachine:
     Args:
         identify_timeout_s: give up on a plate read after this long (ticket/QR fallback).
         open_timeout_s: close the gate if nobody drives through within this long.
+        entry: an entry lane. A vehicle that left both loops before the decision gets no gate
+            opening: its ticket is noted as backed out (the shell voids it), where it would
+            otherwise hold a space for a car that is gone (or let the next car in on it). An
+            exit lane opens anyway: its ticket is already closed and charged, and a car that
+            comes back to the exit must not be charged again.
     """
 
     identify_timeout_s: float = 3.0
     open_timeout_s: float = 30.0
+    entry: bool = False
     state: LaneState = LaneState.IDLE
     since: float = 0.0
     arming: bool = False
@@ -221,6 +229,9 @@ class LaneMachine:
             case Decided(allow=allow, reason=reason, ticket_id=ticket_id):
                 if s == LaneState.DECIDING:
                     self.last_reason = reason
+                    if allow and self.entry and not self.arming and not self.safety:
+                        self._go(now, LaneState.IDLE, "vehicle left before the decision")
+                        return [Note("backed_out", ticket_id)]
                     if allow:
                         self.ticket_id = ticket_id
                         self._go(now, LaneState.OPEN, reason)

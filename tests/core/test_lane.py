@@ -85,3 +85,31 @@ def test_next_car_waiting_is_identified_immediately():
     cmds = m.step(SafetyCleared(), 0)
     assert cmds == [CloseGate(), Note("passed", "T1"), ReadPlate()]
     assert m.state == LaneState.IDENTIFYING
+
+
+def test_entry_vehicle_gone_before_the_decision_gets_no_gate_and_its_ticket_is_backed_out():
+    m = LaneMachine(entry=True)
+    m.step(ArmingOccupied(), 0)
+    m.step(PlateRead("X", 1.0), 0.1)
+    assert m.step(ArmingCleared(), 0.2) == []  # the driver reverses away while deciding
+    assert m.step(Decided(True, "entry", "T5"), 0.4) == [Note("backed_out", "T5")]
+    assert m.state == LaneState.IDLE and m.ticket_id is None
+    # the next car starts afresh
+    assert m.step(ArmingOccupied(), 1.0) == [ReadPlate()]
+
+
+def test_entry_vehicle_already_under_the_barrier_gets_its_gate():
+    m = LaneMachine(entry=True)
+    m.step(ArmingOccupied(), 0)
+    m.step(PlateRead("X", 1.0), 0.1)
+    m.step(SafetyOccupied(), 0.2)  # a long vehicle crept forward onto the safety loop
+    m.step(ArmingCleared(), 0.3)
+    assert m.step(Decided(True, "entry", "T6"), 0.4) == [OpenGate("entry", "T6")]
+
+
+def test_exit_opens_even_if_the_vehicle_left_while_deciding():
+    m = LaneMachine()  # an exit: its ticket is closed and charged already
+    m.step(ArmingOccupied(), 0)
+    m.step(PlateRead("X", 1.0), 0.1)
+    m.step(ArmingCleared(), 0.2)
+    assert m.step(Decided(True, "exit", "T7"), 0.4) == [OpenGate("exit", "T7")]
