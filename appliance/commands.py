@@ -140,8 +140,7 @@ async def _open_ticket(tx, ticket_id: str, *, vacated_ok: bool = True) -> Any:
     row = await tx.fetchone("SELECT * FROM tickets WHERE id = ?", (ticket_id,))
     if row is None:
         raise NotFoundError(f"no ticket {ticket_id!r}")
-    if row["status"] not in ("OPEN", "PAID", "VACATED") or (
-            row["status"] == "VACATED" and not vacated_ok):
+    if row["status"] not in (("OPEN", "PAID", "VACATED") if vacated_ok else ("OPEN", "PAID")):
         raise ConflictError(f"ticket {ticket_id} is {row['status']}")
     return row
 

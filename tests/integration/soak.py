@@ -292,10 +292,10 @@ def _growth(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, top: int)
 async def _soak(cfg: LotConfig, *, simulated_hours: float, sample_s: float, warmup_s: float,
                 broker: Broker | None = None, flap_minutes: float = 10.0,
                 trace_top: int = 0, census_top: int = 0) -> SoakReport:
-    census: list[collections.Counter[str]] = []
     if trace_top:
         tracemalloc.start(12)
-    baseline: list[tracemalloc.Snapshot] = []
+    # taken a quarter into the run (the lot has filled): what grew after it is the leak
+    baseline: dict[str, tracemalloc.Snapshot | collections.Counter[str]] = {}
     clock = SimClock(speed=cfg.simulation.speed)
     service = Service(cfg, simulate=True, clock=clock, api=False)
     await service.start()
@@ -336,15 +336,16 @@ async def _soak(cfg: LotConfig, *, simulated_hours: float, sample_s: float, warm
             "entry_queue": sum(queued.get(i, 0) for i in entries),
             "exit_queue": sum(v for k, v in queued.items() if k not in entries),
             "parked_tasks": len(traffic._cars), "rss_mib": round(rss_kib() / 1024, 1)} | cycle)
+        quarter = len(report.timeline) == 7
         if tracemalloc.is_tracing():
             report.timeline[-1]["traced_mib"] = round(tracemalloc.get_traced_memory()[0] / 2**20, 1)
-            if len(report.timeline) == 7:  # a quarter into the run: the lot has filled
-                baseline.append(_traced())
+            if quarter:
+                baseline["traced"] = _traced()
         if census_top:
             counts = _census()
             report.timeline[-1]["gc_objects"] = counts.total()
-            if len(report.timeline) == 7:
-                census.append(counts)
+            if quarter:
+                baseline["census"] = counts
 
     async def sample() -> None:
         started = time.monotonic()
@@ -411,12 +412,13 @@ async def _soak(cfg: LotConfig, *, simulated_hours: float, sample_s: float, warm
 
     extra = [drive, sample] + ([flap, watch_backlog] if broker is not None else [])
     await service.run(stop, extra=extra)
-    if baseline:
-        report.tracemalloc_top = _growth(baseline[0], _traced(), trace_top)
+    if "traced" in baseline:
+        report.tracemalloc_top = _growth(baseline["traced"], _traced(), trace_top)
+    if tracemalloc.is_tracing():
         tracemalloc.stop()
-    if census:
+    if "census" in baseline:
         grew = _census()
-        grew.subtract(census[0])
+        grew.subtract(baseline["census"])
         report.census_top = [{"type": t, "grew": n} for t, n in grew.most_common(census_top)]
     verify = await service.ledger.verify()
     report.ledger_ok = verify.ok
