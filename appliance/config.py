@@ -188,6 +188,7 @@ class SimulationSection:
     arrivals_per_hour_per_lane: int = 240
     speed: float = 60.0
     mean_stay_minutes: int = 90
+    min_stay_minutes: int = 2
     passage_ms: int = 400
     unreadable_plate_rate: float = 0.05
     gate_wait_ms: int = 3000
@@ -199,6 +200,8 @@ class SimulationSection:
             raise ValueError("arrivals_per_hour_per_lane: must not be negative")
         if self.speed <= 0:
             raise ValueError("speed: must be positive")
+        if not 0 <= self.min_stay_minutes <= self.mean_stay_minutes:
+            raise ValueError("min_stay_minutes: must be between 0 and mean_stay_minutes")
         if not 0 <= self.unreadable_plate_rate <= 1:
             raise ValueError("unreadable_plate_rate: must be between 0 and 1")
 

@@ -90,6 +90,14 @@ class TrafficGenerator:
         self.plates: SimulatedPlates = plates
         self._permit_plates: list[str] = []
 
+    def _stay_s(self) -> float:
+        """A stay in lot seconds: the minimum (driving to a space, parking, walking off and
+        back) plus an exponential remainder, so the mean stays `mean_stay_minutes`. Without the
+        minimum ~1 % of cars would leave within one spot-sensor poll: unseen at their spot."""
+        low = self.settings.min_stay_minutes * 60
+        rest = self.settings.mean_stay_minutes * 60 - low
+        return low + (self.rng.expovariate(1 / rest) if rest > 0 else 0.0)
+
     def _new_car(self) -> Car:
         rng = self.rng
         letters = "".join(rng.choices(string.ascii_uppercase, k=3))
@@ -98,7 +106,7 @@ class TrafficGenerator:
         is_ev = vehicle_type != VehicleType.MOTORCYCLE and rng.random() < 0.12
         miss = self.settings.unreadable_plate_rate
         car = Car(plate=plate, vehicle_type=vehicle_type, is_ev=is_ev,
-                  stay_s=rng.expovariate(1 / (self.settings.mean_stay_minutes * 60)),
+                  stay_s=self._stay_s(),
                   readable_in=rng.random() >= miss, readable_out=rng.random() >= miss,
                   pays_on_foot=rng.random() < 0.15, backs_out=rng.random() < 0.02,
                   tailgater_follows=rng.random() < 0.01)
@@ -188,7 +196,7 @@ class TrafficGenerator:
             kind = row["kind"] if row["kind"] in ("permit", "reservation") else "walk_in"
             car = Car(plate=row["plate"] or "", vehicle_type=VehicleType(row["vehicle_type"]),
                       is_ev=bool(row["is_ev"]),
-                      stay_s=self.rng.expovariate(1 / (self.settings.mean_stay_minutes * 60)),
+                      stay_s=self._stay_s(),
                       readable_in=True, readable_out=bool(row["plate"]) and self.rng.random() >= miss,
                       ticket_id=row["id"], kind=kind)
             if car.plate:

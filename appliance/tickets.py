@@ -98,21 +98,42 @@ async def confirmed_reservations(reader, *, now: datetime, horizon: timedelta) -
 # entry and reads AVAILABLE now (`s` spots joined to `t` tickets on the spot's ticket).
 LEFT_ITS_SPOT = ("s.state = 'OCCUPIED' AND s.sensor_state = 'AVAILABLE' "
                  "AND s.sensor_occupied_utc > t.entry_utc AND t.status IN ('OPEN', 'PAID')")
+# A ticket whose car never reached its spot: the sensor reads AVAILABLE and has not seen a car
+# there since the ticket's entry (the car parked elsewhere, or left before a sensor poll).
+NEVER_AT_ITS_SPOT = ("s.state = 'OCCUPIED' AND s.sensor_state = 'AVAILABLE' "
+                     "AND (s.sensor_occupied_utc IS NULL OR s.sensor_occupied_utc <= t.entry_utc) "
+                     "AND t.status IN ('OPEN', 'PAID')")
 
 
 async def vacate(tx: Tx, *, ticket_id: str, at: datetime, reason: str,
-                 vacant_before: datetime | None = None) -> bool:
+                 vacant_before: datetime | None = None,
+                 unparked_before: datetime | None = None) -> bool:
     """Release a ticket whose car left its spot unseen by any exit (`ticket.vacated`); False
-    when it is no longer open or its spot does not say the car left (before `vacant_before`)."""
+    when it is no longer open or its spot does not say the car left (before `vacant_before`).
+
+    With `unparked_before`, a ticket entered before then whose spot never sensed its car is
+    released too (`never_parked`): only the entry lane passes it, when the ticket's plate is
+    back at an entry, which says the car is outside now whatever spot it used.
+    """
     row = await tx.fetchone(
-        "SELECT t.id, t.plate, s.id AS spot_id, s.sensor_seen_utc FROM tickets t "
-        f"JOIN spots s ON s.ticket_id = t.id WHERE t.id = ? AND {LEFT_ITS_SPOT}", (ticket_id,))
-    if row is None or (vacant_before is not None
-                       and row["sensor_seen_utc"] >= vacant_before.isoformat()):
+        "SELECT t.id, t.plate, t.entry_utc, s.id AS spot_id, s.sensor_seen_utc, "
+        f"({LEFT_ITS_SPOT}) AS left_it FROM tickets t JOIN spots s ON s.ticket_id = t.id "
+        f"WHERE t.id = ? AND (({LEFT_ITS_SPOT}) OR ({NEVER_AT_ITS_SPOT}))", (ticket_id,))
+    if row is None:
+        return False
+    if row["left_it"]:
+        if vacant_before is not None and row["sensor_seen_utc"] >= vacant_before.isoformat():
+            return False
+    elif unparked_before is None or row["entry_utc"] >= unparked_before.isoformat():
         return False
     await tx.append(NewEvent(type="ticket.vacated", payload={
         "ticket_id": row["id"], "plate": row["plate"], "spot_id": row["spot_id"],
-        "vacant_since_utc": row["sensor_seen_utc"], "reason": reason}), at=at)
+        "vacant_since_utc": row["sensor_seen_utc"] if row["left_it"] else row["entry_utc"],
+        "never_parked": not row["left_it"], "reason": reason}), at=at)
+    if not row["left_it"]:  # most likely a missed exit, but the attendant should look
+        await raise_alarm_in(tx, code="never_parked", source=row["id"], detail=(
+            f"plate {row['plate'] or '?'} (ticket {row['id']}) was never sensed at spot "
+            f"{row['spot_id']}: a missed exit, or the plate in use on two cars"))
     return True
 
 
@@ -172,10 +193,13 @@ async def _admit_once(ledger: Ledger, cfg: LotConfig, *, lane: str, plate: str |
     async def decide(tx: Tx) -> Outcome | None:  # runs in the database thread (Ledger.run)
         locked = book.in_force
         facts = await _entry_facts(tx, cfg, plate=plate, code=code, at=at)
+        release_min = cfg.policy.vacated_release_minutes
         if facts.inside_ticket is not None and cfg.lot.mode == LotMode.PER_SPOT and await vacate(
                 tx, ticket_id=facts.inside_ticket, at=at,
+                unparked_before=at - timedelta(minutes=release_min) if release_min else None,
                 reason=f"plate {plate} back at {lane}; its spot sensed empty, no exit matched"):
-            # not a passback: the car left its spot (an exit missed its plate) and is back
+            # not a passback: the car left its spot (or never reached it, and has been gone
+            # longer than the release window) unseen by the exits, and is back
             facts = dataclasses.replace(facts, inside_ticket=None)
         verdict = classify_entry(facts)
         if verdict.needs_prepay_authorization and authorization is None and can_authorize:

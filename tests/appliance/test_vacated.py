@@ -181,3 +181,53 @@ async def test_a_vacated_ticket_is_found_and_paid_at_the_pay_station(spot_lot_se
     assert tuple(t) == ("CLOSED", now_due)
     assert await _occupied(svc, level, spot_type) == 0
     assert (await svc.ledger.verify()).ok
+
+
+async def test_plate_back_after_never_reaching_its_spot_is_released_after_the_window(
+        spot_lot_service):
+    """A car that left before its spot's sensor saw it (or parked elsewhere) and whose exit
+    missed the plate: its plate back at the entry is no passback once the ticket is older than
+    `vacated_release_minutes`; the old ticket is vacated as never parked, with an alarm."""
+    svc = spot_lot_service
+    minutes = svc.cfg.policy.vacated_release_minutes
+    assert svc.cfg.policy.passback == "hard" and minutes > 0
+    ticket, spot, level, spot_type = await _enter(svc, "QUICK88", T0)
+    await _sensor(svc, spot, "AVAILABLE", T0 + timedelta(seconds=1))  # never sensed a car
+    # back inside the window: the car may be parked in another spot, so a passback
+    early = await admit(svc.ledger, svc.cfg, lane="in-1", plate="QUICK88", confidence=1.0,
+                        at=T0 + timedelta(minutes=minutes - 1), vehicle_type="REGULAR")
+    assert not early.allow and early.kind == "passback"
+    assert (await svc.ledger.fetchone(
+        "SELECT status FROM tickets WHERE id = ?", (ticket,)))[0] == "OPEN"
+    # back after it: the old ticket is vacated (never parked), an alarm raised, a new ticket
+    back = await admit(svc.ledger, svc.cfg, lane="in-1", plate="QUICK88", confidence=1.0,
+                       at=T0 + timedelta(minutes=minutes + 1), vehicle_type="REGULAR")
+    assert back.allow
+    rows = await svc.ledger.fetchall(
+        "SELECT id, status FROM tickets WHERE plate = 'QUICK88' ORDER BY entry_seq")
+    assert [(r[0] == ticket, r[1]) for r in rows] == [(True, "VACATED"), (False, "OPEN")]
+    assert await _occupied(svc, level, spot_type) == 1  # one car, one count
+    ev = await svc.ledger.fetchone(
+        "SELECT json_extract(payload, '$.never_parked') FROM events WHERE type = 'ticket.vacated'")
+    assert ev[0] == 1
+    alarm = await svc.ledger.fetchall(
+        "SELECT source, detail FROM alarms WHERE code = 'never_parked' AND cleared_utc IS NULL")
+    assert [a[0] for a in alarm] == [ticket] and spot in alarm[0][1]
+    # housekeeping still leaves a never-sensed ticket alone (no plate at an entry to say so)
+    other, other_spot, _, _ = await _enter(svc, "ELSE999", T0)
+    await _sensor(svc, other_spot, "AVAILABLE", T0 + timedelta(seconds=2))
+    assert await housekeeping.release_vacated(svc, now=T0 + timedelta(days=1)) == 0
+    assert (await svc.ledger.fetchone(
+        "SELECT status FROM tickets WHERE id = ?", (other,)))[0] == "OPEN"
+    assert (await svc.ledger.verify()).ok
+
+
+async def test_an_unknown_sensor_never_releases_a_never_parked_ticket(spot_lot_service):
+    svc = spot_lot_service
+    ticket, spot, _, _ = await _enter(svc, "DARK444", T0)
+    await _sensor(svc, spot, "UNKNOWN", T0 + timedelta(seconds=1))  # the bus went quiet
+    again = await admit(svc.ledger, svc.cfg, lane="in-1", plate="DARK444", confidence=1.0,
+                        at=T0 + timedelta(hours=5), vehicle_type="REGULAR")
+    assert not again.allow and again.kind == "passback"
+    assert (await svc.ledger.fetchone(
+        "SELECT status FROM tickets WHERE id = ?", (ticket,)))[0] == "OPEN"

@@ -194,3 +194,27 @@ def test_cli_runs_simulation_and_db_verify(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1
     assert "seq 5" in bad.stdout
+
+
+def test_simulated_stays_have_a_minimum_and_keep_their_mean(tmp_path):
+    """No simulated car leaves before it could have parked (a sensor poll would miss it); the
+    minimum comes out of the exponential part, so the mean stay is what the config says."""
+    import dataclasses
+    import statistics
+    from types import SimpleNamespace
+
+    from appliance.config import SimulationSection
+    from lpr.source import SimulatedPlates
+
+    settings = SimulationSection(mean_stay_minutes=30, min_stay_minutes=4, seed=3)
+    gen = TrafficGenerator(SimpleNamespace(plates=SimulatedPlates()), settings,
+                           SimClock(speed=1.0))
+    stays = [gen._stay_s() for _ in range(20000)]
+    assert min(stays) >= 4 * 60
+    assert sorted(stays)[200] < 4 * 60 + 60  # the short end is still there, just later
+    assert abs(statistics.fmean(stays) - 30 * 60) < 30  # s, 20,000 draws of sd 1,560 s
+    flat = TrafficGenerator(SimpleNamespace(plates=SimulatedPlates()), dataclasses.replace(
+        settings, min_stay_minutes=30), SimClock(speed=1.0))
+    assert {flat._stay_s() for _ in range(10)} == {30 * 60}
+    with pytest.raises(ValueError, match="min_stay_minutes"):
+        SimulationSection(mean_stay_minutes=10, min_stay_minutes=11)
