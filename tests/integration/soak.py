@@ -48,7 +48,8 @@ auto_close_ms = {auto_close_ms}
 
 
 def soak_lot(tmp: Path, *, spots: int = 500, entry_lanes: int = 4, rate_per_lane: int = 600,
-             speed: float = 6.0, mean_stay_minutes: int = 10, buses: int = 4,
+             speed: float = 6.0, mean_stay_minutes: int = 10, min_stay_minutes: int = 2,
+             buses: int = 4,
              sensors: bool = True, mqtt_url: str | None = None,
              auto_close_ms: int = 1000, gate_wait_ms: int = 3000) -> LotConfig:
     """A per-spot lot with `spots` sensed spots on `buses` RS-485 buses and busy simulated lanes
@@ -119,6 +120,7 @@ spot_debounce_ms = 200
 arrivals_per_hour_per_lane = {rate_per_lane}
 speed = {speed}
 mean_stay_minutes = {mean_stay_minutes}
+min_stay_minutes = {min_stay_minutes}
 passage_ms = 40
 gate_wait_ms = {gate_wait_ms}
 unreadable_plate_rate = 0.05
