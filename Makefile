@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= config/demo-lot.toml
 
-.PHONY: setup run test test-all bench lint torture soak clean install
+.PHONY: setup run test test-all bench lint torture soak fuzz clean install
 
 $(STAMP): pyproject.toml
 	@command -v mosquitto >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq mosquitto >/dev/null) || echo "warning: mosquitto not installed; MQTT tests need it"
@@ -39,6 +39,17 @@ torture: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/python -m tests.integration.soak $(SOAK_ARGS)
 
+# Coverage-guided fuzzing (atheris) of every byte parser, FUZZ_SECONDS (60) each; the corpus
+# grows in .fuzz/ between runs and a finding stops with its input in .fuzz/TARGET-crash-*.
+fuzz: $(STAMP)
+	@mkdir -p .fuzz; for t in maxbotix rs485 control config bundle; do \
+	  echo "== $$t"; \
+	  $(BIN)/python -m tests.fuzz.atheris_targets $$t -max_total_time=$${FUZZ_SECONDS:-60} \
+	    -print_final_stats=1 > .fuzz/$$t.log 2>&1; rc=$$?; \
+	  grep -E "^(Done|stat::average_exec_per_sec|#[0-9]+ +DONE)" .fuzz/$$t.log; \
+	  if [ $$rc -ne 0 ]; then tail -30 .fuzz/$$t.log; echo "finding: input kept in .fuzz/$$t-crash-*"; exit 1; fi; \
+	done
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
@@ -47,4 +58,4 @@ install:
 	deploy/install.sh $(INSTALL_ARGS)
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache .fuzz

@@ -45,7 +45,7 @@ class LotSection:
             raise ValueError("id: must be 1-64 letters, digits, '-' or '_' (it is used in topics)")
         try:
             ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError) as err:
+        except (ZoneInfoNotFoundError, ValueError, OSError) as err:  # OSError: name too long
             raise ValueError(f"timezone: unknown time zone {self.timezone!r}") from err
         if not re.fullmatch(r"[A-Z]{3}", self.currency):
             raise ValueError("currency: must be a three-letter ISO code such as USD")

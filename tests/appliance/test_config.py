@@ -100,3 +100,11 @@ def test_cli_broken_config_exits_2_with_one_line(tmp_path: Path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert "lanes[0].debounce_ms" in lines[0] and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("zone", ["America", "America/" + "N" * 300])
+def test_a_time_zone_folder_or_too_long_name_is_a_config_error(zone):
+    # found by the atheris config target: ZoneInfo raises IsADirectoryError / OSError for these
+    text = _broken('timezone = "America/New_York"', f'timezone = "{zone}"')
+    with pytest.raises(ConfigError, match="lot.timezone"):
+        parse_config(text)
