@@ -17,7 +17,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import TypeAdapter, ValidationError
 
-from appliance.core.layout import LaneDef, LevelDef, SpotDef, SpotRange
+from appliance.core.layout import (
+    MAX_BUS_ADDRESS,
+    MAX_LOT_SPOTS,
+    LaneDef,
+    LevelDef,
+    SpotDef,
+    SpotRange,
+)
 from appliance.core.occupancy import OccupancySettings
 from appliance.core.tariff import Tariff
 from appliance.core.types import AllocationStrategy, LaneDirection, LotMode
@@ -488,6 +495,10 @@ def _check_references(cfg: LotConfig, path: str | None, lines: dict) -> None:
     for i, rng in enumerate(cfg.spot_ranges):
         if rng.level not in level_ids:
             raise _fail(f"unknown level {rng.level!r}", ("spot_ranges", i, "level"), path, lines)
+    total = len(cfg.spots) + sum(r.count for r in cfg.spot_ranges)
+    if total > MAX_LOT_SPOTS:  # checked before the ranges are expanded into memory
+        raise _fail(f"{total} spots in all; a lot may have at most {MAX_LOT_SPOTS}",
+                    ("spot_ranges",) if cfg.spot_ranges else ("spots",), path, lines)
     seen_spots: set[str] = set()
     for spot in [*cfg.spots, *(s for r in cfg.spot_ranges for s in r.expand())]:
         if spot.id in seen_spots:
@@ -531,10 +542,26 @@ def _check_devices(cfg: LotConfig, path: str | None, lines: dict) -> None:
                         ("sensor_buses", i, "port"), path, lines)
         ports[bus.port] = f"sensor bus {bus.id}"
     if bus_ids:
+        protocol = {bus.id: bus.protocol for bus in cfg.sensor_buses}
+        wired: dict[tuple[str, int], str] = {}
         for spot in [*cfg.spots, *(s for r in cfg.spot_ranges for s in r.expand())]:
-            if spot.sensor and spot.sensor.partition(":")[0] not in bus_ids:
+            if not spot.sensor:
+                continue
+            bus, _, addr = spot.sensor.partition(":")
+            if bus not in bus_ids:
                 raise _fail(f"spot {spot.id}: sensor {spot.sensor!r} names no [[sensor_buses]] id",
                             ("spots",), path, lines)
+            top = MAX_BUS_ADDRESS if protocol[bus] == "rs485" else 1
+            addr = addr or "1"
+            if not (addr.isascii() and addr.isdigit()) or not 1 <= int(addr) <= top:
+                raise _fail(f"spot {spot.id}: sensor {spot.sensor!r}: the address after ':' must "
+                            f"be a number from 1 to {top} on a {protocol[bus]} bus",
+                            ("spots",), path, lines)
+            key = (bus, int(addr))
+            if key in wired:
+                raise _fail(f"spot {spot.id}: sensor {spot.sensor!r} is already spot "
+                            f"{wired[key]}'s", ("spots",), path, lines)
+            wired[key] = spot.id
     level_ids = {lvl.id for lvl in cfg.levels}
     for i, sign in enumerate(cfg.signs):
         if sign.port != "sim" and sign.port in ports:

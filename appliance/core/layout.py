@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from appliance.core.types import FailState, LaneDirection, SpotType
 
 _FORBID = {"extra": "forbid"}
+MAX_RANGE_SPOTS = 10_000  # spots in one [[spot_ranges]] entry
+MAX_LOT_SPOTS = 50_000  # spots in a lot (the largest car parks hold ~20,000)
+MAX_BUS_ADDRESS = 247  # RS-485 sensor addresses are 1..247
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,8 +57,16 @@ class SpotRange:
     first_sensor_address: int = 1
 
     def __post_init__(self) -> None:
-        if self.count < 1:
-            raise ValueError("count: must be at least 1")
+        if not 1 <= self.count <= MAX_RANGE_SPOTS:
+            raise ValueError(f"count: must be between 1 and {MAX_RANGE_SPOTS} "
+                             "(split a bigger level into several ranges)")
+        if not 1 <= self.first_sensor_address <= MAX_BUS_ADDRESS:
+            raise ValueError(f"first_sensor_address: must be between 1 and {MAX_BUS_ADDRESS}")
+        last = self.first_sensor_address + self.count - 1
+        if self.sensor_bus and last > MAX_BUS_ADDRESS:
+            raise ValueError(f"count: addresses {self.first_sensor_address}..{last} pass "
+                             f"{MAX_BUS_ADDRESS}, the last on an RS-485 bus (split the range "
+                             "over buses)")
 
     def expand(self) -> list[SpotDef]:
         """The spots this range stands for."""

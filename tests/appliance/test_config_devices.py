@@ -36,8 +36,13 @@ def test_bus_speed_defaults_by_protocol():
     cfg = load_config(DEMO)
     assert cfg.sensor_buses[0].line_baud == 19200  # written in the file
     assert cfg.sensor_buses[1].baud is None and cfg.sensor_buses[1].line_baud == 19200
+    from appliance.config import SensorBusSection
+
+    assert SensorBusSection(id="m1", protocol="maxbotix").line_baud == 9600
+    # a MaxBotix port is one sensor: the demo's bus2 ranges (many addresses) cannot sit on one
     text = _broken('id = "bus2"\nport = "sim"', 'id = "bus2"\nport = "sim"\nprotocol = "maxbotix"')
-    assert parse_config(text).sensor_buses[1].line_baud == 9600
+    with pytest.raises(ConfigError, match=r"bus2:2.*from 1 to 1 on a maxbotix bus"):
+        parse_config(text)
 
 
 def test_per_spot_threshold_override():
@@ -73,3 +78,37 @@ def test_two_devices_on_one_port_are_rejected():
     text = text.replace('id = "bus3"\nport = "sim"', 'id = "bus3"\nport = "/dev/ttyUSB0"')
     with pytest.raises(ConfigError, match="already used by sensor bus bus2"):
         parse_config(text)
+
+
+@pytest.mark.parametrize("old, new, match", [
+    # found by the atheris config target: a huge count was expanded into memory (OOM)
+    ("count = 4\nprefix = \"L1-H\"", "count = " + "9" * 60 + "\nprefix = \"L1-H\"",
+     r"spot_ranges\[0\]\.count: .*between 1 and 10000"),
+    ("count = 4\nprefix = \"L1-H\"", "count = 300\nprefix = \"L1-H\"",
+     r"spot_ranges\[0\]\.count: addresses 1\.\.300 pass 247"),
+    ("first_sensor_address = 5", "first_sensor_address = 0",
+     r"first_sensor_address: must be between 1 and 247"),
+    # two ranges on the same addresses of one bus: the second would never read its own car
+    ("first_sensor_address = 5", "first_sensor_address = 3",
+     r"sensor 'bus1:3' is already spot L1-H003's"),
+])
+def test_spot_range_bounds_and_bus_addresses_are_named_errors(old, new, match):
+    text = _broken(old, new)
+    with pytest.raises(ConfigError, match=match) as info:
+        parse_config(text)
+    assert info.value.line is None or info.value.line >= 1
+
+
+def test_too_many_spots_in_all_is_refused_before_expanding():
+    ranges = "".join(f'\n[[spot_ranges]]\nlevel = "L1"\ntype = "REGULAR"\ncount = 10000\n'
+                     f'prefix = "X{i}-"\n' for i in range(6))
+    with pytest.raises(ConfigError, match=r"spot_ranges: \d+ spots in all; .* at most 50000"):
+        parse_config(DEMO.read_text() + ranges)
+
+
+def test_a_spot_sensor_address_must_be_a_bus_number():
+    for bad in ("bus1:abc", "bus1:0", "bus1:248", "bus1:²"):
+        text = DEMO.read_text() + (f'\n[[spots]]\nid = "Z-1"\nlevel = "L1"\ntype = "REGULAR"\n'
+                                   f'sensor = "{bad}"\n')
+        with pytest.raises(ConfigError, match="the address after ':' must be a number from 1 to 247"):
+            parse_config(text)
