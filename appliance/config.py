@@ -482,7 +482,9 @@ def _fail(message: str, loc: tuple[Any, ...], path: str | None, lines: dict) -> 
     return ConfigError(f"{_loc_text(loc)}: {message}", path=path, line=_line_for(loc, lines))
 
 
-def _check_references(cfg: LotConfig, path: str | None, lines: dict) -> None:
+def _check_references(cfg: LotConfig, path: str | None,
+                      lines: dict) -> tuple[SpotDef, ...]:
+    """Check ids and references; return every spot, the ranges expanded (once)."""
     level_ids = [lvl.id for lvl in cfg.levels]
     if not level_ids:
         raise _fail("a lot needs at least one level", ("levels",), path, lines)
@@ -499,8 +501,9 @@ def _check_references(cfg: LotConfig, path: str | None, lines: dict) -> None:
     if total > MAX_LOT_SPOTS:  # checked before the ranges are expanded into memory
         raise _fail(f"{total} spots in all; a lot may have at most {MAX_LOT_SPOTS}",
                     ("spot_ranges",) if cfg.spot_ranges else ("spots",), path, lines)
+    spots = (*cfg.spots, *(s for r in cfg.spot_ranges for s in r.expand()))
     seen_spots: set[str] = set()
-    for spot in [*cfg.spots, *(s for r in cfg.spot_ranges for s in r.expand())]:
+    for spot in spots:
         if spot.id in seen_spots:
             raise _fail(f"duplicate spot id {spot.id!r}", ("spots",), path, lines)
         seen_spots.add(spot.id)
@@ -527,9 +530,11 @@ def _check_references(cfg: LotConfig, path: str | None, lines: dict) -> None:
     if cfg.lot.mode == "counter" and not seen_spots and not any(lv.capacity for lv in cfg.levels):
         raise _fail("counter mode needs a capacity on some level (or spots)",
                     ("levels",), path, lines)
+    return spots
 
 
-def _check_devices(cfg: LotConfig, path: str | None, lines: dict) -> None:
+def _check_devices(cfg: LotConfig, spots: tuple[SpotDef, ...], path: str | None,
+                   lines: dict) -> None:
     bus_ids: set[str] = set()
     ports: dict[str, str] = {}
     for i, bus in enumerate(cfg.sensor_buses):
@@ -544,7 +549,7 @@ def _check_devices(cfg: LotConfig, path: str | None, lines: dict) -> None:
     if bus_ids:
         protocol = {bus.id: bus.protocol for bus in cfg.sensor_buses}
         wired: dict[tuple[str, int], str] = {}
-        for spot in [*cfg.spots, *(s for r in cfg.spot_ranges for s in r.expand())]:
+        for spot in spots:
             if not spot.sensor:
                 continue
             bus, _, addr = spot.sensor.partition(":")
@@ -609,10 +614,9 @@ def parse_config(text: str, *, path: str | None = None) -> LotConfig:
         if more:
             msg += f" (and {more} more problem{'s' if more > 1 else ''})"
         raise _fail(msg, loc, path, lines) from None
-    _check_references(cfg, path, lines)
-    _check_devices(cfg, path, lines)
-    expanded = (*cfg.spots, *(s for r in cfg.spot_ranges for s in r.expand()))
-    return dataclasses.replace(cfg, spots=expanded, spot_ranges=())
+    spots = _check_references(cfg, path, lines)
+    _check_devices(cfg, spots, path, lines)
+    return dataclasses.replace(cfg, spots=spots, spot_ranges=())
 
 
 def load_config(path: str | Path) -> LotConfig:

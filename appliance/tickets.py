@@ -94,15 +94,14 @@ async def confirmed_reservations(reader, *, now: datetime, horizon: timedelta) -
     return [_reservation(r) for r in rows]
 
 
-# A ticket whose car has left its spot: the spot's sensor saw a car there after the ticket's
-# entry and reads AVAILABLE now (`s` spots joined to `t` tickets on the spot's ticket).
-LEFT_ITS_SPOT = ("s.state = 'OCCUPIED' AND s.sensor_state = 'AVAILABLE' "
-                 "AND s.sensor_occupied_utc > t.entry_utc AND t.status IN ('OPEN', 'PAID')")
-# A ticket whose car never reached its spot: the sensor reads AVAILABLE and has not seen a car
-# there since the ticket's entry (the car parked elsewhere, or left before a sensor poll).
-NEVER_AT_ITS_SPOT = ("s.state = 'OCCUPIED' AND s.sensor_state = 'AVAILABLE' "
-                     "AND (s.sensor_occupied_utc IS NULL OR s.sensor_occupied_utc <= t.entry_utc) "
+# A ticket's spot reads empty: the spot is allocated to the ticket, its sensor reads AVAILABLE
+# (`s` spots joined to `t` tickets on the spot's ticket).
+_SPOT_READS_EMPTY = ("s.state = 'OCCUPIED' AND s.sensor_state = 'AVAILABLE' "
                      "AND t.status IN ('OPEN', 'PAID')")
+# ... and its car has left it: the sensor saw a car there after the ticket's entry. Otherwise
+# the car never reached its spot (it parked elsewhere, or left before a sensor poll).
+_SEEN_SINCE_ENTRY = "s.sensor_occupied_utc > t.entry_utc"
+LEFT_ITS_SPOT = f"{_SPOT_READS_EMPTY} AND {_SEEN_SINCE_ENTRY}"
 
 
 async def vacate(tx: Tx, *, ticket_id: str, at: datetime, reason: str,
@@ -117,8 +116,9 @@ async def vacate(tx: Tx, *, ticket_id: str, at: datetime, reason: str,
     """
     row = await tx.fetchone(
         "SELECT t.id, t.plate, t.entry_utc, s.id AS spot_id, s.sensor_seen_utc, "
-        f"({LEFT_ITS_SPOT}) AS left_it FROM tickets t JOIN spots s ON s.ticket_id = t.id "
-        f"WHERE t.id = ? AND (({LEFT_ITS_SPOT}) OR ({NEVER_AT_ITS_SPOT}))", (ticket_id,))
+        f"COALESCE({_SEEN_SINCE_ENTRY}, 0) AS left_it FROM tickets t "
+        f"JOIN spots s ON s.ticket_id = t.id WHERE t.id = ? AND {_SPOT_READS_EMPTY}",
+        (ticket_id,))
     if row is None:
         return False
     if row["left_it"]:
