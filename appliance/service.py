@@ -1,10 +1,11 @@
-"""The service shell: wires drivers -> core -> ledger -> outputs and runs them in a TaskGroup."""
+"""The wiring: builds the lot's parts (ledger, drivers, lanes, recorders, API, sync) and runs
+them in a TaskGroup. Nothing imports this module but the CLI and the simulated lot's driver;
+the parts receive the narrow things they use (a `LotRuntime`, callables), never the Service."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -13,19 +14,25 @@ from typing import Any
 
 from gpiozero import Factory
 
-from appliance import __version__, housekeeping
-from appliance.alarms import raise_alarm
-from appliance.availability import Availability, read_availability
+from appliance import __version__
+from appliance.api.probes import ServiceProbes
 from appliance.clock import Clock, SystemClock
 from appliance.config import LotConfig
-from appliance.core.events import Event, NewEvent, canonical_json
+from appliance.core.events import Event, NewEvent
 from appliance.core.types import LaneDirection, LotMode, SpotType, VehicleType
-from appliance.lanes import LaneController
-from appliance.late import LateRecords
+from appliance.errors import InputError
 from appliance.ledger import Ledger
-from appliance.recorder import EventRecorder
-from appliance.tariffs import TariffBook
-from appliance.tickets import Outcome, admit, release
+from appliance.lot import commands, housekeeping
+from appliance.lot.alarms import raise_alarm
+from appliance.lot.availability import Availability, read_availability
+from appliance.lot.device_log import DeviceLog
+from appliance.lot.lanes import LaneController
+from appliance.lot.late import LateRecords
+from appliance.lot.layout import record_layout
+from appliance.lot.recorder import EventRecorder
+from appliance.lot.runtime import LotRuntime
+from appliance.lot.tariffs import TariffBook
+from appliance.lot.tickets import Outcome, admit, release
 from drivers.gate import BarrierGate
 from drivers.gpio import make_pin_factory
 from drivers.lane_display import MemoryLaneDisplay
@@ -41,28 +48,6 @@ log = logging.getLogger(__name__)
 # Event types that change availability.
 _AVAILABILITY_EVENTS = {"ticket.issued", "ticket.closed", "ticket.voided", "ticket.vacated", "lot.configured",
                         "counts.reset", "spot.state_changed"}
-
-
-def layout_payload(cfg: LotConfig) -> dict[str, Any]:
-    """The lot layout as recorded in a lot.configured event."""
-    capacity: dict[tuple[str, str], int] = {}
-    if cfg.spots:
-        for spot in cfg.spots:
-            key = (spot.level, str(spot.type))
-            capacity[key] = capacity.get(key, 0) + 1
-    else:
-        for level in cfg.levels:
-            for spot_type, n in level.capacity.items():
-                capacity[(level.id, str(spot_type))] = n
-    return {
-        "lot": {"id": cfg.lot.id, "name": cfg.lot.name, "timezone": cfg.lot.timezone,
-                "currency": cfg.lot.currency, "mode": str(cfg.lot.mode)},
-        "levels": [{"id": lvl.id, "name": lvl.name or lvl.id} for lvl in cfg.levels],
-        "capacity": [{"level": lv, "spot_type": t, "capacity": n}
-                     for (lv, t), n in sorted(capacity.items())],
-        "spots": [{"id": s.id, "level": s.level, "type": str(s.type),
-                   "distance_cm": s.distance_cm, "sensor": s.sensor} for s in cfg.spots],
-    }
 
 
 class Service:
@@ -102,6 +87,9 @@ class Service:
         self.tariffs = TariffBook(cfg.tariff)  # what new tickets lock; loaded from the ledger
         self.recorder: EventRecorder | None = None
         self.devices: LotDevices | None = None
+        self.device_log = DeviceLog()
+        self.runtime: LotRuntime | None = None  # what commands, checks and the API use
+        self.probes: ServiceProbes | None = None
         self.sync: dict | None = None  # set by sync.wiring when [cloud] enabled
         self.open_tickets_at_start = 0
         self.lanes: dict[str, LaneController] = {}
@@ -129,7 +117,7 @@ class Service:
         cfg = self.cfg
         self.ledger = await Ledger.open(cfg.db_path(self.base_dir), lot_id=cfg.lot.id,
                                         tz=cfg.lot.tz, clock=self.clock)
-        await self._record_layout()
+        await record_layout(self.ledger, cfg)
         await self.tariffs.load(self.ledger)
         self.ledger.subscribe(self.tariffs.follow)
         await self.ledger.append(NewEvent(type="service.started", payload={
@@ -147,7 +135,7 @@ class Service:
             self.cameras.start()
             self.plates = self.cameras
         self.devices = LotDevices(cfg, simulate=self.simulate, run_dir=self.data_dir / "dev",
-                                  loop=loop)
+                                  loop=loop, record=self.device_log.record)
         if self.devices.sims is not None:
             self.ledger.subscribe(self.devices.sims.follow_tickets)
         health = self.devices.health
@@ -178,21 +166,16 @@ class Service:
         self.availability = await read_availability(self.ledger)
         self.open_tickets_at_start = (await self.ledger.fetchone(
             "SELECT COUNT(*) FROM tickets WHERE status IN ('OPEN', 'PAID')"))[0]
+        self.runtime = LotRuntime(
+            cfg=cfg, ledger=self.ledger, clock=self.clock, tariffs=self.tariffs, lanes=self.lanes,
+            terminal=self.terminal, late=self.late, data_dir=self.data_dir,
+            db_path=cfg.db_path(self.base_dir), open_tickets_at_start=self.open_tickets_at_start)
+        self.probes = ServiceProbes(
+            simulate=self.simulate, started_monotonic=self.started_monotonic,
+            availability=lambda: self.availability, plates=lambda: self.plates,
+            device_health=self.device_health, sync_status=self.sync_status,
+            sync_push_now=self.sync_push_now, serial_monitor=self.serial_monitor)
         self.ready.set()
-
-    async def _record_layout(self) -> None:
-        assert self.ledger is not None
-        layout = layout_payload(self.cfg)
-        digest = hashlib.sha256(canonical_json(layout).encode()).hexdigest()
-        async with self.ledger.transaction() as tx:
-            row = await tx.fetchone("SELECT value FROM meta WHERE key = 'layout_sha256'")
-            if row is not None and row["value"] == digest:
-                return
-            layout["layout_sha256"] = digest
-            await tx.append(NewEvent(type="lot.configured", payload=layout))
-            await tx.execute(
-                "INSERT INTO meta(key, value) VALUES ('layout_sha256', ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (digest,))
 
     def _on_events(self, events: list[Event]) -> None:
         if any(e.type in _AVAILABILITY_EVENTS for e in events):
@@ -241,7 +224,11 @@ class Service:
             await self.start()
         if self.cfg.cloud.enabled:  # store-and-forward sync (sync/): its own tasks, never a gate's
             from sync.wiring import sync_tasks
-            extra = [*extra, *sync_tasks(self)]
+
+            parts = sync_tasks(self.runtime, availability=lambda: self.availability,
+                               on_availability=self.on_availability)
+            self.sync = {"uplink": parts.uplink, "downlink": parts.downlink}  # diag and tests
+            extra = [*extra, *parts.tasks]
         async with asyncio.TaskGroup() as tg:
             tasks = [tg.create_task(c.run(), name=f"lane:{c.lane.id}") for c in self.lanes.values()]
             tasks.append(tg.create_task(self._publish_availability(), name="availability"))
@@ -249,13 +236,14 @@ class Service:
             if self.cameras is not None:
                 tasks.append(tg.create_task(self.cameras.purge_forever(3600), name="lpr-purge"))
             tasks.append(tg.create_task(self.devices.run(self._free_by_level), name="devices"))
-            tasks.append(tg.create_task(self.devices.record(self.ledger), name="device-events"))
+            tasks.append(tg.create_task(self.device_log.run(self.ledger), name="device-events"))
             tasks.append(tg.create_task(self._housekeeping(), name="housekeeping"))
             tasks.append(tg.create_task(self._write_late(), name="late-records"))
             if self.api:
-                from appliance.api import serve_api
+                from appliance.api.app import serve_api
 
-                tasks.append(tg.create_task(serve_api(self), name="api"))
+                tasks.append(tg.create_task(serve_api(self.runtime, self.probes,
+                                                      base_dir=self.base_dir), name="api"))
             tasks.extend(tg.create_task(make(), name=getattr(make, "__name__", "extra"))
                          for make in extra)
             await stop.wait()
@@ -264,13 +252,11 @@ class Service:
 
     async def _backed_out(self, lane_id: str, ticket_id: str) -> None:
         """A vehicle reversed away after its entry ticket was issued: void that ticket."""
-        from appliance import commands
-
         lane = self.cfg.lane(lane_id)
         if lane.direction != LaneDirection.ENTRY:
             return
         try:
-            await commands.void_ticket(self, ticket_id, attendant=f"lane:{lane_id}",
+            await commands.void_ticket(self.runtime, ticket_id, attendant=f"lane:{lane_id}",
                                        reason="vehicle backed out at entry")
         except Exception:
             log.exception("could not void backed-out ticket %s", ticket_id)
@@ -305,7 +291,6 @@ class Service:
     def serial_monitor(self, port: str) -> dict:
         """What the service decodes on a serial port it owns (bus or sign): health counters
         and the latest decoded readings of that bus's sensors."""
-        from appliance.errors import InputError
 
         owned = [(b.id, "sensor_bus", b.port) for b in self.cfg.sensor_buses] + [
             (sg.id, "sign", sg.port) for sg in self.cfg.signs]
@@ -357,7 +342,7 @@ class Service:
         while True:
             await self.clock.sleep(60)
             try:
-                await housekeeping.run_checks(self)
+                await housekeeping.run_checks(self.runtime)
             except Exception:
                 log.exception("housekeeping failed")
 

@@ -140,7 +140,7 @@ class TrafficGenerator:
     async def _book(self, car: Car) -> None:
         from datetime import timedelta
 
-        from appliance.reservations import ReservationRecord, import_records
+        from appliance.lot.reservations import ReservationRecord, import_records
 
         now = self.clock.now()
         rec = ReservationRecord(id=f"SIM-{car.plate}-{self.stats.arrived}", spot_type="REGULAR",
@@ -243,17 +243,17 @@ class TrafficGenerator:
 
     async def _pay_on_foot(self, car: Car) -> None:
         """The driver pays cash at the pay station (by ticket, or by plate) before leaving."""
-        from appliance import commands
         from appliance.errors import LotedgeError
+        from appliance.lot import commands
 
         try:
-            found = await commands.search_tickets(self.service, query=car.ticket_id or car.plate)
+            found = await commands.search_tickets(self.service.runtime, query=car.ticket_id or car.plate)
             if not found:
                 return
-            ticket = await commands.ticket_with_fee(self.service, found[0]["id"])
+            ticket = await commands.ticket_with_fee(self.service.runtime, found[0]["id"])
             due = ticket["fee"]["due_cents"]
             if due > 0:
-                await commands.pay_cash(self.service, ticket["id"], amount_cents=due,
+                await commands.pay_cash(self.service.runtime, ticket["id"], amount_cents=due,
                                         attendant="paystation-1")
                 self.stats.paid_on_foot += 1
         except LotedgeError:

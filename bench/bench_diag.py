@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from appliance.cli.diag.db import backup_ledger
 from appliance.core.events import NewEvent
-from appliance.diag_cli import backup_ledger
 from appliance.ledger import Ledger
 
 EVENTS = 50_000

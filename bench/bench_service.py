@@ -13,8 +13,8 @@ from pathlib import Path
 
 from appliance.clock import SimClock
 from appliance.core.types import VehicleType
+from appliance.lot.tickets import admit
 from appliance.service import Service
-from appliance.tickets import admit
 from drivers.gate import GateCommand
 from drivers.loops import SimulatedLoop
 from lpr.source import PlateResult

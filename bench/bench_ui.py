@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 def _pin_ms(n: int = 10) -> float:
-    from appliance.attendants import hash_pin, verify_pin
+    from appliance.lot.attendants import hash_pin, verify_pin
 
     stored = hash_pin("4821")
     times = []

@@ -10,19 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from appliance.alarms import clear_alarm, raise_alarm
 from appliance.config import LotConfig
 from appliance.core.events import Event, NewEvent
 from appliance.core.layout import LaneDef
 from appliance.core.occupancy import SpotChange, level_free_counts
 from appliance.core.types import SpotState
-from appliance.errors import LotedgeError
-from appliance.ledger import Ledger
 from drivers.gate import BarrierGate, GateCommand
 from drivers.health import FaultChange, HealthRegistry
 from drivers.lane_loops import LaneLoops
@@ -165,29 +161,26 @@ def led_signs(cfg: LotConfig, health: HealthRegistry,
             for s in cfg.signs]
 
 
-def _severity(fault: Mapping[str, str]) -> str:
-    # A broken safety loop or gate can trap or hit a car; a spot sensor only blurs a count.
-    return "critical" if fault["kind"] in ("loop", "gate") else "warning"
-
-
 class LotDevices:
     """Everything from `drivers/` a running service needs beyond the lane devices themselves.
 
-    Health registry, spot sensors, signs, lane loop supervision, and the facts they produce as
-    ledger events (`spot.state_changed`, `device.fault`, `device.recovered`, `gate.commanded`),
-    queued and written in batches by `record()`; faults also raise (and recoveries clear)
-    attendant alarms with code = the fault code and source = the device.
+    Health registry, spot sensors, signs, lane loop supervision, and the facts they produce
+    (`spot.state_changed`, `device.fault`, `device.recovered`, `gate.commanded`), handed to
+    `record` as events; what becomes of them (the ledger, alarms) is the appliance's business,
+    as a gpiozero device fires `when_activated` without knowing the app.
 
     Args:
         cfg: the lot.
         simulate: start pty simulators for every `port = "sim"`.
         run_dir: where simulated device links are created.
         loop: the service's asyncio loop.
+        record: called (on the loop) with each fact; must not block.
         record_passages: also record loop-pair passages as `lane.loop_passage` events.
     """
 
     def __init__(self, cfg: LotConfig, *, simulate: bool, run_dir: Path,
-                 loop: asyncio.AbstractEventLoop, record_passages: bool = False) -> None:
+                 loop: asyncio.AbstractEventLoop, record: Callable[[NewEvent], None],
+                 record_passages: bool = False) -> None:
         self.cfg = cfg
         self.health = HealthRegistry(loop=loop)
         self.sims = SimulatedPorts.start(cfg, run_dir, seed=cfg.simulation.seed) if simulate else None
@@ -195,22 +188,20 @@ class LotDevices:
         self.signs = led_signs(cfg, self.health, self.sims)
         self.lanes: dict[str, LaneLoops] = {}
         self.gates: dict[str, BarrierGate] = {}
-        self.events: asyncio.Queue[NewEvent] = asyncio.Queue()
-        self.recorded = 0
-        self.dropped = 0
+        self._record = record
         self._record_passages = record_passages
         self.health.on_fault(self._on_fault)
         if self.sensors is not None:
             self.sensors.on_change(self._on_spot)
 
     def _on_fault(self, change: FaultChange) -> None:
-        self.events.put_nowait(NewEvent(type=change.event_type(), payload=change.payload()))
+        self._record(NewEvent(type=change.event_type(), payload=change.payload()))
 
     def _on_spot(self, change: SpotChange) -> None:
-        self.events.put_nowait(NewEvent(type="spot.state_changed", payload=change.payload()))
+        self._record(NewEvent(type="spot.state_changed", payload=change.payload()))
 
     def _on_gate(self, cmd: GateCommand) -> None:
-        self.events.put_nowait(NewEvent(type="gate.commanded", payload=cmd.payload()))
+        self._record(NewEvent(type="gate.commanded", payload=cmd.payload()))
 
     def attach_lane(self, lane: LaneDef, *, arming: LoopDetector, safety: LoopDetector,
                     gate: BarrierGate) -> LaneLoops:
@@ -221,7 +212,7 @@ class LotDevices:
                                dead_after_s=d.loop_dead_after_s,
                                dead_min_edges=d.loop_dead_min_edges)
         if self._record_passages:
-            supervised.on_passage(lambda p: self.events.put_nowait(NewEvent(
+            supervised.on_passage(lambda p: self._record(NewEvent(
                 type="lane.loop_passage", payload={"lane": lane.id, "kind": str(p.kind)})))
         gate.on_command(self._on_gate)
         self.lanes[lane.id] = supervised
@@ -239,46 +230,6 @@ class LotDevices:
                 per_level.setdefault(spot.level, []).append(states[spot.id])
         return {lvl: c.free for lvl, c in level_free_counts(per_level, {}).items()
                 if c.source == "sensors"}
-
-    async def record(self, ledger: Ledger, *, batch: int = 200) -> None:
-        """Write queued device facts to the ledger, a batch per transaction, until cancelled."""
-        while True:
-            first = await self.events.get()
-            pending = [first]
-            while len(pending) < batch and not self.events.empty():
-                pending.append(self.events.get_nowait())
-            delay = 0.1
-            while True:
-                try:
-                    async with ledger.transaction() as tx:
-                        for ev in pending:
-                            await tx.append(ev)
-                    self.recorded += len(pending)
-                    await self._alarms(ledger, pending)
-                    break
-                except (LotedgeError, sqlite3.Error):
-                    log.exception("could not record %d device events; retrying", len(pending))
-                    await asyncio.sleep(delay)
-                    delay = min(5.0, delay * 2)
-                except Exception:  # a malformed fact must not block the ones behind it
-                    log.exception("dropping %d unrecordable device events", len(pending))
-                    self.dropped += len(pending)
-                    break
-
-    async def _alarms(self, ledger: Ledger, events: list[NewEvent]) -> None:
-        # A device fault is also an attendant alarm (raised once, cleared on recovery).
-        for ev in events:
-            if ev.type not in ("device.fault", "device.recovered"):
-                continue
-            p = ev.payload
-            try:
-                if ev.type == "device.fault":
-                    await raise_alarm(ledger, code=p["code"], source=p["device"],
-                                      detail=p["detail"], severity=_severity(p))
-                else:
-                    await clear_alarm(ledger, code=p["code"], source=p["device"])
-            except (LotedgeError, sqlite3.Error):
-                log.exception("could not update the alarm for %s %s", p["device"], p["code"])
 
     async def run(self, free_by_level: Callable[[], Mapping[str, int]] | None = None) -> None:
         """Run sensors, signs and loop supervision until cancelled (signs show `free_by_level`)."""

@@ -19,7 +19,7 @@ import httpx
 
 from appliance.core.events import NewEvent, canonical_json
 from appliance.ledger import Ledger
-from appliance.tariffs import adopt_in, set_cloud_tariff
+from appliance.lot.tariffs import adopt_in, set_cloud_tariff
 from sync.bundle import Bundle, verify_bundle
 from sync.errors import BundleRejected, SyncError
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from appliance.alarms import clear_alarm, raise_alarm
 from appliance.ledger import Ledger
+from appliance.lot.alarms import clear_alarm, raise_alarm
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Hooks the sync tasks into the running service when `[cloud] enabled = true`."""
+"""The sync tasks of a running lot when `[cloud] enabled = true` (the wiring starts them)."""
 
 from __future__ import annotations
 
@@ -6,27 +6,37 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-from appliance.alarms import clear_alarm, raise_alarm
+from appliance.lot.alarms import clear_alarm, raise_alarm
+from appliance.lot.availability import Availability
+from appliance.lot.runtime import LotRuntime
 from sync.downlink import Downlink, parse_public_key
 from sync.retention import enforce
-from sync.uplink import uplink_from_config
+from sync.uplink import Uplink, uplink_from_config
 from sync.watch import SyncWatch
-
-if TYPE_CHECKING:
-    from appliance.service import Service
 
 log = logging.getLogger(__name__)
 
 RETENTION_INTERVAL_S = 300.0
 
 
-def sync_tasks(service: Service) -> list[Callable[[], Any]]:
-    """Task factories for Service.run: uplink, downlink (if api_url is set) and retention."""
-    cloud = service.cfg.cloud
-    ledger = service.ledger
-    assert ledger is not None, "start the service first"
+@dataclass(frozen=True)
+class SyncParts:
+    """The running sync: task factories, and the uplink and downlink for diagnostics."""
+
+    tasks: list[Callable[[], Any]]
+    uplink: Uplink
+    downlink: Downlink | None
+
+
+def sync_tasks(lot: LotRuntime, *, availability: Callable[[], Availability | None],
+               on_availability: Callable[[Callable[[Availability], None]], None]) -> SyncParts:
+    """Task factories for the service: uplink, downlink (if api_url is set), retention and
+    the link watch; availability snapshots are published retained as they change."""
+    cloud = lot.cfg.cloud
+    ledger = lot.ledger
     downlink = None
     if cloud.api_url:
         downlink = Downlink(ledger, api_url=cloud.api_url,
@@ -34,17 +44,17 @@ def sync_tasks(service: Service) -> list[Callable[[], Any]]:
                             poll_interval_s=cloud.bundle_poll_interval_s)
     uplink = uplink_from_config(ledger, cloud,
                                 on_bundle_notice=downlink.notice if downlink else None)
-    service.on_availability(lambda snapshot: uplink.publish_availability(snapshot.as_dict()))
-    if service.availability is not None:
-        uplink.publish_availability(service.availability.as_dict())
+    on_availability(lambda snapshot: uplink.publish_availability(snapshot.as_dict()))
+    if (current := availability()) is not None:
+        uplink.publish_availability(current.as_dict())
 
     async def retention() -> None:
         while True:
             try:
-                await enforce(ledger, now=service.clock.now(), max_bytes=cloud.retention_max_bytes,
+                await enforce(ledger, now=lot.clock.now(), max_bytes=cloud.retention_max_bytes,
                               max_age_days=cloud.retention_max_age_days,
                               alarm_ratio=cloud.retention_alarm_ratio,
-                              images_dir=service.data_dir / "images",
+                              images_dir=lot.data_dir / "images",
                               prune_images=cloud.retention_prune_images)
             except Exception:
                 log.exception("retention pass failed; will retry")
@@ -74,8 +84,7 @@ def sync_tasks(service: Service) -> list[Callable[[], Any]]:
                                       supervised("watch", watch_link)]
     if downlink is not None:
         tasks.append(supervised("downlink", downlink.run))
-    service.sync = {"uplink": uplink, "downlink": downlink}  # for diagnostics and tests
-    return tasks
+    return SyncParts(tasks, uplink, downlink)
 
 
 def supervised(name: str, run: Callable[[], Any], *, restart_s: float = 5.0) -> Callable[[], Any]:

@@ -66,8 +66,8 @@ def attendants_add(
     config: ConfigOpt = None, socket: SocketOpt = None,
 ) -> None:
     """Add an attendant (event attendant.added): through the service if it runs, else the ledger."""
-    from appliance.attendants import check_pin
     from appliance.client import ServiceUnavailable, SyncServiceClient
+    from appliance.lot.attendants import check_pin
 
     path, cfg = _socket(config, socket)
     pin = check_pin(_read_pin(pin_file))
@@ -88,8 +88,8 @@ def attendants_add(
 
 
 async def _add_offline(cfg, body: dict) -> dict:
-    from appliance import attendants
     from appliance.ledger import Ledger
+    from appliance.lot import attendants
 
     ledger = await Ledger.open(cfg.db_path(), lot_id=cfg.lot.id, tz=cfg.lot.tz)
     try:

@@ -5,15 +5,26 @@ Event types without an entry here are pure facts (gate commands, plate reads, ..
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Protocol
 
 from appliance.core.events import Event, canonical_json
 
-if TYPE_CHECKING:
-    from appliance.ledger.store import Tx
 
-Projection = Callable[["Tx", Event], Awaitable[None]]
+class Tx(Protocol):
+    """What a projection may do inside the event's transaction (`store.Tx` provides it)."""
+
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> None:
+        """Run one statement."""
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        """Rows of a query."""
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        """First row of a query or None."""
+
+
+Projection = Callable[[Tx, Event], Awaitable[None]]
 PROJECTIONS: dict[str, Projection] = {}
 
 

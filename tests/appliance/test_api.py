@@ -8,7 +8,7 @@ import json
 import pytest
 
 from appliance.client import ApiError, ServiceClient
-from appliance.tariffs import tariff_id
+from appliance.lot.tariffs import tariff_id
 from drivers.loops import SimulatedLoop
 
 
@@ -73,7 +73,7 @@ async def test_unknown_lane_is_404(running_lot):
 
 
 async def test_ticket_search_override_and_void(running_lot):
-    from appliance.tickets import admit
+    from appliance.lot.tickets import admit
 
     service = running_lot.service
     outcome = await admit(service.ledger, service.cfg, lane="in-1", plate="ABC1234",

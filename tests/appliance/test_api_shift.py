@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from appliance.attendants import hash_pin, verify_pin
 from appliance.client import ApiError, ServiceClient
+from appliance.lot.attendants import hash_pin, verify_pin
 
 
 async def _events(service, event_type):
@@ -65,7 +65,7 @@ async def test_sign_in_opens_shift_and_stamps_identity(running_lot):
 
 
 async def test_shift_close_reports_cash_expected_vs_counted(running_lot):
-    from appliance.tickets import admit
+    from appliance.lot.tickets import admit
 
     service = running_lot.service
     client = ServiceClient(running_lot.socket_path)
@@ -114,9 +114,9 @@ async def test_wrong_pins_lock_the_attendant(running_lot):
 async def test_shift_routes_need_the_api_token_over_tcp(running_lot):
     import httpx
 
-    from appliance.api import create_app
+    from appliance.api.app import create_app
 
-    app = create_app(running_lot.service, token="s3cret")
+    app = create_app(running_lot.service.runtime, running_lot.service.probes, token="s3cret")
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5555))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         r = await http.get("/attendants")

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from appliance.config import load_config
+from appliance.lot.tickets import admit, release
 from appliance.service import Service
-from appliance.tickets import admit, release
 from drivers.payment import SimulatedTerminal
 from tests.conftest import write_lot
 

@@ -66,13 +66,13 @@ def test_install_twice_into_a_temporary_root_is_idempotent(tmp_path):
     assert (root / "etc/lotedge/lot.toml").read_bytes() == (REPO / "deploy/lot.toml").read_bytes()
     lotedge = root / "opt/lotedge/venv/bin/lotedge"
     assert os.access(lotedge, os.X_OK)
-    assert (root / "opt/lotedge/src/appliance/diag_cli.py").read_bytes() == \
-        (REPO / "appliance/diag_cli.py").read_bytes()
+    assert (root / "opt/lotedge/src/appliance/cli/diag/common.py").read_bytes() == \
+        (REPO / "appliance/cli/diag/common.py").read_bytes()
 
     # The installed package is this checkout, compiled, and its config template validates.
     proc = subprocess.run(
         [str(root / "opt/lotedge/venv/bin/python"), "-c",
-         "import appliance.redact; print(appliance.redact.__file__)"],
+         "import appliance.host.redact; print(appliance.host.redact.__file__)"],
         capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": ""},
         cwd=tmp_path)
     installed = Path(proc.stdout.strip())

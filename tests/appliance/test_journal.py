@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.journal import JournalHandler, use_journal_if_under_systemd
+from appliance.host.journal import JournalHandler, use_journal_if_under_systemd
 
 
 def parse(datagram: bytes) -> dict[str, str]:

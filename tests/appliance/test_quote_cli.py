@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.cli import main
+from appliance.cli.main import main
 from tests.conftest import REPO
 
 DEMO = str(REPO / "config" / "demo-lot.toml")

@@ -10,8 +10,8 @@ import pytest
 from appliance.config import LotConfig, parse_config
 from appliance.core.events import NewEvent
 from appliance.ledger import Ledger
-from appliance.service import layout_payload
-from appliance.tickets import admit, release
+from appliance.lot.layout import layout_payload
+from appliance.lot.tickets import admit, release
 from drivers.payment import SimulatedTerminal
 
 LOT = """

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from appliance.config import load_config
-from appliance.report import hourly
+from appliance.lot.report import hourly
+from appliance.lot.tickets import admit, release
 from appliance.service import Service
-from appliance.tickets import admit, release
 from drivers.payment import SimulatedTerminal
 from tests.conftest import write_lot
 

@@ -12,12 +12,12 @@ from decimal import Decimal
 
 import pytest
 
-from appliance import housekeeping
 from appliance.config import load_config
 from appliance.errors import InputError
-from appliance.reservations import import_records, parse_records, release_no_shows
+from appliance.lot import housekeeping
+from appliance.lot.reservations import import_records, parse_records, release_no_shows
+from appliance.lot.tickets import admit
 from appliance.service import Service
-from appliance.tickets import admit
 from tests.conftest import write_lot
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
@@ -77,8 +77,8 @@ async def test_overstay_into_a_reservation_raises_alarm(lot):
         assert (await admit(lot.ledger, lot.cfg, lane="in-1", plate=f"BIG{i:03d}",
                             confidence=1, at=T0, vehicle_type="LARGE")).allow
     await import_records(lot.ledger, lot.cfg, parse_records([_rec(5)], lot.cfg), source="t")
-    assert await housekeeping.check_reservation_conflicts(lot, now=T0) == 0  # starts in 1 h
-    raised = await housekeeping.check_reservation_conflicts(lot, now=T0 + timedelta(minutes=50))
+    assert await housekeeping.check_reservation_conflicts(lot.runtime, now=T0) == 0  # starts in 1 h
+    raised = await housekeeping.check_reservation_conflicts(lot.runtime, now=T0 + timedelta(minutes=50))
     assert raised == 1
     alarm = await lot.ledger.fetchone("SELECT code, source FROM alarms")
     assert tuple(alarm) == ("reservation_overstay", "R5")
@@ -86,12 +86,12 @@ async def test_overstay_into_a_reservation_raises_alarm(lot):
 
 async def test_counts_reset_is_audited_and_validated(lot):
     with pytest.raises(InputError):
-        await housekeeping.reset_counts(lot, level="L1", counts={"REGULAR": -1},
+        await housekeeping.reset_counts(lot.runtime, level="L1", counts={"REGULAR": -1},
                                         attendant="ann", reason="walk")
     with pytest.raises(InputError):
-        await housekeeping.reset_counts(lot, level="L1", counts={"REGULAR": 3},
+        await housekeeping.reset_counts(lot.runtime, level="L1", counts={"REGULAR": 3},
                                         attendant="ann", reason=" ")
-    out = await housekeeping.reset_counts(lot, level="L1", counts={"REGULAR": 7},
+    out = await housekeeping.reset_counts(lot.runtime, level="L1", counts={"REGULAR": 7},
                                           attendant="ann", reason="walk-through")
     assert out["after"] == {"REGULAR": 7}
     row = await lot.ledger.fetchone(
@@ -104,10 +104,10 @@ async def test_counts_reset_is_audited_and_validated(lot):
 async def test_loop_drift_raises_and_clears_alarm(lot):
     entry = next(c for c in lot.lanes.values() if c.lane.direction == "entry")
     entry.stats.vehicles_passed = lot.cfg.policy.drift_tolerance + 1  # loops saw cars, no tickets
-    assert await housekeeping.check_drift(lot) == 1
+    assert await housekeeping.check_drift(lot.runtime) == 1
     assert (await lot.ledger.fetchone("SELECT COUNT(*) FROM alarms WHERE cleared_utc IS NULL"))[0] == 1
     entry.stats.vehicles_passed = 0
-    await housekeeping.check_drift(lot)
+    await housekeeping.check_drift(lot.runtime)
     assert (await lot.ledger.fetchone("SELECT COUNT(*) FROM alarms WHERE cleared_utc IS NULL"))[0] == 0
 
 
@@ -142,9 +142,9 @@ async def test_nightly_recount_from_sensors_once_at_three(tmp_path):
     ny = cfg.lot.tz
     two = datetime(2026, 6, 2, 2, 30, tzinfo=ny).astimezone(UTC)
     three = datetime(2026, 6, 2, 3, 5, tzinfo=ny).astimezone(UTC)
-    assert await housekeeping.nightly_recount(service, now=two) == 0
-    assert await housekeeping.nightly_recount(service, now=three) == 2  # both levels
-    assert await housekeeping.nightly_recount(service, now=three) == 0  # once a night
+    assert await housekeeping.nightly_recount(service.runtime, now=two) == 0
+    assert await housekeeping.nightly_recount(service.runtime, now=three) == 2  # both levels
+    assert await housekeeping.nightly_recount(service.runtime, now=three) == 0  # once a night
     occ = await service.ledger.fetchall(
         "SELECT level_id, SUM(occupied) FROM capacity GROUP BY level_id ORDER BY level_id")
     assert [tuple(r) for r in occ] == [("L1", 4), ("L2", 0)]

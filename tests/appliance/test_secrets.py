@@ -7,7 +7,7 @@ import os
 import pytest
 
 from appliance.errors import ConfigError
-from appliance.secrets import read_secret_file
+from appliance.host.secrets import read_secret_file
 
 
 def _write(path, text, mode):
@@ -53,7 +53,7 @@ def test_binary_key_is_returned_as_bytes(tmp_path):
 
 
 def test_api_token_file_is_created_owner_only_and_checked_when_read(tmp_path):
-    from appliance.api import load_or_create_token
+    from appliance.api.app import load_or_create_token
 
     path = tmp_path / "data" / "api.token"
     token = load_or_create_token(path)

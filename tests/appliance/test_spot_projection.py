@@ -8,7 +8,7 @@ from appliance.config import LotConfig
 from appliance.core.events import NewEvent
 from appliance.core.occupancy import OccupancySettings, SpotOccupancyFilter
 from appliance.ledger import Ledger
-from appliance.service import layout_payload
+from appliance.lot.layout import layout_payload
 
 
 async def spot_state(ledger: Ledger, spot_id: str) -> str:

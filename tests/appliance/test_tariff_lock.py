@@ -7,10 +7,10 @@ import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 
-from appliance import commands
+from appliance.lot import commands
+from appliance.lot.tariffs import TariffBook, parse_tariff, tariff_document, tariff_id
+from appliance.lot.tickets import admit, release
 from appliance.service import Service
-from appliance.tariffs import TariffBook, parse_tariff, tariff_document, tariff_id
-from appliance.tickets import admit, release
 from drivers.payment import SimulatedTerminal
 from sync.bundle import generate_keypair, sign_bundle, verify_bundle
 from sync.downlink import apply_bundle
@@ -45,7 +45,7 @@ async def enter(service: Service, plate: str, at: datetime):
 
 
 async def due_at(service: Service, ticket_id: str, at: datetime) -> int:
-    return (await commands.ticket_with_fee(service, ticket_id, at=at))["fee"]["due_cents"]
+    return (await commands.ticket_with_fee(service.runtime, ticket_id, at=at))["fee"]["due_cents"]
 
 
 async def adopted(service: Service) -> list[tuple[str, int]]:

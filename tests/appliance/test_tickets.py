@@ -6,10 +6,10 @@ import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 
-from appliance import tickets
 from appliance.core.events import NewEvent
 from appliance.core.types import AllocationStrategy
-from appliance.tickets import admit, release
+from appliance.lot import tickets
+from appliance.lot.tickets import admit, release
 from drivers.payment import SimulatedTerminal
 
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
@@ -174,21 +174,23 @@ async def test_lost_ticket_pays_lost_fee(lot):
 
 
 async def test_prepaid_ticket_exits_free_within_grace_then_pays_extra(lot):
-    from appliance import commands
+    from appliance.lot import commands
 
     out = await admit(lot.ledger, lot.cfg, lane="in-1", plate="PAY0001", confidence=1, at=T0)
-    lot.clock = lot.ledger.clock = _Fixed(T0 + timedelta(hours=1, minutes=40))
-    ticket = await commands.ticket_with_fee(lot, out.ticket_id)
-    await commands.pay_cash(lot, out.ticket_id, amount_cents=ticket["fee"]["due_cents"],
+    lot.ledger.clock = _Fixed(T0 + timedelta(hours=1, minutes=40))
+    at_booth = dataclasses.replace(lot.runtime, clock=lot.ledger.clock)
+    ticket = await commands.ticket_with_fee(at_booth, out.ticket_id)
+    await commands.pay_cash(at_booth, out.ticket_id, amount_cents=ticket["fee"]["due_cents"],
                             attendant="paystation-1")
     term = SimulatedTerminal(decline_rate=0)
     res = await release(lot.ledger, lot.cfg, lane="out-1", plate="PAY0001", scanned_ticket=None,
                         terminal=term, at=T0 + timedelta(hours=1, minutes=50))
     assert res.fee_cents == 0 and term.captured_cents == 0
     out2 = await admit(lot.ledger, lot.cfg, lane="in-1", plate="PAY0002", confidence=1, at=T0)
-    lot.clock = lot.ledger.clock = _Fixed(T0 + timedelta(minutes=50))
-    ticket = await commands.ticket_with_fee(lot, out2.ticket_id)
-    await commands.pay_cash(lot, out2.ticket_id, amount_cents=ticket["fee"]["due_cents"],
+    lot.ledger.clock = _Fixed(T0 + timedelta(minutes=50))
+    at_booth = dataclasses.replace(lot.runtime, clock=lot.ledger.clock)
+    ticket = await commands.ticket_with_fee(at_booth, out2.ticket_id)
+    await commands.pay_cash(at_booth, out2.ticket_id, amount_cents=ticket["fee"]["due_cents"],
                             attendant="paystation-1")
     late = await release(lot.ledger, lot.cfg, lane="out-1", plate="PAY0002", scanned_ticket=None,
                          terminal=term, at=T0 + timedelta(hours=2, minutes=30))
@@ -228,19 +230,19 @@ async def test_reservation_is_honoured_and_held_back_from_walk_ins(lot):
 
 
 async def test_offline_approvals_are_reconciled_and_reported(lot):
-    from appliance.payments import offline_report, reconcile_offline
+    from appliance.lot.payments import offline_report, reconcile_offline
 
     term = SimulatedTerminal(seed=5, mode="offline", offline_failure_rate=0.5)
-    lot.terminal = term
+    runtime = dataclasses.replace(lot.runtime, terminal=term)
     for i in range(6):
         await admit(lot.ledger, lot.cfg, lane="in-1", plate=f"OFF{i}", confidence=1, at=T0)
         res = await release(lot.ledger, lot.cfg, lane="out-1", plate=f"OFF{i}",
                             scanned_ticket=None, terminal=term, at=T0 + timedelta(hours=1))
         assert res.allow and res.paid_cents == 300  # approved offline, below the floor limit
     assert {r["state"] for r in await offline_report(lot.ledger)} == {"pending"}
-    assert await reconcile_offline(lot) == {"settled": 0, "uncollectable": 0}  # still offline
+    assert await reconcile_offline(runtime) == {"settled": 0, "uncollectable": 0}  # still offline
     term.mode = "online"
-    result = await reconcile_offline(lot)
+    result = await reconcile_offline(runtime)
     assert result["settled"] + result["uncollectable"] == 6
     report = await offline_report(lot.ledger)
     unable = [r for r in report if r["state"] == "offline, unable to collect"]
@@ -248,7 +250,7 @@ async def test_offline_approvals_are_reconciled_and_reported(lot):
     invoices = await lot.ledger.fetchall(
         "SELECT plate FROM invoices WHERE reason LIKE 'offline card payment%'")
     assert sorted(r[0] for r in invoices) == sorted(r["plate"] for r in unable)
-    assert await reconcile_offline(lot) == {"settled": 0, "uncollectable": 0}  # only once
+    assert await reconcile_offline(runtime) == {"settled": 0, "uncollectable": 0}  # only once
 
 
 async def test_entry_message_shows_the_locked_rate(lot):

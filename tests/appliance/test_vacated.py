@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from appliance import housekeeping
 from appliance.config import load_config
 from appliance.core.events import NewEvent
-from appliance.tickets import admit, release
+from appliance.lot import housekeeping
+from appliance.lot.tickets import admit, release
 from tests.conftest import write_lot
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
@@ -50,10 +50,10 @@ async def test_left_unseen_releases_spot_and_count_then_a_late_exit_still_charge
 
     minutes = svc.cfg.policy.vacated_release_minutes
     just_before = T0 + timedelta(minutes=40 + minutes - 1)
-    assert await housekeeping.release_vacated(svc, now=just_before) == 0
+    assert await housekeeping.release_vacated(svc.runtime, now=just_before) == 0
     after = T0 + timedelta(minutes=40 + minutes + 1)
-    assert await housekeeping.release_vacated(svc, now=after) == 1
-    assert await housekeeping.release_vacated(svc, now=after) == 0  # once
+    assert await housekeeping.release_vacated(svc.runtime, now=after) == 1
+    assert await housekeeping.release_vacated(svc.runtime, now=after) == 0  # once
 
     t = await svc.ledger.fetchone("SELECT status FROM tickets WHERE id = ?", (ticket,))
     assert t[0] == "VACATED"
@@ -92,7 +92,7 @@ async def test_spot_never_seen_occupied_or_occupied_again_is_left_alone(spot_lot
     ticket_c, spot_c, _, _ = await _enter(svc, "DARK333", T0)
     await _sensor(svc, spot_c, "OCCUPIED", T0 + timedelta(minutes=1))
     await _sensor(svc, spot_c, "UNKNOWN", T0 + timedelta(minutes=5))
-    assert await housekeeping.release_vacated(svc, now=late) == 0
+    assert await housekeeping.release_vacated(svc.runtime, now=late) == 0
     rows = await svc.ledger.fetchall(
         "SELECT status FROM tickets WHERE id IN (?, ?, ?)", (ticket_a, ticket_b, ticket_c))
     assert [r[0] for r in rows] == ["OPEN"] * 3
@@ -103,9 +103,9 @@ async def test_zero_minutes_turns_it_off(spot_lot_service):
     _, spot, _, _ = await _enter(svc, "OFF4444", T0)
     await _sensor(svc, spot, "OCCUPIED", T0 + timedelta(minutes=1))
     await _sensor(svc, spot, "AVAILABLE", T0 + timedelta(minutes=2))
-    svc.cfg = dataclasses.replace(svc.cfg, policy=dataclasses.replace(
-        svc.cfg.policy, vacated_release_minutes=0))
-    assert await housekeeping.release_vacated(svc, now=T0 + timedelta(days=1)) == 0
+    off = dataclasses.replace(svc.runtime, cfg=dataclasses.replace(svc.cfg, policy=dataclasses.replace(
+        svc.cfg.policy, vacated_release_minutes=0)))
+    assert await housekeeping.release_vacated(off, now=T0 + timedelta(days=1)) == 0
 
 
 def test_negative_minutes_is_a_named_config_error(tmp_path):
@@ -143,30 +143,30 @@ async def test_plate_back_at_the_entry_after_leaving_its_spot_unseen_is_no_passb
 
 
 async def test_a_vacated_ticket_is_found_and_paid_at_the_pay_station(spot_lot_service):
-    from appliance import commands
-    from appliance.commands import ConflictError
+    from appliance.lot import commands
+    from appliance.lot.commands import ConflictError
 
     svc = spot_lot_service
     ticket, spot, level, spot_type = await _enter(svc, "MOVED12", T0)
     await _sensor(svc, spot, "OCCUPIED", T0 + timedelta(minutes=2))
     await _sensor(svc, spot, "AVAILABLE", T0 + timedelta(minutes=30))  # the car moved spots
     later = T0 + timedelta(minutes=30 + svc.cfg.policy.vacated_release_minutes + 1)
-    assert await housekeeping.release_vacated(svc, now=later) == 1
+    assert await housekeeping.release_vacated(svc.runtime, now=later) == 1
     assert await _occupied(svc, level, spot_type) == 0
 
     # the driver at the pay station: by ticket and by plate; partial plates do not reach it
-    assert [t["id"] for t in await commands.search_tickets(svc, query=ticket)] == [ticket]
-    found = await commands.search_tickets(svc, query="moved12")
+    assert [t["id"] for t in await commands.search_tickets(svc.runtime, query=ticket)] == [ticket]
+    found = await commands.search_tickets(svc.runtime, query="moved12")
     assert [(t["id"], t["status"]) for t in found] == [(ticket, "VACATED")]
-    assert await commands.search_tickets(svc, query="MOVED") == []
+    assert await commands.search_tickets(svc.runtime, query="MOVED") == []
     # the attendant cannot void it: its space is free already
     with pytest.raises(ConflictError, match="VACATED"):
-        await commands.void_ticket(svc, ticket, attendant="ann", reason="gone")
+        await commands.void_ticket(svc.runtime, ticket, attendant="ann", reason="gone")
 
     # pay_cash prices the ticket at the service clock's now: pay what that says is due
-    now_due = (await commands.ticket_with_fee(svc, ticket))["fee"]["due_cents"]
+    now_due = (await commands.ticket_with_fee(svc.runtime, ticket))["fee"]["due_cents"]
     assert now_due > 0
-    await commands.pay_cash(svc, ticket, amount_cents=now_due, attendant="paystation-1")
+    await commands.pay_cash(svc.runtime, ticket, amount_cents=now_due, attendant="paystation-1")
     row = await svc.ledger.fetchone(
         "SELECT status, paid_cents, paid_utc FROM tickets WHERE id = ?", (ticket,))
     assert row["status"] == "VACATED" and row["paid_cents"] == now_due and row["paid_utc"]
@@ -216,7 +216,7 @@ async def test_plate_back_after_never_reaching_its_spot_is_released_after_the_wi
     # housekeeping still leaves a never-sensed ticket alone (no plate at an entry to say so)
     other, other_spot, _, _ = await _enter(svc, "ELSE999", T0)
     await _sensor(svc, other_spot, "AVAILABLE", T0 + timedelta(seconds=2))
-    assert await housekeeping.release_vacated(svc, now=T0 + timedelta(days=1)) == 0
+    assert await housekeeping.release_vacated(svc.runtime, now=T0 + timedelta(days=1)) == 0
     assert (await svc.ledger.fetchone(
         "SELECT status FROM tickets WHERE id = ?", (other,)))[0] == "OPEN"
     assert (await svc.ledger.verify()).ok

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.watchdog import Notifier, systemd_notifier
+from appliance.host.watchdog import Notifier, systemd_notifier
 
 
 class NotifySocket:

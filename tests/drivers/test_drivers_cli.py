@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from appliance.cli import app
+from appliance.cli.main import app
 from drivers.maxbotix import encode_range
 from tests.conftest import REPO
 

@@ -13,7 +13,8 @@ from appliance.config import load_config
 from appliance.core.events import NewEvent
 from appliance.core.types import FailState, SpotState
 from appliance.ledger import Ledger
-from appliance.service import layout_payload
+from appliance.lot.device_log import DeviceLog
+from appliance.lot.layout import layout_payload
 from drivers.gate import BarrierGate
 from drivers.health import HealthRegistry
 from drivers.loops import LoopDetector
@@ -68,8 +69,9 @@ async def test_lot_devices_record_spot_changes_faults_and_gate_commands(tmp_path
     cfg = load_config(cfg_path)
     ledger = await Ledger.open(tmp_path / "l.sqlite3", lot_id=cfg.lot.id, tz=cfg.lot.tz)
     await ledger.append(NewEvent(type="lot.configured", payload=layout_payload(cfg)))
+    device_log = DeviceLog()
     devices = LotDevices(cfg, simulate=True, run_dir=tmp_path / "dev",
-                         loop=asyncio.get_running_loop())
+                         loop=asyncio.get_running_loop(), record=device_log.record)
     factory = MockFactory()
     lane = cfg.lanes[0]
     arming = LoopDetector("entry-1/arming", lane.arming_loop_pin, pin_factory=factory,
@@ -81,12 +83,12 @@ async def test_lot_devices_record_spot_changes_faults_and_gate_commands(tmp_path
     devices.attach_lane(lane, arming=arming, safety=safety, gate=gate)
     devices.sims.park("L2-C001")
     runner = asyncio.create_task(devices.run())
-    recorder = asyncio.create_task(devices.record(ledger))
+    recorder = asyncio.create_task(device_log.run(ledger))
     try:
-        assert await wait_until(lambda: devices.recorded >= 120, 10)
+        assert await wait_until(lambda: device_log.recorded >= 120, 10)
         gate.open("test")
         devices.sims.buses["bus3"].device.unplug()
-        assert await wait_until(lambda: devices.recorded >= 122, 10)
+        assert await wait_until(lambda: device_log.recorded >= 122, 10)
         assert devices.free_by_level()["L2"] == 39
         await asyncio.sleep(0.2)  # the bus3 poller keeps failing to reopen meanwhile
         assert [w.crashes for w in devices.sensors.workers] == [0, 0, 0]

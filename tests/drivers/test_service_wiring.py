@@ -12,6 +12,7 @@ from pathlib import Path
 
 from appliance.clock import SimClock
 from appliance.config import load_config
+from appliance.lot.device_log import DeviceLog
 from appliance.service import Service
 from appliance.simulate import TrafficGenerator
 from drivers.lot_devices import LotDevices
@@ -46,8 +47,9 @@ async def test_sensors_follow_the_simulated_traffic_into_the_ledger(tmp_path: Pa
     service = Service(cfg, simulate=True, clock=clock)
     await service.start()
     # 1. build the devices; 2. follow tickets with the simulated sensors; 3. attach lanes
+    device_log = DeviceLog()
     devices = LotDevices(cfg, simulate=True, run_dir=tmp_path / "dev",
-                         loop=asyncio.get_running_loop())
+                         loop=asyncio.get_running_loop(), record=device_log.record)
     service.ledger.subscribe(devices.sims.follow_tickets)
     for lane in cfg.lanes:
         c = service.lanes[lane.id]
@@ -62,7 +64,7 @@ async def test_sensors_follow_the_simulated_traffic_into_the_ledger(tmp_path: Pa
 
     # 4. run the devices and 5. their recorder as service tasks
     run = asyncio.create_task(service.run(stop, extra=[
-        drive, devices.run, lambda: devices.record(service.ledger)]))
+        drive, devices.run, lambda: device_log.run(service.ledger)]))
     try:
         await asyncio.wait_for(run, 120)
     finally:

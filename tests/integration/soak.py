@@ -301,7 +301,6 @@ async def _soak(cfg: LotConfig, *, simulated_hours: float, sample_s: float, warm
     clock = SimClock(speed=cfg.simulation.speed)
     service = Service(cfg, simulate=True, clock=clock, api=False)
     await service.start()
-    devices = service.devices  # the service starts the spot sensors (pty simulators) itself
     traffic = TrafficGenerator(service, cfg.simulation, clock)
     real_s = simulated_hours * 3600 / cfg.simulation.speed
     report = SoakReport(simulated_hours=simulated_hours, real_s=real_s)
@@ -362,13 +361,13 @@ async def _soak(cfg: LotConfig, *, simulated_hours: float, sample_s: float, warm
                 report.rss_samples_kib.append(rss_kib())
             report.max_lane_queue = max(report.max_lane_queue,
                                         max(traffic._queued.values(), default=0))
-            report.max_device_queue = max(report.max_device_queue, devices.events.qsize())
+            report.max_device_queue = max(report.max_device_queue, service.device_log.events.qsize())
         s = traffic.stats
         report.arrived, report.entered, report.refused = s.arrived, s.entered, s.refused
         report.exited, report.trapped, report.balked = s.exited, s.trapped, s.balked
         stop_traffic.set()
         await asyncio.sleep(1.0)  # the device recorder catches up
-        report.device_queue_end = devices.events.qsize()
+        report.device_queue_end = service.device_log.events.qsize()
         if broker is not None:
             await drain()
         stop.set()

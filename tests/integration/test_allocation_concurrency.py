@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 
 from appliance.config import load_config
 from appliance.ledger import Ledger
+from appliance.lot.tickets import admit
 from appliance.service import Service
-from appliance.tickets import admit
 from tests.conftest import REPO, write_lot
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -55,7 +55,7 @@ WORKER = textwrap.dedent("""
     from datetime import datetime, UTC
     from appliance.config import load_config
     from appliance.ledger import Ledger
-    from appliance.tickets import admit
+    from appliance.lot.tickets import admit
 
     async def main(cfg_path, prefix, n):
         cfg = load_config(cfg_path)

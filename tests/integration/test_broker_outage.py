@@ -71,7 +71,7 @@ async def test_broker_down_mid_traffic_gates_work_and_sync_recovers_by_itself(tm
 
 
 async def _wait_alarm(service, *, active: bool) -> dict:
-    from appliance.alarms import list_alarms
+    from appliance.lot.alarms import list_alarms
 
     for _ in range(300):
         rows = [a for a in await list_alarms(service.ledger, active_only=False)

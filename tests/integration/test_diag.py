@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from appliance.cli import app
+from appliance.cli.diag.common import EXIT_INPUT, EXIT_NOT_AVAILABLE, EXIT_NOT_RUNNING, EXIT_REFUSED
+from appliance.cli.main import app
 from appliance.config import load_config
-from appliance.diag_cli import EXIT_INPUT, EXIT_NOT_AVAILABLE, EXIT_NOT_RUNNING, EXIT_REFUSED
 from drivers.loops import SimulatedLoop
 from lpr.source import PlateResult
 from tests.conftest import RunningService, write_lot
@@ -322,8 +322,8 @@ async def test_sync_reachability_backlog_and_push(tmp_path):
 
 
 async def test_db_backup_while_the_service_writes(running_lot, tmp_path):
+    from appliance.cli.db import verify_file
     from appliance.core.events import NewEvent
-    from appliance.diag_cli import verify_file
 
     service = running_lot.service
     stop = asyncio.Event()
@@ -413,7 +413,7 @@ async def test_bundle_redacts_secrets_and_holds_health_and_verify(tmp_path):
 
 
 def test_redact_config_hides_secret_values_but_keeps_file_paths():
-    from appliance.redact import redact_config
+    from appliance.host.redact import redact_config
 
     text = ('[cloud]\npassword = "pw1"\napi_token="tokval"\npassword_file = "/etc/lotedge/pw"\n'
             'mqtt_url = "mqtts://user:pw2@broker:8883"\nname = "keep"\n')

@@ -190,7 +190,7 @@ async def test_full_disk_keeps_gates_opening_and_the_ledger_sound(tmp_path, tiny
 
 
 async def test_a_nearly_full_data_disk_raises_an_alarm_before_writes_fail(tmp_path, tiny_disk):
-    from appliance import housekeeping
+    from appliance.lot import housekeeping
 
     path = write_lot(tmp_path)
     path.write_text(path.read_text().replace(str(tmp_path / "var"), str(tiny_disk / "var"))
@@ -198,15 +198,15 @@ async def test_a_nearly_full_data_disk_raises_an_alarm_before_writes_fail(tmp_pa
     cfg = load_config(path)
     service, stop, task = await _running(cfg)
     try:
-        assert await housekeeping.check_disk(service) == 0  # 2 MiB disk, ~1.5 MiB free: fine
+        assert await housekeeping.check_disk(service.runtime) == 0  # 2 MiB disk, ~1.5 MiB free: fine
         filler = tiny_disk / "filler"
         filler.write_bytes(b"\0" * (1024 * 1024))
-        assert await housekeeping.check_disk(service) == 1
-        assert await housekeeping.check_disk(service) == 0  # raised once, not again
+        assert await housekeeping.check_disk(service.runtime) == 1
+        assert await housekeeping.check_disk(service.runtime) == 0  # raised once, not again
         active = await service.ledger.fetchall(
             "SELECT * FROM alarms WHERE code = 'disk_low' AND cleared_utc IS NULL")
         filler.unlink()
-        await housekeeping.check_disk(service)
+        await housekeeping.check_disk(service.runtime)
         after = await service.ledger.fetchall(
             "SELECT * FROM alarms WHERE code = 'disk_low' AND cleared_utc IS NULL")
     finally:

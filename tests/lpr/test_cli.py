@@ -7,7 +7,7 @@ import json
 import cv2
 from typer.testing import CliRunner
 
-from appliance.cli import app
+from appliance.cli.main import app
 from lpr.synthetic import render_scene
 
 from .conftest import write_scenes

@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from appliance.cli import app
+from appliance.cli.main import app
 from appliance.config import load_config
 from appliance.errors import ConfigError
 from sync.bundle import verify_bundle

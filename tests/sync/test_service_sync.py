@@ -65,7 +65,7 @@ async def test_cloud_api_down_raises_an_alarm_gates_work_and_it_clears_when_the_
         tmp_path, broker):
     import socket
 
-    from appliance.tickets import admit
+    from appliance.lot.tickets import admit
     from sync.cloud_api import BundleServer
     from sync.downlink import current_version
     from tests.sync.test_bundle import PRIVATE, PUBLIC, body

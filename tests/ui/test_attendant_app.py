@@ -123,7 +123,7 @@ async def test_close_refused_while_safety_loop_occupied_shows_reason(running_lot
 
 
 async def test_search_plate_and_override_fee_as_supervisor(running_lot):
-    from appliance.tickets import admit
+    from appliance.lot.tickets import admit
 
     service = running_lot.service
     outcome = await admit(service.ledger, service.cfg, lane="in-1", plate="KXP4417",
@@ -149,7 +149,7 @@ async def test_search_plate_and_override_fee_as_supervisor(running_lot):
 
 
 async def test_attendant_role_cannot_override(running_lot):
-    from appliance.tickets import admit
+    from appliance.lot.tickets import admit
 
     service = running_lot.service
     await admit(service.ledger, service.cfg, lane="in-1", plate="ROLE123", confidence=0.9,
@@ -169,7 +169,7 @@ async def test_attendant_role_cannot_override(running_lot):
 
 
 async def test_stale_sensor_alarm_appears_and_is_acknowledged(running_lot):
-    from appliance.alarms import raise_alarm
+    from appliance.lot.alarms import raise_alarm
 
     service = running_lot.service
     async with _booth(running_lot, "ann", "1111") as (app, pilot):
@@ -212,7 +212,7 @@ async def test_service_down_shows_banner_and_recovers(counter_lot, tmp_path):
 
 
 async def test_supervisor_takes_cash_and_closes_shift_with_counted_amount(running_lot):
-    from appliance.tickets import admit
+    from appliance.lot.tickets import admit
 
     service = running_lot.service
     outcome = await admit(service.ledger, service.cfg, lane="in-1", plate="CSH5150",

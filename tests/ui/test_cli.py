@@ -7,9 +7,9 @@ import json
 
 from typer.testing import CliRunner
 
-from appliance.attendants import verify_pin
-from appliance.cli import app
+from appliance.cli.main import app
 from appliance.ledger import Ledger
+from appliance.lot.attendants import verify_pin
 
 
 def _invoke(*args: str):

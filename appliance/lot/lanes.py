@@ -32,11 +32,11 @@ from appliance.core.lane import (
 )
 from appliance.core.layout import LaneDef
 from appliance.core.types import LaneDirection
-from appliance.edgelog import EdgeLog
-from appliance.late import LateRecords
 from appliance.ledger import Ledger
-from appliance.recorder import EventRecorder
-from appliance.tickets import Outcome
+from appliance.lot.edgelog import EdgeLog
+from appliance.lot.late import LateRecords
+from appliance.lot.recorder import EventRecorder
+from appliance.lot.tickets import Outcome
 from drivers.gate import BarrierGate, GateInterlockError
 from drivers.lane_display import LaneDisplay
 from drivers.loops import LoopDetector, LoopEdge

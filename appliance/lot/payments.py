@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from appliance.core.events import NewEvent
 from appliance.ledger import Ledger
-
-if TYPE_CHECKING:
-    from appliance.service import Service
+from appliance.lot.runtime import LotRuntime
 
 
-async def reconcile_offline(service: Service) -> dict[str, int]:
+async def reconcile_offline(lot: LotRuntime) -> dict[str, int]:
     """Settle offline approvals with the terminal; an uncollectable one becomes an invoice."""
-    results = service.terminal.settle_offline()
+    results = lot.terminal.settle_offline()
     settled = failed = 0
     for key, collected in results.items():
-        async with service.ledger.transaction() as tx:
+        async with lot.ledger.transaction() as tx:
             row = await tx.fetchone(
                 "SELECT p.ticket_id, p.amount_cents, t.plate FROM payments p "
                 "LEFT JOIN tickets t ON t.id = p.ticket_id "

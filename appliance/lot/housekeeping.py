@@ -4,75 +4,71 @@ counter drift between sensors, loops and tickets; and explicit count resets."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
-from appliance.alarms import clear_alarm, raise_alarm
 from appliance.core.events import NewEvent
 from appliance.core.types import LotMode, SpotType
 from appliance.errors import InputError
-from appliance.reservations import release_no_shows
-from appliance.tickets import LEFT_ITS_SPOT, vacate
+from appliance.lot.alarms import clear_alarm, raise_alarm
+from appliance.lot.payments import reconcile_offline
+from appliance.lot.reservations import release_no_shows
+from appliance.lot.runtime import LotRuntime
+from appliance.lot.tickets import LEFT_ITS_SPOT, vacate
 
-if TYPE_CHECKING:
-    from appliance.service import Service
 
-
-async def run_checks(service: Service, *, now: datetime | None = None) -> dict[str, int]:
+async def run_checks(lot: LotRuntime, *, now: datetime | None = None) -> dict[str, int]:
     """One round of every check; returns how many alarms/changes each produced."""
-    now = now or service.clock.now()
-    ledger, cfg = service.ledger, service.cfg
+    now = now or lot.clock.now()
+    ledger, cfg = lot.ledger, lot.cfg
     result = {"no_shows": len(await release_no_shows(ledger, cfg, now=now))}
-    result["reservation_overstay"] = await check_reservation_conflicts(service, now=now)
-    result["overstay"] = await check_overstays(service, now=now)
-    result["vacated"] = await release_vacated(service, now=now)
-    result["drift"] = await check_drift(service)
-    from appliance.payments import reconcile_offline
-
-    result["offline_payments"] = sum((await reconcile_offline(service)).values())
-    result["recount"] = await nightly_recount(service, now=now)
-    result["disk_low"] = await check_disk(service)
+    result["reservation_overstay"] = await check_reservation_conflicts(lot, now=now)
+    result["overstay"] = await check_overstays(lot, now=now)
+    result["vacated"] = await release_vacated(lot, now=now)
+    result["drift"] = await check_drift(lot)
+    result["offline_payments"] = sum((await reconcile_offline(lot)).values())
+    result["recount"] = await nightly_recount(lot, now=now)
+    result["disk_low"] = await check_disk(lot)
     return result
 
 
-async def check_disk(service: Service) -> int:
+async def check_disk(lot: LotRuntime) -> int:
     """Free space on the data disk below `[storage] min_free_bytes`: an alarm while writes still
     work (a full disk stops the ledger; the gates keep opening but nothing is recorded)."""
     import os
 
-    stat = os.statvfs(service.data_dir)
+    stat = os.statvfs(lot.data_dir)
     free = stat.f_bavail * stat.f_frsize
-    limit = service.cfg.storage.min_free_bytes
-    source = str(service.data_dir)
+    limit = lot.cfg.storage.min_free_bytes
+    source = str(lot.data_dir)
     if free < limit:
-        raised = await raise_alarm(service.ledger, code="disk_low", source=source,
+        raised = await raise_alarm(lot.ledger, code="disk_low", source=source,
                                    severity="critical",
                                    detail=f"{free / 1024**2:.1f} MiB free on the data disk "
                                           f"(alarm below {limit / 1024**2:.0f} MiB)")
         return int(raised is not None)
-    await clear_alarm(service.ledger, code="disk_low", source=source)
+    await clear_alarm(lot.ledger, code="disk_low", source=source)
     return 0
 
 
-async def nightly_recount(service: Service, *, now: datetime) -> int:
+async def nightly_recount(lot: LotRuntime, *, now: datetime) -> int:
     """Per-spot lots: once a night (03:00 lot time) set each level's counts from its sensors."""
-    if service.cfg.lot.mode != LotMode.PER_SPOT:
+    if lot.cfg.lot.mode != LotMode.PER_SPOT:
         return 0
-    local = now.astimezone(service.cfg.lot.tz)
+    local = now.astimezone(lot.cfg.lot.tz)
     if local.hour != 3:
         return 0
     today = local.date().isoformat()
-    if await service.ledger.get_meta("last_recount_date") == today:
+    if await lot.ledger.get_meta("last_recount_date") == today:
         return 0
-    done = await recount_from_sensors(service)
-    async with service.ledger.transaction() as tx:
+    done = await recount_from_sensors(lot)
+    async with lot.ledger.transaction() as tx:
         await tx.execute("INSERT INTO meta(key, value) VALUES ('last_recount_date', ?) "
                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (today,))
     return len(done)
 
 
-async def check_reservation_conflicts(service: Service, *, now: datetime) -> int:
+async def check_reservation_conflicts(lot: LotRuntime, *, now: datetime) -> int:
     """Alarm when a reservation about to start finds no room: its spot or type is taken."""
-    ledger = service.ledger
+    ledger = lot.ledger
     soon = (now + timedelta(minutes=15)).isoformat()
     rows = await ledger.fetchall(
         "SELECT * FROM reservations WHERE status = 'CONFIRMED' AND start_utc <= ? "
@@ -96,21 +92,21 @@ async def check_reservation_conflicts(service: Service, *, now: datetime) -> int
     return raised
 
 
-async def check_overstays(service: Service, *, now: datetime) -> int:
+async def check_overstays(lot: LotRuntime, *, now: datetime) -> int:
     """Alarm for tickets open longer than the policy allows."""
-    limit = now - timedelta(hours=service.cfg.policy.overstay_alarm_hours)
-    rows = await service.ledger.fetchall(
+    limit = now - timedelta(hours=lot.cfg.policy.overstay_alarm_hours)
+    rows = await lot.ledger.fetchall(
         "SELECT id, plate, entry_utc FROM tickets WHERE status = 'OPEN' AND entry_utc < ? "
         "LIMIT 200", (limit.isoformat(),))
     raised = 0
     for r in rows:
-        if await raise_alarm(service.ledger, code="overstay", source=r["id"],
+        if await raise_alarm(lot.ledger, code="overstay", source=r["id"],
                              detail=f"plate {r['plate'] or '?'} in since {r['entry_utc']}"):
             raised += 1
     return raised
 
 
-async def release_vacated(service: Service, *, now: datetime) -> int:
+async def release_vacated(lot: LotRuntime, *, now: datetime) -> int:
     """Per-spot lots: release tickets whose car left its spot unseen by any exit.
 
     An exit camera that misses a plate (and no paper ticket) opens the gate anyway and charges
@@ -120,26 +116,26 @@ async def release_vacated(service: Service, *, now: datetime) -> int:
     AVAILABLE for `[policy] vacated_release_minutes`; an exit that reads its plate later still
     closes and charges it. A spot never seen occupied (the car parked elsewhere) is left alone.
     """
-    cfg = service.cfg
+    cfg = lot.cfg
     minutes = cfg.policy.vacated_release_minutes
     if cfg.lot.mode != LotMode.PER_SPOT or minutes == 0:
         return 0
     limit = now - timedelta(minutes=minutes)
-    rows = await service.ledger.fetchall(
+    rows = await lot.ledger.fetchall(
         "SELECT t.id, s.id AS spot_id FROM spots s JOIN tickets t ON t.id = s.ticket_id "
         f"WHERE {LEFT_ITS_SPOT} AND s.sensor_seen_utc < ? LIMIT 200", (limit.isoformat(),))
     released = 0
     for r in rows:
-        async with service.ledger.transaction() as tx:  # checked again: an exit may have won
+        async with lot.ledger.transaction() as tx:  # checked again: an exit may have won
             released += await vacate(
                 tx, ticket_id=r["id"], at=now, vacant_before=limit,
                 reason=f"spot {r['spot_id']} sensed empty for {minutes} min, no exit matched")
     return released
 
 
-async def check_drift(service: Service) -> int:
+async def check_drift(lot: LotRuntime) -> int:
     """Compare sensors (per level) and loop passages (whole lot) with open tickets."""
-    ledger, cfg = service.ledger, service.cfg
+    ledger, cfg = lot.ledger, lot.cfg
     tolerance = cfg.policy.drift_tolerance
     raised = 0
     if cfg.lot.mode == LotMode.PER_SPOT:
@@ -160,29 +156,29 @@ async def check_drift(service: Service) -> int:
             else:
                 await clear_alarm(ledger, code="counter_drift", source=f"level:{level}")
     # Loops: vehicles counted in minus out since start-up vs the change in open tickets.
-    entered = sum(c.stats.vehicles_passed for c in service.lanes.values()
+    entered = sum(c.stats.vehicles_passed for c in lot.lanes.values()
                   if c.lane.direction == "entry")
-    exited = sum(c.stats.vehicles_passed for c in service.lanes.values()
+    exited = sum(c.stats.vehicles_passed for c in lot.lanes.values()
                  if c.lane.direction == "exit")
     open_now = (await ledger.fetchone(
         "SELECT COUNT(*) FROM tickets WHERE status IN ('OPEN', 'PAID')"))[0]
-    drift = (entered - exited) - (open_now - service.open_tickets_at_start)
+    drift = (entered - exited) - (open_now - lot.open_tickets_at_start)
     if abs(drift) > tolerance:
         if await raise_alarm(ledger, code="counter_drift", source="loops",
                              detail=f"loops counted {entered - exited:+d} vehicles since start-up, "
-                                    f"open tickets changed by {open_now - service.open_tickets_at_start:+d}"):
+                                    f"open tickets changed by {open_now - lot.open_tickets_at_start:+d}"):
             raised += 1
     else:
         await clear_alarm(ledger, code="counter_drift", source="loops")
     return raised
 
 
-async def reset_counts(service: Service, *, level: str, counts: dict[str, int], attendant: str,
+async def reset_counts(lot: LotRuntime, *, level: str, counts: dict[str, int], attendant: str,
                        reason: str) -> dict:
     """Set a level's occupied counts after a walk-through (audited event)."""
     if not attendant.strip() or not reason.strip():
         raise InputError("attendant and reason are required")
-    levels = {lvl.id for lvl in service.cfg.levels}
+    levels = {lvl.id for lvl in lot.cfg.levels}
     if level not in levels:
         raise InputError(f"unknown level {level!r}")
     rows = []
@@ -191,7 +187,7 @@ async def reset_counts(service: Service, *, level: str, counts: dict[str, int], 
         if not isinstance(occupied, int) or occupied < 0:
             raise InputError(f"count for {spot_type} must be a non-negative integer")
         rows.append({"spot_type": spot_type, "occupied": occupied})
-    async with service.ledger.transaction() as tx:
+    async with lot.ledger.transaction() as tx:
         before = {r[0]: r[1] for r in await tx.fetchall(
             "SELECT spot_type, occupied FROM capacity WHERE level_id = ?", (level,))}
         for row in rows:
@@ -204,10 +200,10 @@ async def reset_counts(service: Service, *, level: str, counts: dict[str, int], 
                                                        for r in rows}}
 
 
-async def recount_from_sensors(service: Service, *, attendant: str = "nightly-recount") -> list:
+async def recount_from_sensors(lot: LotRuntime, *, attendant: str = "nightly-recount") -> list:
     """Per-spot lots: set each level's counts to what its sensors see (skips unknown levels)."""
     out = []
-    rows = await service.ledger.fetchall(
+    rows = await lot.ledger.fetchall(
         "SELECT level_id, type, SUM(sensor_state = 'OCCUPIED'), SUM(sensor_state = 'UNKNOWN') "
         "FROM spots GROUP BY level_id, type")
     by_level: dict[str, dict[str, int]] = {}
@@ -219,6 +215,6 @@ async def recount_from_sensors(service: Service, *, attendant: str = "nightly-re
     for level, counts in by_level.items():
         if level in skip:
             continue
-        out.append(await reset_counts(service, level=level, counts=counts, attendant=attendant,
+        out.append(await reset_counts(lot, level=level, counts=counts, attendant=attendant,
                                       reason="scheduled recount from sensors"))
     return out

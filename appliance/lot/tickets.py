@@ -17,8 +17,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
-from appliance.alarms import raise_alarm_in
-from appliance.availability import POOLS_SQL, pools_from_rows
 from appliance.config import LotConfig
 from appliance.core.allocation import FreeSpot, Pool, choose_pool, choose_spot, preference
 from appliance.core.entry_policy import EntryFacts, EntryKind, classify_entry
@@ -32,7 +30,9 @@ from appliance.core.tariff import Tariff
 from appliance.core.types import AllocationStrategy, LotMode, SpotType, VehicleType
 from appliance.errors import DeviceError
 from appliance.ledger import Ledger, Tx
-from appliance.tariffs import TariffBook
+from appliance.lot.alarms import raise_alarm_in
+from appliance.lot.availability import POOLS_SQL, pools_from_rows
+from appliance.lot.tariffs import TariffBook
 from drivers.payment import PaymentResult, PaymentTerminal
 
 PAYMENT_TIMEOUT_S = 20.0

@@ -42,7 +42,7 @@ async def _direct(cfg: LotConfig, fn):
     service = Service(cfg, api=False)
     await service.start()
     try:
-        return await fn(service)
+        return await fn(service.runtime)
     finally:
         await service.stop()
 
@@ -51,7 +51,7 @@ async def _direct(cfg: LotConfig, fn):
 def reservations_import(file: Annotated[Path, typer.Argument(help="JSON list of reservations")],
                         config: ConfigOpt) -> None:
     """Validate every record and import them (all or nothing); over-capacity ones are refused."""
-    from appliance.reservations import import_records, parse_records
+    from appliance.lot.reservations import import_records, parse_records
 
     cfg = load_config(config)
     try:
@@ -77,7 +77,7 @@ def counts_reset(
     reason: Annotated[str, typer.Option(help="why (e.g. walk-through)")],
 ) -> None:
     """Set a level's occupied counts after a walk-through (an audited ledger event)."""
-    from appliance.housekeeping import reset_counts
+    from appliance.lot.housekeeping import reset_counts
 
     cfg = load_config(config)
     counts: dict[str, int] = {}

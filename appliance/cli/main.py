@@ -13,9 +13,11 @@ from typing import Annotated
 
 import typer
 
-from appliance.diag_cli import diag_app
+from appliance.cli.db import db_app
+from appliance.cli.diag import diag_app
+from appliance.cli.lot import counts_app, reservations_app
+from appliance.cli.quote import quote
 from appliance.errors import LotedgeError
-from appliance.quote_cli import quote
 from drivers.cli import drivers_app
 from lpr.cli import lpr_app
 from sync.cli import cloud_app
@@ -23,11 +25,9 @@ from ui import cli as ui_cli
 
 app = typer.Typer(help="lotedge: offline-first parking-lot edge appliance",
                   pretty_exceptions_enable=False, no_args_is_help=True)
-db_app = typer.Typer(help="Ledger database tools", no_args_is_help=True)
 config_app = typer.Typer(help="Configuration tools", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
-from appliance.lot_cli import counts_app, reservations_app  # noqa: E402
 
 app.add_typer(reservations_app, name="reservations")
 app.add_typer(counts_app, name="counts")
@@ -64,7 +64,7 @@ def run(
         cfg = dataclasses.replace(
             cfg, storage=dataclasses.replace(cfg.storage, data_dir=str(data_dir)))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    from appliance.journal import use_journal_if_under_systemd
+    from appliance.host.journal import use_journal_if_under_systemd
 
     use_journal_if_under_systemd(cfg.lot.id)  # structured journald entries under systemd
     asyncio.run(_run(cfg, simulate=simulate, duration=duration, max_cars=max_cars,
@@ -84,7 +84,7 @@ async def _run(cfg, *, simulate: bool, duration: float | None, max_cars: int | N
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await service.start()
-    from appliance.watchdog import systemd_notifier
+    from appliance.host.watchdog import systemd_notifier
 
     extra = [lambda: systemd_notifier(service)]  # READY/WATCHDOG/STOPPING when under systemd
     traffic = None
@@ -124,8 +124,8 @@ def report_cmd(config: ConfigOpt,
                ] = False) -> None:
     """Per lot-hour: entries, exits, refusals, revenue (card + cash), invoices, lost tickets."""
     from appliance.ledger import Ledger
-    from appliance.payments import offline_report
-    from appliance.report import format_row, hourly
+    from appliance.lot.payments import offline_report
+    from appliance.lot.report import format_row, hourly
 
     cfg = _load(config)
     if not cfg.db_path().exists():
@@ -154,7 +154,7 @@ def report_cmd(config: ConfigOpt,
 async def _display(service, traffic, clock) -> None:
     from rich.live import Live
 
-    from appliance.display import availability_table
+    from appliance.cli.display import availability_table
 
     def render():
         s = traffic.stats if traffic else None
@@ -172,7 +172,7 @@ async def _display(service, traffic, clock) -> None:
 
 
 async def _report(service, traffic, clock) -> None:
-    from appliance.report import format_row, hourly
+    from appliance.lot.report import format_row, hourly
 
     log = logging.getLogger("lotedge.report")
     start_seq = await service.ledger.last_seq()
@@ -198,49 +198,6 @@ def config_check(path: Annotated[Path, typer.Argument(help="lot configuration TO
     cfg = _load(path)
     print(f"ok: lot {cfg.lot.id}: {len(cfg.levels)} levels, {len(cfg.spots)} spots, "
           f"{len(cfg.lanes)} lanes, mode {cfg.lot.mode}")
-
-
-@db_app.command("verify")
-def db_verify(
-    config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
-    db: Annotated[Path | None, typer.Option(help="ledger file (instead of --config)")] = None,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Check integrity_check, seq contiguity and the hash chain; exit 1 if anything is wrong."""
-    from zoneinfo import ZoneInfo
-
-    from appliance.ledger import Ledger
-
-    if db is None:
-        if config is None:
-            raise LotedgeError("give --config or --db")
-        cfg = _load(config)
-        db, lot_id, tz = cfg.db_path(), cfg.lot.id, cfg.lot.tz
-    else:
-        lot_id, tz = "?", ZoneInfo("UTC")
-    if not db.exists():
-        raise LotedgeError(f"no ledger at {db}")
-
-    async def verify():
-        ledger = await Ledger.open(db, lot_id=lot_id, tz=tz)
-        try:
-            return await ledger.verify()
-        finally:
-            await ledger.close()
-
-    report = asyncio.run(verify())
-    if json_out:
-        print(json.dumps({"ok": report.ok, "integrity": report.integrity, "events": report.events,
-                          "first_seq": report.first_seq, "last_seq": report.last_seq,
-                          "problems": report.problems[:100]}))
-    else:
-        print(f"integrity_check: {report.integrity}")
-        print(f"events: {report.events} (seq {report.first_seq}..{report.last_seq})")
-        for problem in report.problems[:20]:
-            print(f"PROBLEM: {problem}")
-        print("ledger OK" if report.ok else f"ledger FAILED ({len(report.problems)} problems)")
-    if not report.ok:
-        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Group
 from rich.table import Table
 
-from appliance.availability import Availability
+from appliance.lot.availability import Availability
 
 
 def availability_table(av: Availability, *, title: str, lanes: list[dict] | None = None,

@@ -11,7 +11,7 @@ import json
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from appliance.core.events import NewEvent
 from appliance.core.fees import compute_fee
@@ -20,11 +20,9 @@ from appliance.core.plates import edit_distance, normalise_plate
 from appliance.core.types import SpotType
 from appliance.core.validations import resolve_validations
 from appliance.errors import InputError, LotedgeError
-from appliance.tickets import ticket_tariff
+from appliance.lot.runtime import LotRuntime
+from appliance.lot.tickets import ticket_tariff
 from drivers.gate import GateInterlockError
-
-if TYPE_CHECKING:
-    from appliance.service import Service
 
 
 class NotFoundError(InputError):
@@ -41,32 +39,32 @@ def _need(text: str | None, what: str) -> str:
     return str(text).strip()
 
 
-def _lane(service: Service, lane_id: str):
+def _lane(lot: LotRuntime, lane_id: str):
     try:
-        return service.lanes[lane_id]
+        return lot.lanes[lane_id]
     except KeyError:
         raise NotFoundError(f"no lane {lane_id!r}") from None
 
 
-async def open_gate(service: Service, lane_id: str, *, attendant: str, reason: str) -> dict:
+async def open_gate(lot: LotRuntime, lane_id: str, *, attendant: str, reason: str) -> dict:
     """Open a lane's barrier by hand (reason required); the lane closes it after the vehicle."""
-    controller = _lane(service, lane_id)
+    controller = _lane(lot, lane_id)
     attendant, reason = _need(attendant, "attendant"), _need(reason, "reason")
-    await service.ledger.append(NewEvent(type="gate.manual_open", payload={
+    await lot.ledger.append(NewEvent(type="gate.manual_open", payload={
         "lane": lane_id, "attendant": attendant, "reason": reason}))
     controller.feed(ManualOpen(reason))
     return {"lane": lane_id, "opened": True}
 
 
-async def close_gate(service: Service, lane_id: str, *, attendant: str) -> dict:
+async def close_gate(lot: LotRuntime, lane_id: str, *, attendant: str) -> dict:
     """Close a lane's barrier by hand; refused while the safety loop reports a vehicle."""
-    controller = _lane(service, lane_id)
+    controller = _lane(lot, lane_id)
     attendant = _need(attendant, "attendant")
     if controller.safety.present:
-        await service.ledger.append(NewEvent(type="gate.close_refused", payload={
+        await lot.ledger.append(NewEvent(type="gate.close_refused", payload={
             "lane": lane_id, "attendant": attendant, "reason": "safety loop occupied"}))
         raise ConflictError("refused: a vehicle is on the safety loop under the barrier")
-    await service.ledger.append(NewEvent(type="gate.manual_close", payload={
+    await lot.ledger.append(NewEvent(type="gate.manual_close", payload={
         "lane": lane_id, "attendant": attendant}))
     controller.gate.held_open = False
     try:
@@ -77,58 +75,58 @@ async def close_gate(service: Service, lane_id: str, *, attendant: str) -> dict:
     return {"lane": lane_id, "closed": True}
 
 
-async def hold_open(service: Service, lane_id: str, *, hold: bool, attendant: str,
+async def hold_open(lot: LotRuntime, lane_id: str, *, hold: bool, attendant: str,
                     reason: str) -> dict:
     """Hold a barrier open (events, emergencies) or release the hold."""
-    controller = _lane(service, lane_id)
+    controller = _lane(lot, lane_id)
     attendant, reason = _need(attendant, "attendant"), _need(reason, "reason")
-    await service.ledger.append(NewEvent(type="gate.hold_open", payload={
+    await lot.ledger.append(NewEvent(type="gate.hold_open", payload={
         "lane": lane_id, "hold": hold, "attendant": attendant, "reason": reason}))
     controller.gate.hold_open(hold)
     return {"lane": lane_id, "held_open": hold}
 
 
-async def search_tickets(service: Service, *, query: str, limit: int = 50) -> list[dict]:
+async def search_tickets(lot: LotRuntime, *, query: str, limit: int = 50) -> list[dict]:
     """Tickets of cars inside: open (or paid) ones by ticket id, or by plate: partial match,
     then within one edit; after them VACATED ones (released when the spot's sensor saw the car
     go, no exit matched) by exact id or plate only, as the exit lane finds them."""
     q = normalise_plate(query)
     if not q:
         raise InputError("search needs a plate or ticket id")
-    rows = await service.ledger.fetchall(
+    rows = await lot.ledger.fetchall(
         "SELECT * FROM tickets WHERE status IN ('OPEN', 'PAID') ORDER BY entry_utc DESC")
     exact = [r for r in rows if r["id"] == q or (r["plate"] or "") == q]
     partial = [r for r in rows if r not in exact and q in (r["plate"] or "")]
     fuzzy = [r for r in rows if r not in exact and r not in partial and r["plate"]
              and len(q) >= 4 and edit_distance(q, r["plate"], 1) <= 1]
     # two indexed lookups (vacated tickets pile up over the years: never scan them)
-    by_id = await service.ledger.fetchall(
+    by_id = await lot.ledger.fetchall(
         "SELECT * FROM tickets WHERE id = ? AND status = 'VACATED'", (q,))
-    by_plate = await service.ledger.fetchall(
+    by_plate = await lot.ledger.fetchall(
         "SELECT * FROM tickets WHERE plate = ? AND status = 'VACATED' ORDER BY entry_utc DESC "
         "LIMIT ?", (q, limit))
     vacated = [*by_id, *by_plate]
     return [dict(r) for r in (exact + partial + fuzzy + vacated)[:limit]]
 
 
-async def ticket_with_fee(service: Service, ticket_id: str, *, at: datetime | None = None) -> dict:
+async def ticket_with_fee(lot: LotRuntime, ticket_id: str, *, at: datetime | None = None) -> dict:
     """A ticket and its fee right now, with the breakdown."""
-    row = await service.ledger.fetchone("SELECT * FROM tickets WHERE id = ?", (ticket_id,))
+    row = await lot.ledger.fetchone("SELECT * FROM tickets WHERE id = ?", (ticket_id,))
     if row is None:
         raise NotFoundError(f"no ticket {ticket_id!r}")
     ticket = dict(row)
     ticket["validations"] = json.loads(row["validations"])
-    now = at or service.clock.now()
+    now = at or lot.clock.now()
     entry = datetime.fromisoformat(row["entry_utc"])
-    fee = compute_fee(ticket_tariff(service.cfg, row, service.tariffs), entry=entry,
-                      exit=max(now, entry), spot_type=SpotType(row["spot_type"]), tz=service.cfg.lot.tz,
+    fee = compute_fee(ticket_tariff(lot.cfg, row, lot.tariffs), entry=entry,
+                      exit=max(now, entry), spot_type=SpotType(row["spot_type"]), tz=lot.cfg.lot.tz,
                       rate_multiplier=Decimal(row["rate_multiplier"]),
                       validations=tuple(ticket["validations"]))
     due = fee.total_cents if row["override_cents"] is None else row["override_cents"]
     ticket["fee"] = {
         "total_cents": fee.total_cents, "due_cents": max(0, due - row["paid_cents"]),
         "override_cents": row["override_cents"], "duration_minutes": fee.duration_minutes,
-        "currency": service.cfg.lot.currency,
+        "currency": lot.cfg.lot.currency,
         "breakdown": [{"label": b.label, "amount_cents": b.amount_cents} for b in fee.breakdown],
     }
     return ticket
@@ -145,42 +143,42 @@ async def _open_ticket(tx, ticket_id: str, *, vacated_ok: bool = True) -> Any:
     return row
 
 
-async def override_fee(service: Service, ticket_id: str, *, fee_cents: int, attendant: str,
+async def override_fee(lot: LotRuntime, ticket_id: str, *, fee_cents: int, attendant: str,
                        reason: str) -> dict:
     """Set the fee of a ticket by hand (audited)."""
     attendant, reason = _need(attendant, "attendant"), _need(reason, "reason")
     if not isinstance(fee_cents, int) or isinstance(fee_cents, bool) or fee_cents < 0:
         raise InputError("fee_cents must be a non-negative integer")
-    async with service.ledger.transaction() as tx:
+    async with lot.ledger.transaction() as tx:
         await _open_ticket(tx, ticket_id)
         await tx.append(NewEvent(type="ticket.fee_overridden", payload={
             "ticket_id": ticket_id, "fee_cents": fee_cents, "attendant": attendant,
             "reason": reason}))
-    return await ticket_with_fee(service, ticket_id)
+    return await ticket_with_fee(lot, ticket_id)
 
 
-async def apply_validation(service: Service, ticket_id: str, *, code: str, attendant: str) -> dict:
+async def apply_validation(lot: LotRuntime, ticket_id: str, *, code: str, attendant: str) -> dict:
     """Apply a merchant validation code once per ticket."""
     attendant, code = _need(attendant, "attendant"), _need(code, "validation code")
-    async with service.ledger.transaction() as tx:
+    async with lot.ledger.transaction() as tx:
         row = await _open_ticket(tx, ticket_id)
         if code in json.loads(row["validations"]):
             raise ConflictError(f"validation {code} is already applied to {ticket_id}")
         # an unknown code must not reach exit (codes of the tariff the ticket locked)
-        resolve_validations(ticket_tariff(service.cfg, row, service.tariffs), [code])
+        resolve_validations(ticket_tariff(lot.cfg, row, lot.tariffs), [code])
         await tx.append(NewEvent(type="ticket.validation_applied", payload={
             "ticket_id": ticket_id, "code": code, "attendant": attendant}))
-    return await ticket_with_fee(service, ticket_id)
+    return await ticket_with_fee(lot, ticket_id)
 
 
-async def pay_cash(service: Service, ticket_id: str, *, amount_cents: int, attendant: str) -> dict:
+async def pay_cash(lot: LotRuntime, ticket_id: str, *, amount_cents: int, attendant: str) -> dict:
     """Record a cash payment of the fee due (for shift reconciliation)."""
     attendant = _need(attendant, "attendant")
-    ticket = await ticket_with_fee(service, ticket_id)
+    ticket = await ticket_with_fee(lot, ticket_id)
     due = ticket["fee"]["due_cents"]
     if amount_cents != due:
         raise InputError(f"amount {amount_cents} does not match the {due} cents due")
-    async with service.ledger.transaction() as tx:
+    async with lot.ledger.transaction() as tx:
         await _open_ticket(tx, ticket_id)
         key = f"cash:{ticket_id}:{amount_cents}"
         await tx.append(NewEvent(type="payment.recorded", payload={
@@ -191,13 +189,13 @@ async def pay_cash(service: Service, ticket_id: str, *, amount_cents: int, atten
             "ticket_id": ticket_id, "amount_cents": amount_cents,
             "fee_cents": ticket["fee"]["total_cents"] if ticket["override_cents"] is None
             else ticket["override_cents"], "method": "cash", "attendant": attendant}))
-    return await ticket_with_fee(service, ticket_id)
+    return await ticket_with_fee(lot, ticket_id)
 
 
-async def void_ticket(service: Service, ticket_id: str, *, attendant: str, reason: str) -> dict:
+async def void_ticket(lot: LotRuntime, ticket_id: str, *, attendant: str, reason: str) -> dict:
     """Void a ticket (frees its space; audited)."""
     attendant, reason = _need(attendant, "attendant"), _need(reason, "reason")
-    async with service.ledger.transaction() as tx:
+    async with lot.ledger.transaction() as tx:
         await _open_ticket(tx, ticket_id, vacated_ok=False)  # its space is free already
         await tx.append(NewEvent(type="ticket.voided", payload={
             "ticket_id": ticket_id, "attendant": attendant, "reason": reason}))

@@ -13,9 +13,9 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from appliance.alarms import raise_alarm_in
 from appliance.core.events import NewEvent
 from appliance.ledger import Ledger
+from appliance.lot.alarms import raise_alarm_in
 
 log = logging.getLogger(__name__)
 

@@ -84,7 +84,7 @@ def quote(
     from appliance.config import load_config
     from appliance.core.fees import compute_fee, lost_ticket_fee
     from appliance.core.pricing import entry_rate_multiplier
-    from appliance.tariffs import in_force_on_disk, tariff_id
+    from appliance.lot.tariffs import in_force_on_disk, tariff_id
 
     cfg = load_config(config)
     if config_tariff:

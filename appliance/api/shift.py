@@ -1,7 +1,7 @@
 """API for attendants, sign-in sessions, shifts, role gating of the attendant commands, and
 the booth's view of spot sensors (`GET /availability/sensors`).
 
-Installed on the service API by `install(app, service)`. Once at least one attendant is
+Installed on the service API by `install(app, lot)`. Once at least one attendant is
 registered, every attendant command (gate open/close/hold, ticket actions, alarm ack) needs
 the header `X-Lotedge-Session: <token>` from `POST /auth/sign-in`; the session's role must
 allow the action, and the session's attendant id replaces any `attendant` in the body, so the
@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,13 +22,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from appliance import attendants
-from appliance.attendants import Desk, RoleError, Session, SignInError
+from appliance.api.requests import error_response, json_body
 from appliance.core.roles import PERMISSIONS, allowed, least_role_for
 from appliance.errors import InputError, LotedgeError
-
-if TYPE_CHECKING:
-    from appliance.service import Service
+from appliance.ledger import Ledger
+from appliance.lot import attendants
+from appliance.lot.attendants import Desk, RoleError, Session, SignInError
+from appliance.lot.runtime import LotRuntime
 
 SESSION_HEADER = "X-Lotedge-Session"
 
@@ -69,24 +69,19 @@ def _need_role(session: Session, action: str) -> None:
                         f"{session.attendant_id} is {session.role.value}")
 
 
-def _json_error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
 class RoleGate:
     """ASGI middleware: checks the session and role of attendant commands, stamps the attendant."""
 
-    def __init__(self, app: ASGIApp, *, service: Service, desk: Desk):
+    def __init__(self, app: ASGIApp, *, ledger: Ledger, desk: Desk):
         self.app = app
-        self.service = service
+        self.ledger = ledger
         self.desk = desk
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Gate one request."""
         action = (gated_action(scope["method"], scope["path"])
                   if scope["type"] == "http" else None)
-        ledger = self.service.ledger
-        if action is None or ledger is None or not await attendants.any_attendants(ledger):
+        if action is None or not await attendants.any_attendants(self.ledger):
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1")
@@ -95,10 +90,10 @@ class RoleGate:
             session = self.desk.session(headers.get(SESSION_HEADER.lower()))
             _need_role(session, action)
         except SignInError as err:
-            await _json_error(401, str(err))(scope, receive, send)
+            await error_response(401, str(err))(scope, receive, send)
             return
         except RoleError as err:
-            await _json_error(403, str(err))(scope, receive, send)
+            await error_response(403, str(err))(scope, receive, send)
             return
         raw = b""
         while True:
@@ -125,9 +120,8 @@ class RoleGate:
         await self.app(scope, replay, send)
 
 
-def install(app: Starlette, service: Service, *, token: str | None = None) -> None:
+def install(app: Starlette, lot: LotRuntime, *, token: str | None = None) -> None:
     """Add the attendant, session and shift routes and the role gate to the API app."""
-    from appliance.api import _body as body  # api imports this module; resolved at install
 
     desk = Desk()
     app.state.desk = desk
@@ -137,17 +131,17 @@ def install(app: Starlette, service: Service, *, token: str | None = None) -> No
             if token is not None and request.scope.get("client") is not None:
                 given = request.headers.get("authorization", "")
                 if not secrets.compare_digest(given, f"Bearer {token}"):
-                    return _json_error(401, "missing or wrong API token")
+                    return error_response(401, "missing or wrong API token")
             try:
                 result = await fn(request)
             except SignInError as err:
-                return _json_error(401, str(err))
+                return error_response(401, str(err))
             except RoleError as err:
-                return _json_error(403, str(err))
+                return error_response(403, str(err))
             except (InputError, ValueError, KeyError, TypeError) as err:
-                return _json_error(400, str(err))
+                return error_response(400, str(err))
             except LotedgeError as err:
-                return _json_error(500, str(err))
+                return error_response(500, str(err))
             return JSONResponse(result)
 
         return wrapped
@@ -161,23 +155,23 @@ def install(app: Starlette, service: Service, *, token: str | None = None) -> No
         return out
 
     async def sign_in(request: Request):
-        b = await body(request)
-        session = await desk.sign_in(service.ledger, attendant_id=str(b.get("attendant") or ""),
+        b = await json_body(request)
+        session = await desk.sign_in(lot.ledger, attendant_id=str(b.get("attendant") or ""),
                                      pin=str(b.get("pin") or ""))
         return with_permissions(session)
 
     async def sign_out(request: Request):
-        await desk.sign_out(service.ledger, request.headers.get(SESSION_HEADER, ""))
+        await desk.sign_out(lot.ledger, request.headers.get(SESSION_HEADER, ""))
         return {"signed_out": True}
 
     async def whoami(request: Request):
         return with_permissions(session_of(request))
 
     async def attendant_list(request: Request):
-        return await attendants.list_attendants(service.ledger)
+        return await attendants.list_attendants(lot.ledger)
 
     async def attendant_add(request: Request):
-        b = await body(request)
+        b = await json_body(request)
         if request.headers.get(SESSION_HEADER) is not None or request.scope.get("client"):
             session = session_of(request)
             _need_role(session, "attendant.add")
@@ -185,25 +179,25 @@ def install(app: Starlette, service: Service, *, token: str | None = None) -> No
         else:
             by = "admin (local socket)"  # `lotedge attendants add` on the appliance itself
         return await attendants.add_attendant(
-            service.ledger, attendant_id=b.get("id"), name=b.get("name"), role=b.get("role"),
+            lot.ledger, attendant_id=b.get("id"), name=b.get("name"), role=b.get("role"),
             pin=b.get("pin"), by=by)
 
     async def shift_current(request: Request):
-        return await attendants.shift_report(service.ledger, session_of(request).shift_id)
+        return await attendants.shift_report(lot.ledger, session_of(request).shift_id)
 
     async def shift_close(request: Request):
         session = session_of(request)
         _need_role(session, "shift.close")
-        b = await body(request)
+        b = await json_body(request)
         shift_id = b.get("shift_id") or session.shift_id
-        report = await attendants.close_shift(service.ledger, shift_id=shift_id,
+        report = await attendants.close_shift(lot.ledger, shift_id=shift_id,
                                               counted_cents=b.get("counted_cents"),
                                               closed_by=session.attendant_id)
         desk.end_shift_sessions(shift_id)
         return report
 
     async def sensor_states(request: Request):
-        rows = await service.ledger.fetchall(SENSOR_SQL)
+        rows = await lot.ledger.fetchall(SENSOR_SQL)
         return [{"level": r[0], "spot_type": r[1], "spots": r[2], "sensor_occupied": r[3],
                  "unknown": r[4]} for r in rows]
 
@@ -217,4 +211,4 @@ def install(app: Starlette, service: Service, *, token: str | None = None) -> No
         Route("/shift", handler(shift_current)),
         Route("/shift/close", handler(shift_close), methods=["POST"]),
     ])
-    app.add_middleware(RoleGate, service=service, desk=desk)
+    app.add_middleware(RoleGate, ledger=lot.ledger, desk=desk)

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from appliance.core.events import NewEvent
-from appliance.late import LateRecords
 from appliance.ledger import Ledger
+from appliance.lot.late import LateRecords
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""The local HTTP API (Starlette): `app` assembles one module per resource group."""

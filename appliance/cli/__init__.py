@@ -1,0 +1,1 @@
+"""The `lotedge` command line: one module per command group (`main` assembles them)."""

@@ -1,0 +1,5 @@
+"""`python -m appliance.cli`: the `lotedge` command."""
+
+from appliance.cli.main import main
+
+main()

@@ -1,0 +1,2 @@
+"""Seams to the host system: journald logging, the systemd watchdog, secret files and
+redaction of secrets in what is shown or exported. No lot logic."""
