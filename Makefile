@@ -52,6 +52,7 @@ fuzz: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # On the Pi, as root: venv, config, units and data dir (see README "Deployment and diagnostics").
 install:

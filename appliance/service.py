@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from appliance.config import LotConfig
 from appliance.core.events import Event, NewEvent
 from appliance.core.types import LaneDirection, LotMode, SpotType, VehicleType
 from appliance.errors import InputError
+from appliance.host.watchdog import Notifier
 from appliance.ledger import Ledger
 from appliance.lot import commands, housekeeping
 from appliance.lot.alarms import raise_alarm
@@ -369,3 +370,19 @@ class Service:
         if self.cfg.lot.mode == LotMode.PER_SPOT:
             return sorted({s.type for s in self.cfg.spots})
         return sorted({t for lvl in self.cfg.levels for t in lvl.capacity})
+
+
+async def systemd_notifier(service: Service, *, environ: Mapping[str, str] | None = None) -> None:
+    """READY once the service's API socket is up; watchdog pings while its lane tasks live."""
+    notifier = Notifier(environ)
+    socket_path: Path = service.cfg.data_path(service.cfg.api.socket, service.base_dir)
+
+    def ready() -> bool:
+        return service.ready.is_set() and (not service.api or socket_path.exists())
+
+    def status() -> str:
+        av = service.availability
+        free = f"free {av.free}/{av.capacity}" if av is not None else "starting"
+        return f"lot {service.cfg.lot.id}: {len(service.lanes)} lanes, {free}"
+
+    await notifier.run(ready=ready, status=status)

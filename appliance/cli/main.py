@@ -74,7 +74,7 @@ def run(
 async def _run(cfg, *, simulate: bool, duration: float | None, max_cars: int | None,
                display: bool) -> None:
     from appliance.clock import SimClock, SystemClock
-    from appliance.service import Service
+    from appliance.service import Service, systemd_notifier
     from appliance.simulate import TrafficGenerator
 
     clock = SimClock(speed=cfg.simulation.speed) if simulate else SystemClock()
@@ -84,8 +84,6 @@ async def _run(cfg, *, simulate: bool, duration: float | None, max_cars: int | N
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await service.start()
-    from appliance.host.watchdog import systemd_notifier
-
     extra = [lambda: systemd_notifier(service)]  # READY/WATCHDOG/STOPPING when under systemd
     traffic = None
     if simulate:

@@ -14,7 +14,6 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -90,19 +89,3 @@ class Notifier:
                     log.error("watchdog: service unhealthy, withholding the ping")
         finally:
             self.notify("STOPPING=1")
-
-
-async def systemd_notifier(service, *, environ: Mapping[str, str] | None = None) -> None:
-    """READY once the service's API socket is up; watchdog pings while its lane tasks live."""
-    notifier = Notifier(environ)
-    socket_path: Path = service.cfg.data_path(service.cfg.api.socket, service.base_dir)
-
-    def ready() -> bool:
-        return service.ready.is_set() and (not service.api or socket_path.exists())
-
-    def status() -> str:
-        av = service.availability
-        free = f"free {av.free}/{av.capacity}" if av is not None else "starting"
-        return f"lot {service.cfg.lot.id}: {len(service.lanes)} lanes, {free}"
-
-    await notifier.run(ready=ready, status=status)

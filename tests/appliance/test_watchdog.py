@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance.host.watchdog import Notifier, systemd_notifier
+from appliance.host.watchdog import Notifier
+from appliance.service import systemd_notifier
 
 
 class NotifySocket:
