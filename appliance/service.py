@@ -91,6 +91,7 @@ class Service:
         self.device_log = DeviceLog()
         self.runtime: LotRuntime | None = None  # what commands, checks and the API use
         self.probes: ServiceProbes | None = None
+        self._api_token = ""
         self.sync: dict | None = None  # set by sync.wiring when [cloud] enabled
         self.open_tickets_at_start = 0
         self.lanes: dict[str, LaneController] = {}
@@ -116,6 +117,11 @@ class Service:
     async def start(self) -> None:
         """Open the ledger, record the layout if it changed, build the lanes."""
         cfg = self.cfg
+        if self.api:  # a loose token file stops the start with one line, before anything runs
+            from appliance.api.app import load_or_create_token
+
+            self._api_token = load_or_create_token(cfg.data_path(cfg.api.token_file,
+                                                                 self.base_dir))
         self.ledger = await Ledger.open(cfg.db_path(self.base_dir), lot_id=cfg.lot.id,
                                         tz=cfg.lot.tz, clock=self.clock)
         await record_layout(self.ledger, cfg)
@@ -244,7 +250,8 @@ class Service:
                 from appliance.api.app import serve_api
 
                 tasks.append(tg.create_task(serve_api(self.runtime, self.probes,
-                                                      base_dir=self.base_dir), name="api"))
+                                                      base_dir=self.base_dir,
+                                                      token=self._api_token), name="api"))
             tasks.extend(tg.create_task(make(), name=getattr(make, "__name__", "extra"))
                          for make in extra)
             await stop.wait()

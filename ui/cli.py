@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from appliance.errors import InputError, LotedgeError
+from appliance.host.secrets import read_secret_file
 
 app = typer.Typer()
 staff_app = typer.Typer(help="Attendants who may sign in at the booth", no_args_is_help=True)
@@ -49,11 +50,8 @@ def attendant(config: ConfigOpt = None, socket: SocketOpt = None,
 
 
 def _read_pin(pin_file: Path | None) -> str:
-    if pin_file is not None:
-        try:
-            return pin_file.read_text().strip()
-        except OSError as err:
-            raise InputError(f"--pin-file: {err}") from err
+    if pin_file is not None:  # refused unless only its owner can read it
+        return str(read_secret_file(pin_file, key="--pin-file"))
     return typer.prompt("PIN (4-12 digits)", hide_input=True, confirmation_prompt=True)
 
 

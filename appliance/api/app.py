@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from appliance.api import admin, alarms, diag, lanes, shift, status, tickets
+from appliance.api.limits import BodyLimit, bearer_ok
 from appliance.api.probes import ServiceProbes
 from appliance.api.requests import error_response
 from appliance.errors import InputError, LotedgeError
@@ -38,8 +39,7 @@ def create_app(lot: LotRuntime, probes: ServiceProbes, *, token: str | None = No
         async def wrapped(request: Request) -> JSONResponse:
             if token is not None and (request.method, request.url.path) not in PUBLIC:
                 if request.scope.get("client") is not None:  # TCP; the Unix socket has none
-                    given = request.headers.get("authorization", "")
-                    if not secrets.compare_digest(given, f"Bearer {token}"):
+                    if not bearer_ok(request.headers.get("authorization"), token):
                         return error_response(401, "missing or wrong API token")
             try:
                 result = await fn(request)
@@ -65,6 +65,7 @@ def create_app(lot: LotRuntime, probes: ServiceProbes, *, token: str | None = No
     ]
     app = Starlette(routes=routes)
     shift.install(app, lot, token=token)
+    app.add_middleware(BodyLimit)  # outermost: nothing reads a body over the limit
     return app
 
 
@@ -88,10 +89,11 @@ def load_or_create_token(path: Path) -> str:
     return token
 
 
-async def serve_api(lot: LotRuntime, probes: ServiceProbes, *, base_dir: Path | None) -> None:
-    """Serve the API until cancelled (`base_dir`: what relative data paths are relative to)."""
+async def serve_api(lot: LotRuntime, probes: ServiceProbes, *, base_dir: Path | None,
+                    token: str) -> None:
+    """Serve the API until cancelled (`base_dir`: what relative data paths are relative to;
+    `token`: what TCP clients must present, from `load_or_create_token` at start-up)."""
     cfg = lot.cfg
-    token = load_or_create_token(cfg.data_path(cfg.api.token_file, base_dir))
     app = create_app(lot, probes, token=token)
     sock_path = cfg.data_path(cfg.api.socket, base_dir)
     if sock_path.exists():

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from appliance.api.probes import ServiceProbes
-from appliance.api.requests import json_body, required_text
+from appliance.api.requests import int_param, json_body, required_text
 from appliance.core.events import NewEvent
 from appliance.errors import InputError
 from appliance.host.redact import redact_url
@@ -104,7 +104,7 @@ def routes(lot: LotRuntime, probes: ServiceProbes, handler: Callable) -> list[Ro
 
     async def loops(request: Request):
         controller = _lane(lot, request.path_params["lane"])
-        after = int(request.query_params.get("after", "0"))
+        after = int_param(request, "after", 0, low=0, high=2**63 - 1)
         now = time.monotonic_ns()
         return {
             "lane": controller.lane.id, "state": str(controller.machine.state),

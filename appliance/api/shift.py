@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from typing import Any
 
 from starlette.applications import Starlette
@@ -22,7 +21,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from appliance.api.requests import error_response, json_body
+from appliance.api.limits import bearer_ok
+from appliance.api.requests import error_response, json_body, parse_json
 from appliance.core.roles import PERMISSIONS, allowed, least_role_for
 from appliance.errors import InputError, LotedgeError
 from appliance.ledger import Ledger
@@ -102,8 +102,8 @@ class RoleGate:
             if not message.get("more_body"):
                 break
         try:
-            body = json.loads(raw) if raw else {}
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = parse_json(raw) if raw else {}
+        except InputError:
             body = None  # the handler answers 400 for it
         if isinstance(body, dict):
             body["attendant"] = session.attendant_id
@@ -129,8 +129,7 @@ def install(app: Starlette, lot: LotRuntime, *, token: str | None = None) -> Non
     def handler(fn):
         async def wrapped(request: Request) -> JSONResponse:
             if token is not None and request.scope.get("client") is not None:
-                given = request.headers.get("authorization", "")
-                if not secrets.compare_digest(given, f"Bearer {token}"):
+                if not bearer_ok(request.headers.get("authorization"), token):
                     return error_response(401, "missing or wrong API token")
             try:
                 result = await fn(request)

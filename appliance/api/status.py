@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from appliance import __version__
 from appliance.api.probes import ServiceProbes
+from appliance.api.requests import int_param
 from appliance.lot.runtime import LotRuntime
 
 
@@ -18,6 +19,9 @@ def routes(lot: LotRuntime, probes: ServiceProbes, handler: Callable) -> list[Ro
 
     async def health(request: Request):
         ledger = lot.ledger
+        lanes = [c.snapshot() for c in lot.lanes.values()]
+        if request.scope.get("client") is not None:  # public over TCP: no plates
+            lanes = [{k: v for k, v in lane.items() if "plate" not in k} for lane in lanes]
         sync = probes.sync_status() if lot.cfg.cloud.enabled else None
         return {
             "ok": True, "version": __version__, "lot_id": lot.cfg.lot.id,
@@ -25,7 +29,7 @@ def routes(lot: LotRuntime, probes: ServiceProbes, handler: Callable) -> list[Ro
             "uptime_s": round(time.monotonic() - probes.started_monotonic, 1),
             "simulate": probes.simulate,
             "last_seq": await ledger.last_seq(),
-            "lanes": [c.snapshot() for c in lot.lanes.values()],
+            "lanes": lanes,
             "time_utc": lot.clock.now().isoformat(),
             "ledger": lot.late.status(),
             "tariff": lot.tariffs.describe(),
@@ -41,8 +45,8 @@ def routes(lot: LotRuntime, probes: ServiceProbes, handler: Callable) -> list[Ro
         return [c.snapshot() for c in lot.lanes.values()]
 
     async def events(request: Request):
-        after = int(request.query_params.get("after", "0"))
-        limit = min(int(request.query_params.get("limit", "100")), 1000)
+        after = int_param(request, "after", 0, low=0, high=2**63 - 1)
+        limit = int_param(request, "limit", 100, low=1, high=1000)
         return [e.as_dict() for e in await lot.ledger.events_after(after, limit)]
 
     return [

@@ -58,6 +58,10 @@ def run(
 ) -> None:
     """Run the appliance (with --simulate: on a simulated lot)."""
     import dataclasses
+    import os
+
+    if "INVOCATION_ID" not in os.environ:  # under systemd, UMask= and StateDirectoryMode= rule
+        os.umask(0o077)  # the ledger, its directory and every file the service makes: owner only
 
     cfg = _load(config)
     if data_dir is not None:

@@ -18,6 +18,7 @@ def _invoke(*args: str):
 
 async def test_add_through_running_service(running_lot, tmp_path):
     pin_file = tmp_path / "pin"
+    pin_file.touch(mode=0o600)  # a PIN file must be owner-only
     pin_file.write_text("4821\n")
     result = await asyncio.to_thread(
         _invoke, "attendants", "add", "sue", "--name", "Sue Ng", "--role", "supervisor",
@@ -37,6 +38,7 @@ async def test_add_through_running_service(running_lot, tmp_path):
 def test_add_offline_writes_the_ledger_and_rejects_bad_input(counter_lot, tmp_path):
     config = counter_lot.source_path
     pin_file = tmp_path / "pin"
+    pin_file.touch(mode=0o600)  # a PIN file must be owner-only
     pin_file.write_text("1234")
     ok = _invoke("attendants", "add", "ann", "--name", "Ann Lee", "--pin-file", str(pin_file),
                  "--config", config)
