@@ -93,6 +93,9 @@ class CloudSection:
     backoff_max_s: float = 60.0
     bundle_public_key: str | None = None
     bundle_poll_interval_s: float = 300.0
+    bundle_stale_after_h: float | None = None  # newest bundle older than this: bundle_stale alarm
+    signing_key_file: str | None = None  # this lot's Ed25519 key (`lotedge cloud keygen`)
+    ack_public_key: str | None = None  # the cloud's ack key (base64, or a file holding it)
     retention_max_bytes: int = 2 * 1024**3
     retention_max_age_days: int = 90
     retention_alarm_ratio: float = 0.9
@@ -122,6 +125,14 @@ class CloudSection:
             raise ValueError("bundle_public_key: required when api_url is set (bundles are signed)")
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file: give tls_cert_file and tls_key_file together")
+        if self.signing_key_file and not self.ack_public_key:
+            raise ValueError("ack_public_key: required when signing_key_file is set (acks must "
+                             "be verified too)")
+        if self.ack_public_key and not self.signing_key_file:
+            raise ValueError("signing_key_file: required when ack_public_key is set (batches "
+                             "must be signed too)")
+        if self.bundle_stale_after_h is not None and self.bundle_stale_after_h <= 0:
+            raise ValueError("bundle_stale_after_h: must be positive")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -47,6 +47,11 @@ def public_key_of(private_key_b64: str) -> str:
         serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
 
 
+def decode_key(text: str, what: str) -> bytes:
+    """The raw 32 bytes of a base64 Ed25519 key (ValueError naming `what` if it is not one)."""
+    return _raw_key(text, what)
+
+
 def _raw_key(text: str, what: str) -> bytes:
     try:
         raw = base64.b64decode(text.strip(), validate=True)

@@ -49,22 +49,40 @@ def ingest(
     key_file: Annotated[str | None, typer.Option(help="TLS: client key")] = None,
     backoff_max_s: Annotated[float, typer.Option(
         help="ceiling of the jittered reconnect backoff after the broker goes away", min=0.1)] = 30.0,
+    lot_keys: Annotated[Path | None, typer.Option(
+        "--lot-keys", help="directory of LOT_ID.pub files (each lot's public key from "
+                           "`lotedge cloud keygen`); batches must be signed by them")] = None,
+    ack_key_file: Annotated[Path | None, typer.Option(
+        "--ack-key-file", help="the cloud's private key (mode 600) acks are signed with")] = None,
+    username: Annotated[str | None, typer.Option(help="broker user name")] = None,
+    password_file: Annotated[Path | None, typer.Option(
+        "--password-file", help="file (mode 600) holding the broker password")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Reference cloud ingest: store event batches idempotently and publish acks.
+    """Reference cloud ingest: verify and store event batches idempotently, publish signed acks.
 
-    Credentials go in the URL: mqtt://user:password@host:port (mqtts:// for TLS).
+    Give --lot-keys and --ack-key-file together; without both the old unsigned protocol is
+    spoken (a warning says so). Broker credentials: --username and --password-file.
     """
+    from appliance.host.secrets import read_secret_file
     from sync.cloud_store import open_store
     from sync.ingest import Ingest
     from sync.mqtt import MqttSettings
+    from sync.signing import LotKeys, load_private_key
 
     _logging(verbose)
-    store = open_store(db, schema=schema)
+    if (lot_keys is None) != (ack_key_file is None):
+        raise LotedgeError("--lot-keys and --ack-key-file go together (verify batches, sign acks)")
+    keys = LotKeys(lot_keys) if lot_keys is not None else None
+    ack_key = (load_private_key(ack_key_file, key="--ack-key-file")
+               if ack_key_file is not None else None)
+    password = (str(read_secret_file(password_file, key="--password-file"))
+                if password_file is not None else None)
     settings = MqttSettings.from_url(mqtt, ca_file=ca_file, cert_file=cert_file,
-                                     key_file=key_file)
+                                     key_file=key_file, username=username, password=password)
+    store = open_store(db, schema=schema)
     worker = Ingest(store, settings, client_id=client_id, group=group or None,
-                    backoff_max_s=backoff_max_s)
+                    backoff_max_s=backoff_max_s, lot_keys=keys, ack_key=ack_key)
     try:
         asyncio.run(_until_signal(worker.run()))
     finally:
@@ -95,17 +113,37 @@ def serve_bundles(
 
 @cloud_app.command("keygen")
 def keygen(
-    private_out: Annotated[Path, typer.Option("--private", help="write the private key here")],
+    private_out: Annotated[Path, typer.Option("--out", "--private",
+                                              help="write the private key here (mode 600)")],
+    public_out: Annotated[Path | None, typer.Option(
+        "--public-out", help="also write the public key to this file (e.g. LOT_ID.pub)")] = None,
 ) -> None:
-    """Make an Ed25519 key pair: private key to a file (mode 600), public key printed."""
+    """Make an Ed25519 key pair: private key to a new file (mode 600), public key printed.
+
+    A lot's key (`[cloud] signing_key_file`): register the public key with the cloud as
+    LOT_ID.pub in the ingest's --lot-keys directory. The cloud's ack key (ingest
+    --ack-key-file) or bundle key: its public key is `[cloud] ack_public_key` or
+    `bundle_public_key` on the lots.
+    """
+    import os
+
     from sync.bundle import generate_keypair
 
-    if private_out.exists():
-        raise LotedgeError(f"--private: {private_out} exists; refusing to overwrite a key")
     private, public = generate_keypair()
-    private_out.touch(mode=0o600)
-    private_out.write_text(private + "\n")
-    print(f"public key (cloud.bundle_public_key): {public}")
+    try:
+        fd = os.open(private_out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise LotedgeError(f"--out: {private_out} exists; refusing to overwrite a key") from None
+    except OSError as err:
+        raise LotedgeError(f"--out: cannot create {private_out}: {err.strerror}") from None
+    with os.fdopen(fd, "w") as fh:
+        os.fchmod(fh.fileno(), 0o600)
+        fh.write(private + "\n")
+    if public_out is not None:
+        public_out.write_text(public + "\n")
+    print(f"private key written to {private_out} (mode 600); register the public key below "
+          "with the cloud (lot key) or put it in the lots' config (cloud key)")
+    print(f"public key: {public}")
 
 
 @cloud_app.command("sign-bundle")
@@ -141,6 +179,10 @@ def uplink_cmd(
     mqtt: Annotated[str, typer.Option("--mqtt", help="broker, mqtt://host:port")],
     batch_max_events: Annotated[int, typer.Option()] = 500,
     ack_timeout_s: Annotated[float, typer.Option()] = 30.0,
+    signing_key_file: Annotated[Path | None, typer.Option(
+        help="this lot's private key (mode 600): sign batches")] = None,
+    ack_public_key: Annotated[str | None, typer.Option(
+        help="the cloud's ack public key (base64 or a file): verify acks")] = None,
     exit_when_synced: Annotated[bool, typer.Option(help="stop once everything is acked")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
@@ -149,16 +191,23 @@ def uplink_cmd(
 
     from appliance.ledger import Ledger
     from sync.mqtt import MqttSettings
+    from sync.signing import load_private_key, load_public_key
     from sync.uplink import Uplink
 
     _logging(verbose)
     if not db.exists():
         raise LotedgeError(f"--db: no ledger at {db}")
+    if (signing_key_file is None) != (ack_public_key is None):
+        raise LotedgeError("--signing-key-file and --ack-public-key go together")
+    signing = (load_private_key(signing_key_file, key="--signing-key-file")
+               if signing_key_file is not None else None)
+    ack_key = (load_public_key(ack_public_key, key="--ack-public-key")
+               if ack_public_key is not None else None)
 
     async def main() -> None:
         ledger = await Ledger.open(db, lot_id=lot_id, tz=ZoneInfo("UTC"))
         uplink = Uplink(ledger, MqttSettings.from_url(mqtt), batch_max_events=batch_max_events,
-                        ack_timeout_s=ack_timeout_s)
+                        ack_timeout_s=ack_timeout_s, signing_key=signing, ack_key=ack_key)
         task = asyncio.create_task(uplink.run())
         try:
             while exit_when_synced:
@@ -174,3 +223,39 @@ def uplink_cmd(
         print(f"acked_through {uplink.acked_through}", flush=True)
 
     asyncio.run(_until_signal(main()))
+
+
+@cloud_app.command("resync")
+def resync_cmd(
+    db: Annotated[Path, typer.Option("--db", help="the appliance's ledger file")],
+    lot_id: Annotated[str, typer.Option("--lot-id")],
+    from_seq: Annotated[int, typer.Option("--from", help="resend events from this seq on")],
+    by: Annotated[str, typer.Option(help="who asks (recorded in the sync.resync event)")] =
+        "cli",
+    reason: Annotated[str, typer.Option(help="why (recorded)")] = "cloud lost data",
+) -> None:
+    """Resend from SEQ after the cloud lost data (e.g. restored a backup).
+
+    Lowers the acknowledged position to SEQ-1 as an audited `sync.resync` ledger event and
+    starts a new sync epoch; a running service's uplink picks it up within a second. Events
+    below the oldest one still held (pruned) cannot be resent.
+    """
+    from zoneinfo import ZoneInfo
+
+    from appliance.ledger import Ledger
+    from sync.resync import resync_from
+
+    if not db.exists():
+        raise LotedgeError(f"--db: no ledger at {db}")
+
+    async def main() -> None:
+        ledger = await Ledger.open(db, lot_id=lot_id, tz=ZoneInfo("UTC"))
+        try:
+            result = await resync_from(ledger, from_seq, by=by, reason=reason)
+        finally:
+            await ledger.close()
+        print(f"resync: acked_through {result.acked_before} -> {result.acked_after}, epoch "
+              f"{result.epoch}; recorded as seq {result.seq}; the uplink resends from seq "
+              f"{result.from_seq}")
+
+    asyncio.run(main())

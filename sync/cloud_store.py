@@ -3,14 +3,19 @@
 Two backends with one behaviour: SQLite (the embedded default, `sqlite:///path`) and PostgreSQL
 through psycopg 3 (`postgresql://...`). Each batch is one transaction: insert the events that are
 new (duplicates are ignored), then advance the lot's acknowledged frontier over the contiguous,
-chain-linked run of stored events. Events past a gap wait (out-of-order delivery is harmless);
-a stored event whose prev_hash does not link to its predecessor is removed so a resend can
-replace it, and recorded as a problem.
+chain-linked run of stored events. Events past a gap wait (out-of-order delivery is harmless).
+
+One seq never has two contents: an event whose seq is already stored with another hash is
+quarantined (both versions kept in `cloud_quarantine`, a `cloud_problems` row, an error log
+line, `StoreResult.quarantined`), never stored over the first and never silently dropped; the
+frontier keeps advancing over what is stored. A stored event past the frontier whose prev_hash
+does not link to its predecessor is moved to the quarantine too, so a resend can take its place.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 import sqlite3
@@ -35,6 +40,8 @@ class StoreResult:
     acked_through: int
     inserted: int
     rejected: tuple[str, ...] = ()
+    head_hash: str = GENESIS_HASH  # hash of the event at acked_through (genesis when 0)
+    quarantined: int = 0
 
 
 def check_event(lot_id: str, event: dict[str, Any]) -> tuple[Any, ...] | str:
@@ -58,6 +65,16 @@ def check_event(lot_id: str, event: dict[str, Any]) -> tuple[Any, ...] | str:
             event["mono_ns"], payload_json, event["prev_hash"], event["hash"])
 
 
+_QCOLUMNS = ("seq", "reason", "first_hash", "first_event", "second_hash", "second_event")
+
+
+def _quarantine_row(row: tuple[Any, ...]) -> dict[str, Any]:
+    out = dict(zip(_QCOLUMNS, row, strict=True))
+    for key in ("first_event", "second_event"):
+        out[key] = json.loads(out[key]) if out[key] else None
+    return out
+
+
 class CloudStore:
     """Abstract store; use `open_store(url)`."""
 
@@ -79,6 +96,60 @@ class CloudStore:
         with self._lock:
             return self._store(lot_id, rows, rejected)
 
+    def _write(self, cur: Any, lot_id: str, rows: list[tuple[Any, ...]], rejected: list[str],
+               acked: int, head: str) -> StoreResult:
+        """Inside the lot's locked transaction: insert the new events, quarantine second
+        versions of stored ones, record refusals, advance the frontier."""
+        p = self.placeholder
+        stored: dict[int, str] = {}
+        if rows:
+            seqs = [r[1] for r in rows]
+            cur.execute(f"SELECT seq, hash FROM cloud_events WHERE lot_id = {p} AND seq >= {p} "
+                        f"AND seq <= {p}", (lot_id, min(seqs), max(seqs)))
+            stored = {seq: digest for seq, digest in cur.fetchall()}
+        fresh: list[tuple[Any, ...]] = []
+        quarantined = 0
+        for row in rows:
+            seq, digest = row[1], row[9]
+            have = stored.get(seq)
+            if have is None:
+                fresh.append(row)
+                stored[seq] = digest
+            elif have != digest:
+                self._quarantine(cur, lot_id, seq, row,
+                                 "a second, different event for a stored seq")
+                quarantined += 1
+        if fresh:
+            cur.executemany(f"INSERT INTO cloud_events({', '.join(_COLUMNS)}) VALUES "
+                            f"({', '.join([p] * len(_COLUMNS))}) ON CONFLICT DO NOTHING", fresh)
+        for reason in rejected:
+            cur.execute(f"INSERT INTO cloud_problems(lot_id, seq, problem) VALUES ({p},{p},{p})",
+                        (lot_id, None, reason))
+        new_acked, new_head = self._advance(cur, lot_id, acked, head)
+        return StoreResult(acked_through=new_acked, inserted=len(fresh), rejected=tuple(rejected),
+                           head_hash=new_head, quarantined=quarantined)
+
+    def _quarantine(self, cur: Any, lot_id: str, seq: int, offered: tuple[Any, ...] | None,
+                    reason: str) -> None:
+        """Record the stored version of `seq` (first) and the other one (second, if any) side
+        by side, with the reason."""
+        p = self.placeholder
+        cur.execute(f"SELECT {', '.join(_COLUMNS)} FROM cloud_events WHERE lot_id = {p} AND "
+                    f"seq = {p}", (lot_id, seq))
+        kept = cur.fetchone()
+        kept_json = json.dumps(dict(zip(_COLUMNS, kept, strict=True))) if kept else None
+        offered_json = (json.dumps(dict(zip(_COLUMNS, offered, strict=True)))
+                        if offered is not None else None)
+        cur.execute(f"INSERT INTO cloud_quarantine(lot_id, seq, reason, first_hash, first_event, "
+                    f"second_hash, second_event) VALUES ({p},{p},{p},{p},{p},{p},{p})",
+                    (lot_id, seq, reason, kept[9] if kept else None, kept_json,
+                     offered[9] if offered is not None else None, offered_json))
+        cur.execute(f"INSERT INTO cloud_problems(lot_id, seq, problem) VALUES ({p},{p},{p})",
+                    (lot_id, seq, f"quarantined: {reason}"))
+        log.error("cloud store: lot %s seq %d quarantined: %s (first %s, second %s)", lot_id, seq,
+                  reason, kept[9][:12] if kept else "-",
+                  offered[9][:12] if offered is not None else "-")
+
     def _advance(self, cur: Any, lot_id: str, acked: int, head: str) -> tuple[int, str]:
         p = self.placeholder
         while True:
@@ -91,15 +162,30 @@ class CloudStore:
                 if seq != acked + 1:
                     return acked, head
                 if prev_hash != head:
-                    log.error("lot %s seq %d does not link to seq %d: removed, awaiting resend",
-                              lot_id, seq, acked)
-                    cur.execute(f"DELETE FROM cloud_events WHERE lot_id = {p} AND seq = {p}",
-                                (lot_id, seq))
-                    cur.execute(f"INSERT INTO cloud_problems(lot_id, seq, problem) "
-                                f"VALUES ({p},{p},{p})",
-                                (lot_id, seq, "prev_hash does not link to the previous event"))
+                    self._set_aside_run(cur, lot_id, seq, acked)
                     return acked, head
                 acked, head = seq, digest
+
+    def _set_aside_run(self, cur: Any, lot_id: str, seq: int, acked: int) -> None:
+        """Move the stored event `seq` (which does not link to the frontier) and the events
+        chained after it into the quarantine, so the lot's resend can take their place."""
+        p = self.placeholder
+        cur.execute(f"SELECT seq, prev_hash, hash FROM cloud_events WHERE lot_id = {p} "
+                    f"AND seq >= {p} ORDER BY seq LIMIT 100000", (lot_id, seq))
+        run: list[int] = []
+        expect_seq, expect_prev = seq, None
+        for s, prev_hash, digest in cur.fetchall():
+            if s != expect_seq or (expect_prev is not None and prev_hash != expect_prev):
+                break
+            run.append(s)
+            expect_seq, expect_prev = s + 1, digest
+        log.error("lot %s seq %d-%d do not link to seq %d: quarantined, awaiting resend",
+                  lot_id, run[0], run[-1], acked)
+        for s in run:
+            self._quarantine(cur, lot_id, s, None, "does not link to the acknowledged chain; "
+                             "removed from the store, awaiting resend")
+        cur.execute(f"DELETE FROM cloud_events WHERE lot_id = {p} AND seq >= {p} AND seq <= {p}",
+                    (lot_id, run[0], run[-1]))
 
     def _store(self, lot_id: str, rows: list[tuple[Any, ...]],
                rejected: list[str]) -> StoreResult:
@@ -111,6 +197,10 @@ class CloudStore:
 
     def acked_through(self, lot_id: str) -> int:
         """The lot's acknowledged frontier."""
+        raise NotImplementedError
+
+    def quarantine(self, lot_id: str) -> list[dict[str, Any]]:
+        """The lot's quarantined events: seq, reason, and both versions (for audits)."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -137,6 +227,10 @@ class SqliteCloudStore(CloudStore):
                 lot_id TEXT PRIMARY KEY, acked_through INTEGER NOT NULL, head_hash TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS cloud_problems (
                 lot_id TEXT NOT NULL, seq INTEGER, problem TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS cloud_quarantine (
+                lot_id TEXT NOT NULL, seq INTEGER NOT NULL, reason TEXT NOT NULL,
+                first_hash TEXT, first_event TEXT, second_hash TEXT, second_event TEXT,
+                received_utc TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')));
         """)
 
     def _store(self, lot_id: str, rows: list[tuple[Any, ...]],
@@ -145,25 +239,19 @@ class SqliteCloudStore(CloudStore):
         cur = conn.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
-            before = conn.total_changes
-            cur.executemany(f"INSERT INTO cloud_events({', '.join(_COLUMNS)}) VALUES "
-                            f"({', '.join('?' * len(_COLUMNS))}) ON CONFLICT DO NOTHING", rows)
-            inserted = conn.total_changes - before
-            for reason in rejected:
-                cur.execute("INSERT INTO cloud_problems(lot_id, seq, problem) VALUES (?,?,?)",
-                            (lot_id, None, reason))
             row = cur.execute("SELECT acked_through, head_hash FROM cloud_lots WHERE lot_id = ?",
                               (lot_id,)).fetchone()
             acked, head = row if row else (0, GENESIS_HASH)
-            new_acked, new_head = self._advance(cur, lot_id, acked, head)
+            result = self._write(cur, lot_id, rows, rejected, acked, head)
             cur.execute("INSERT INTO cloud_lots(lot_id, acked_through, head_hash) VALUES (?,?,?) "
                         "ON CONFLICT(lot_id) DO UPDATE SET acked_through = excluded.acked_through, "
-                        "head_hash = excluded.head_hash", (lot_id, new_acked, new_head))
+                        "head_hash = excluded.head_hash",
+                        (lot_id, result.acked_through, result.head_hash))
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")
             raise
-        return StoreResult(acked_through=new_acked, inserted=inserted, rejected=tuple(rejected))
+        return result
 
     def events(self, lot_id: str) -> list[dict[str, Any]]:
         """Every stored event of a lot, in seq order."""
@@ -176,6 +264,12 @@ class SqliteCloudStore(CloudStore):
         row = self._conn.execute("SELECT acked_through FROM cloud_lots WHERE lot_id = ?",
                                  (lot_id,)).fetchone()
         return row[0] if row else 0
+
+    def quarantine(self, lot_id: str) -> list[dict[str, Any]]:
+        """The lot's quarantined events (both versions), oldest first."""
+        cur = self._conn.execute(f"SELECT {', '.join(_QCOLUMNS)} FROM cloud_quarantine "
+                                 "WHERE lot_id = ? ORDER BY rowid", (lot_id,))
+        return [_quarantine_row(r) for r in cur.fetchall()]
 
     def close(self) -> None:
         """Close the database."""
@@ -211,6 +305,11 @@ class PostgresCloudStore(CloudStore):
             self._conn.execute("""
                 CREATE TABLE IF NOT EXISTS cloud_problems (
                     lot_id TEXT NOT NULL, seq BIGINT, problem TEXT NOT NULL)""")
+            self._conn.execute("""
+                CREATE TABLE IF NOT EXISTS cloud_quarantine (
+                    id BIGSERIAL PRIMARY KEY, lot_id TEXT NOT NULL, seq BIGINT NOT NULL,
+                    reason TEXT NOT NULL, first_hash TEXT, first_event TEXT, second_hash TEXT,
+                    second_event TEXT, received_utc TIMESTAMPTZ NOT NULL DEFAULT now())""")
         self._conn.commit()
 
     def _connect(self) -> Any:
@@ -260,17 +359,10 @@ class PostgresCloudStore(CloudStore):
             cur.execute("SELECT acked_through, head_hash FROM cloud_lots WHERE lot_id = %s "
                         "FOR UPDATE", (lot_id,))
             acked, head = cur.fetchone()
-            cur.executemany(f"INSERT INTO cloud_events({', '.join(_COLUMNS)}) VALUES "
-                            f"({', '.join(['%s'] * len(_COLUMNS))}) ON CONFLICT DO NOTHING",
-                            rows)
-            inserted = max(cur.rowcount, 0) if rows else 0
-            for reason in rejected:
-                cur.execute("INSERT INTO cloud_problems(lot_id, seq, problem) VALUES (%s,%s,%s)",
-                            (lot_id, None, reason))
-            new_acked, new_head = self._advance(cur, lot_id, acked, head)
+            result = self._write(cur, lot_id, rows, rejected, acked, head)
             cur.execute("UPDATE cloud_lots SET acked_through = %s, head_hash = %s "
-                        "WHERE lot_id = %s", (new_acked, new_head, lot_id))
-        return StoreResult(acked_through=new_acked, inserted=inserted, rejected=tuple(rejected))
+                        "WHERE lot_id = %s", (result.acked_through, result.head_hash, lot_id))
+        return result
 
     def events(self, lot_id: str) -> list[dict[str, Any]]:
         """Every stored event of a lot, in seq order."""
@@ -287,6 +379,14 @@ class PostgresCloudStore(CloudStore):
             cur.execute("SELECT acked_through FROM cloud_lots WHERE lot_id = %s", (lot_id,))
             row = cur.fetchone()
             return row[0] if row else 0
+
+    def quarantine(self, lot_id: str) -> list[dict[str, Any]]:
+        """The lot's quarantined events (both versions), oldest first."""
+        with self._conn.transaction(), self._conn.cursor() as cur:
+            cur.execute(f"SET LOCAL search_path TO {self.schema}")
+            cur.execute(f"SELECT {', '.join(_QCOLUMNS)} FROM cloud_quarantine WHERE lot_id = %s "
+                        "ORDER BY id", (lot_id,))
+            return [_quarantine_row(r) for r in cur.fetchall()]
 
     def drop_schema(self) -> None:
         """Remove the schema and everything in it (test clean-up)."""

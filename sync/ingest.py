@@ -5,6 +5,14 @@ published while it is down are queued by the broker, optionally through an MQTT 
 subscription (`$share/{group}/lotedge/+/events`) so several workers split the load. The ack
 `{"acked_through": N}` is published retained on `lotedge/{lot_id}/ack` only after the batch's
 transaction committed; N is the lot's contiguous, chain-verified frontier.
+
+With `lot_keys` (a directory of `<lot_id>.pub`) every batch must be a sealed message signed by
+its lot's key (see `sync.signing`): an unsigned or badly signed batch, or one for a lot with no
+registered key, is refused, counted (`refused`), logged and never stored. With `ack_key` the ack
+is sealed too: `{"lot_id", "acked_through", "hash", "epoch"}` signed by the cloud, `hash` being
+the stored hash of event `acked_through` (which binds the ack to this lot's chain) and `epoch`
+the sync epoch of the batch it answers. Without either, the old unsigned protocol is spoken and
+a warning says so at start.
 """
 
 from __future__ import annotations
@@ -16,9 +24,12 @@ import uuid
 from typing import Any
 
 import aiomqtt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from appliance.core.events import canonical_json
 from sync.cloud_store import CloudStore
 from sync.mqtt import MqttSettings, ack_topic, backoff_s
+from sync.signing import LotKeys, SignatureRefused, is_sealed, seal, unseal
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +42,14 @@ class Ingest:
         settings: broker address and credentials.
         client_id: persistent-session identity; keep it stable across restarts.
         group: shared-subscription group name, or None for a plain subscription.
+        lot_keys: the lots' registered public keys; None accepts unsigned batches (legacy).
+        ack_key: the cloud's private key acks are signed with; None sends unsigned acks.
     """
 
     def __init__(self, store: CloudStore, settings: MqttSettings, *,
                  client_id: str | None = None, group: str | None = "lotedge-ingest",
-                 backoff_max_s: float = 30.0) -> None:
+                 backoff_max_s: float = 30.0, lot_keys: LotKeys | None = None,
+                 ack_key: Ed25519PrivateKey | None = None) -> None:
         self.store = store
         self.settings = settings
         self.client_id = client_id or f"lotedge-ingest-{uuid.uuid4().hex[:8]}"
@@ -45,6 +59,10 @@ class Ingest:
         self.events = 0
         self.acked: dict[str, int] = {}
         self.store_errors = 0
+        self.lot_keys = lot_keys
+        self.ack_key = ack_key
+        self.refused = 0  # batches refused: unsigned, badly signed, unknown lot, malformed
+        self.quarantined = 0  # events quarantined as a second version of a stored seq
         # aiomqtt waits out the timeout for a PUBACK when the link drops; keep it short.
         self.publish_timeout_s = 3.0
         self.connected = asyncio.Event()
@@ -57,6 +75,11 @@ class Ingest:
 
     async def run(self) -> None:
         """Consume forever, reconnecting with jittered backoff (cancel to stop)."""
+        if self.lot_keys is None or self.ack_key is None:
+            log.warning("ingest: INSECURE: %s; anyone who can publish to the broker can forge "
+                        "batches or acks (give --lot-keys and --ack-key-file)",
+                        "batches are not verified" if self.lot_keys is None
+                        else "acks are not signed")
         attempt = 0
         while True:
             try:
@@ -83,12 +106,25 @@ class Ingest:
         if len(parts) != 3 or parts[0] != "lotedge" or parts[2] != "events":
             return
         lot_id = parts[1]
+        payload = bytes(message.payload) if isinstance(message.payload, bytes | bytearray) \
+            else str(message.payload).encode("utf-8")
         try:
-            batch: Any = json.loads(message.payload)
+            body = self._verified_body(lot_id, payload)
+            batch: Any = json.loads(body)
             events = batch["events"]
             if not isinstance(events, list):
                 raise TypeError("events is not a list")
-        except (ValueError, TypeError, KeyError) as err:
+            if batch.get("lot_id", lot_id) != lot_id:
+                raise ValueError(f"batch is for lot {batch.get('lot_id')!r}")
+            epoch = batch.get("epoch", 0)
+            if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+                raise TypeError("epoch is not a non-negative integer")
+        except SignatureRefused as err:
+            self.refused += 1
+            log.error("ingest: lot %s: batch refused, not stored: %s", lot_id, err)
+            return
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as err:
+            self.refused += 1
             log.error("ingest: lot %s: malformed batch dropped (%s)", lot_id, err)
             return
         try:
@@ -102,7 +138,28 @@ class Ingest:
         for reason in result.rejected[:5]:
             log.error("ingest: lot %s: refused event: %s", lot_id, reason)
         self.batches += 1
+        self.quarantined += result.quarantined
         self.acked[lot_id] = max(self.acked.get(lot_id, 0), result.acked_through)
         self.events += result.inserted
-        await client.publish(ack_topic(lot_id), json.dumps({"acked_through": result.acked_through}),
-                             qos=1, retain=True, timeout=self.publish_timeout_s)
+        await client.publish(ack_topic(lot_id), self.ack_message(
+            lot_id, result.acked_through, result.head_hash, epoch), qos=1, retain=True,
+            timeout=self.publish_timeout_s)
+
+    def _verified_body(self, lot_id: str, payload: bytes) -> bytes:
+        """The batch bytes, verified against the lot's key when keys are configured."""
+        if self.lot_keys is None:
+            if is_sealed("batch", payload):  # a signing lot, an ingest without keys
+                return payload[len(b'{"v":1,"sig":"') + 88 + len(b'","batch":'):-1]
+            return payload
+        key = self.lot_keys.get(lot_id)
+        if key is None:
+            raise SignatureRefused(f"no public key registered for lot {lot_id!r}")
+        return unseal("batch", payload, key)
+
+    def ack_message(self, lot_id: str, acked_through: int, head_hash: str, epoch: int) -> bytes:
+        """The ack payload: sealed with the cloud's key, or the legacy unsigned form."""
+        if self.ack_key is None:
+            return json.dumps({"acked_through": acked_through}).encode()
+        body = canonical_json({"lot_id": lot_id, "acked_through": acked_through,
+                               "hash": head_hash, "epoch": epoch}).encode("utf-8")
+        return seal("ack", body, self.ack_key)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import random
 import ssl
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
 
 from appliance.config import CloudSection
+from appliance.host.secrets import read_secret_file
 from sync.errors import SyncError
 
 
@@ -73,13 +73,11 @@ class MqttSettings:
 
     @classmethod
     def from_config(cls, cloud: CloudSection) -> MqttSettings:
-        """Settings from the [cloud] section (password read from password_file)."""
+        """Settings from the [cloud] section (password read from password_file, which must be
+        owner-only: a ConfigError naming the key otherwise)."""
         password = None
         if cloud.password_file:
-            try:
-                password = Path(cloud.password_file).read_text(encoding="utf-8").strip()
-            except OSError as err:
-                raise SyncError(f"cloud.password_file: cannot read: {err}") from err
+            password = str(read_secret_file(cloud.password_file, key="cloud.password_file"))
         return cls.from_url(cloud.mqtt_url, username=cloud.username, password=password,
                             ca_file=cloud.tls_ca_file, cert_file=cloud.tls_cert_file,
                             key_file=cloud.tls_key_file)

@@ -5,6 +5,14 @@ Batches go to `lotedge/{lot_id}/events` with QoS 1; the cloud answers `{"acked_t
 `acked_through` written to the ledger's meta table (a plain meta write, not an event), which
 is what allows retention to prune them. Events are read over a separate read-only connection,
 so a gate transaction is never waited on and uncommitted rows are never sent.
+
+Signed mode (`signing_key` and `ack_key` given; `[cloud] signing_key_file` and
+`ack_public_key`): every batch is a sealed message signed with the lot's key, and only an ack
+sealed by the cloud's key, for this lot, in the current sync epoch and naming the hash this
+ledger holds at the acked seq advances `acked_through`; anything else on the ack topic is
+ignored, logged and counted (`refused_acks`). Without keys the legacy unsigned protocol is
+spoken and a warning says so at start. The sync epoch (meta `sync_epoch`) rises with each
+`lotedge cloud resync` (see `sync.resync`); the uplink notices it and resends from there.
 """
 
 from __future__ import annotations
@@ -20,7 +28,9 @@ from typing import Any
 
 import aiomqtt
 import aiosqlite
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from appliance.core.events import GENESIS_HASH
 from appliance.ledger import Ledger
 from sync.errors import SyncError
 from sync.mqtt import (
@@ -32,6 +42,7 @@ from sync.mqtt import (
     events_topic,
     health_topic,
 )
+from sync.signing import SignatureRefused, load_private_key, load_public_key, seal, unseal
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +66,26 @@ async def read_acked_through(ledger: Ledger) -> int:
     return int(value) if value else 0
 
 
-async def write_acked_through(ledger: Ledger, seq: int) -> None:
-    """Persist acked_through (monotonic: a lower value never overwrites a higher one)."""
+async def write_acked_through(ledger: Ledger, seq: int, *, epoch: int | None = None) -> None:
+    """Persist acked_through (monotonic: a lower value never overwrites a higher one; with
+    `epoch`, only while the ledger's sync epoch is still that one, so an ack that raced a
+    resync cannot undo it). Lowering it is `sync.resync.resync_from`, an audited event."""
+    guard, params = "", [str(seq)]
+    if epoch is not None:
+        guard = (" AND COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = "
+                 "'sync_epoch'), 0) = ?")
+        params.append(epoch)
     async with ledger.transaction() as tx:
         await tx.execute(
-            "INSERT INTO meta(key, value) VALUES ('acked_through', ?) ON CONFLICT(key) DO UPDATE "
-            "SET value = excluded.value WHERE CAST(value AS INTEGER) < CAST(excluded.value AS "
-            "INTEGER)", (str(seq),))
+            "INSERT INTO meta(key, value) SELECT 'acked_through', ? WHERE 1" + guard +
+            " ON CONFLICT(key) DO UPDATE SET value = excluded.value WHERE CAST(value AS INTEGER) "
+            "< CAST(excluded.value AS INTEGER)", params)
+
+
+async def read_sync_epoch(ledger: Ledger) -> int:
+    """The sync epoch (0 until the first `lotedge cloud resync`)."""
+    value = await ledger.get_meta("sync_epoch")
+    return int(value) if value else 0
 
 
 def control_number(payload: object, key: str) -> int | None:
@@ -90,12 +114,16 @@ class Uplink:
         ack_timeout_s: resend from acked_through when no ack advanced for this long.
         backoff_max_s: ceiling of the jittered reconnect backoff.
         on_bundle_notice: called with the version of a retained bundle notice.
+        signing_key: this lot's private key; batches are sealed with it (None: unsigned).
+        ack_key: the cloud's public key; only acks sealed with it count (None: legacy acks).
     """
 
     def __init__(self, ledger: Ledger, settings: MqttSettings, *, batch_max_events: int = 500,
                  batch_max_bytes: int = 256 * 1024, max_inflight_batches: int = 8,
                  ack_timeout_s: float = 30.0, backoff_max_s: float = 60.0,
-                 on_bundle_notice: Callable[[int], None] | None = None) -> None:
+                 on_bundle_notice: Callable[[int], None] | None = None,
+                 signing_key: Ed25519PrivateKey | None = None,
+                 ack_key: Ed25519PublicKey | None = None) -> None:
         self.ledger = ledger
         self.lot_id = ledger.lot_id
         self.settings = settings
@@ -112,6 +140,11 @@ class Uplink:
         self.published_batches = 0
         self.resends = 0
         self.bogus_acks = 0
+        self.refused_acks = 0  # unsigned, badly signed, another lot's, or another chain's acks
+        self.stale_acks = 0  # validly signed acks of an earlier sync epoch
+        self.signing_key = signing_key
+        self.ack_key = ack_key
+        self.epoch = 0
         self._persisted = 0
         self._progress = asyncio.Event()
         self._new_events = asyncio.Event()
@@ -157,9 +190,15 @@ class Uplink:
             size += len(text) + 1
             last = row[0]
         first = rows[0][0]
-        message = (f'{{"lot_id":{json.dumps(self.lot_id)},"first_seq":{first},'
-                   f'"last_seq":{last},"count":{len(parts)},"events":[' + ",".join(parts) + "]}")
+        message = (f'{{"lot_id":{json.dumps(self.lot_id)},"epoch":{self.epoch},'
+                   f'"first_seq":{first},"last_seq":{last},"count":{len(parts)},"events":['
+                   + ",".join(parts) + "]}")
         return last, message
+
+    def envelope(self, message: str) -> bytes:
+        """The MQTT payload of a batch: sealed with the lot's key, or the bare batch."""
+        body = message.encode("utf-8")
+        return seal("batch", body, self.signing_key) if self.signing_key is not None else body
 
     async def _yield_to_writers(self) -> None:
         """Wait while a ledger write (a gate decision) is in flight: a drain's CPU work would
@@ -185,6 +224,11 @@ class Uplink:
         """Connect, publish, resend and reconnect forever (cancel to stop)."""
         self.acked_through = await read_acked_through(self.ledger)
         self._persisted = self.acked_through
+        self.epoch = await read_sync_epoch(self.ledger)
+        if self.signing_key is None or self.ack_key is None:
+            log.warning("uplink: INSECURE: %s; set [cloud] signing_key_file and ack_public_key",
+                        "batches are unsigned and acks unverified" if self.ack_key is None
+                        else "batches are unsigned")
         await self._read_conn()  # opened once, here: concurrent first uses would open two
         attempt = 0
         try:
@@ -240,6 +284,9 @@ class Uplink:
         async for message in client.messages:
             topic = str(message.topic)
             if topic == ack_topic(self.lot_id):
+                if self.ack_key is not None:
+                    await self._on_signed_ack(message.payload)
+                    continue
                 key = "acked_through"
             elif topic == bundle_topic(self.lot_id) and self.on_bundle_notice is not None:
                 key = "version"
@@ -253,7 +300,35 @@ class Uplink:
             else:
                 self.on_bundle_notice(value)
 
-    async def _on_ack(self, value: int) -> None:
+    def _refuse_ack(self, why: str) -> None:
+        self.refused_acks += 1
+        log.error("uplink: ack ignored (%s); acked_through stays %d", why, self.acked_through)
+
+    async def _on_signed_ack(self, payload: object) -> None:
+        """Verify a sealed ack and advance on it; anything else is refused and counted."""
+        assert self.ack_key is not None
+        try:
+            raw = payload if isinstance(payload, bytes | bytearray) else str(payload).encode()
+            body = json.loads(unseal("ack", bytes(raw), self.ack_key))
+        except SignatureRefused as err:
+            return self._refuse_ack(str(err))
+        except (ValueError, RecursionError):
+            return self._refuse_ack("signed, but not a JSON ack")
+        if not isinstance(body, dict):
+            return self._refuse_ack("signed, but not a JSON object")
+        value, digest, epoch = body.get("acked_through"), body.get("hash"), body.get("epoch")
+        if body.get("lot_id") != self.lot_id:
+            return self._refuse_ack(f"for lot {body.get('lot_id')!r}, not {self.lot_id!r}")
+        if (not isinstance(value, int) or isinstance(value, bool) or value < 0
+                or not isinstance(digest, str) or not isinstance(epoch, int)):
+            return self._refuse_ack("signed, but fields missing or of the wrong type")
+        if epoch != self.epoch:
+            self.stale_acks += 1
+            log.info("uplink: ack of sync epoch %s ignored (now %d)", epoch, self.epoch)
+            return
+        await self._on_ack(value, digest=digest)
+
+    async def _on_ack(self, value: int, *, digest: str | None = None) -> None:
         if value <= self.acked_through:
             return
         conn = await self._read_conn()
@@ -266,6 +341,18 @@ class Uplink:
                       "ledger with the same lot id?); ignored", value, last)
             self.bogus_acks += 1
             return
+        if digest is not None:
+            if value == 0:
+                mine = GENESIS_HASH
+            else:
+                found = await (await conn.execute("SELECT hash FROM events WHERE seq = ?",
+                                                  (value,))).fetchone()
+                mine = found[0] if found else None
+            if digest != mine:
+                # A replayed ack of another chain (a restored ledger, another lot's ledger).
+                self.bogus_acks += 1
+                return self._refuse_ack(f"seq {value} has hash {digest[:12]}... in the cloud, "
+                                        f"not this ledger's {str(mine)[:12]}...")
         self.acked_through = value
         self.sent_through = max(self.sent_through, value)
         self._progress.set()
@@ -274,8 +361,25 @@ class Uplink:
     async def _persist_now(self) -> None:
         if self.acked_through > self._persisted:
             value = self.acked_through
-            await write_acked_through(self.ledger, value)
+            await write_acked_through(self.ledger, value, epoch=self.epoch)
             self._persisted = value
+
+    async def _check_resync(self) -> bool:
+        """Adopt a resync done by `lotedge cloud resync` (maybe by another process)."""
+        conn = await self._read_conn()
+        row = await (await conn.execute(
+            "SELECT (SELECT value FROM meta WHERE key = 'sync_epoch'), "
+            "(SELECT value FROM meta WHERE key = 'acked_through')")).fetchone()
+        epoch = int(row[0]) if row and row[0] else 0
+        if epoch == self.epoch:
+            return False
+        acked = int(row[1]) if row and row[1] else 0
+        log.warning("uplink: resync (epoch %d -> %d): resending from seq %d", self.epoch, epoch,
+                    acked + 1)
+        self.epoch = epoch
+        self.acked_through = self._persisted = acked
+        self.sent_through = acked
+        return True
 
     async def _persist_loop(self) -> None:
         while True:
@@ -301,6 +405,8 @@ class Uplink:
             # Clear first, then look: a change after this point sets the flag again.
             self._progress.clear()
             self._new_events.clear()
+            if await self._check_resync():
+                inflight = []
             if self.acked_through != seen_acked:
                 seen_acked = self.acked_through
                 waiting_since = time.monotonic()
@@ -322,7 +428,7 @@ class Uplink:
                 await self._wait_any(self._remaining(waiting_since) if inflight else self.idle_poll_s)
                 continue
             last, message = batch
-            await client.publish(events_topic(self.lot_id), message.encode("utf-8"), qos=1,
+            await client.publish(events_topic(self.lot_id), self.envelope(message), qos=1,
                                  timeout=min(self.ack_timeout_s, 5.0))
             self.published_batches += 1
             self.sent_through = last
@@ -346,7 +452,13 @@ def uplink_from_config(ledger: Ledger, cloud: Any, **kwargs: Any) -> Uplink:
     """An Uplink configured from the [cloud] section."""
     if not cloud.mqtt_url:
         raise SyncError("cloud.mqtt_url: required when cloud sync is enabled")
+    signing_key = ack_key = None
+    if cloud.signing_key_file:
+        signing_key = load_private_key(cloud.signing_key_file, key="cloud.signing_key_file")
+    if cloud.ack_public_key:
+        ack_key = load_public_key(cloud.ack_public_key, key="cloud.ack_public_key")
     return Uplink(ledger, MqttSettings.from_config(cloud), batch_max_events=cloud.batch_max_events,
                   batch_max_bytes=cloud.batch_max_bytes,
                   max_inflight_batches=cloud.max_inflight_batches,
-                  ack_timeout_s=cloud.ack_timeout_s, backoff_max_s=cloud.backoff_max_s, **kwargs)
+                  ack_timeout_s=cloud.ack_timeout_s, backoff_max_s=cloud.backoff_max_s,
+                  signing_key=signing_key, ack_key=ack_key, **kwargs)

@@ -70,6 +70,7 @@ async def test_uplink_over_tls_with_client_cert_and_password(tmp_path):
     broker.start()
     try:
         (tmp_path / "mqtt.pass").write_text("s3cret\n")
+        (tmp_path / "mqtt.pass").chmod(0o600)  # a secret file: owner-only or refused
         cloud = CloudSection(enabled=True, mqtt_url=f"mqtts://127.0.0.1:{broker.port}",
                              username="lot-a", password_file=str(tmp_path / "mqtt.pass"),
                              tls_ca_file=str(pki["ca"]), tls_cert_file=str(pki["client_cert"]),
