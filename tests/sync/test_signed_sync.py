@@ -190,6 +190,28 @@ async def test_an_ack_from_before_a_resync_no_longer_counts(tmp_path, broker):
     await ledger.close()
 
 
+async def test_a_running_uplink_resends_everything_after_a_resync(tmp_path, broker):
+    from sync.resync import resync_from
+
+    keys = Keys(tmp_path / "keys")
+    settings = MqttSettings.from_url(broker.url)
+    ledger = await open_filled(tmp_path / "ledger.sqlite3", 30)
+    uplink = keys.uplink(ledger, settings, ack_timeout_s=30)
+    first = open_store(f"sqlite:///{tmp_path / 'cloud-a.sqlite3'}")
+    restored = open_store(f"sqlite:///{tmp_path / 'cloud-b.sqlite3'}")  # an empty restore
+    async with running(uplink.run()):
+        async with running(keys.ingest(first, settings, client_id="ingest-a", group=None).run()):
+            await wait_for(lambda: uplink.acked_through == 30, 20, "30 acked")
+        async with running(keys.ingest(restored, settings, client_id="ingest-b", group=None).run()):
+            await resync_from(ledger, 1, by="test", reason="cloud restored an empty backup")
+            await wait_for(lambda: uplink.acked_through == 31, 20, "31 acked after resync")
+    assert_exact_chain(restored.events(LOT), 31)
+    assert await read_acked_through(ledger) == 31
+    await ledger.close()
+    first.close()
+    restored.close()
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 async def test_a_second_version_of_a_stored_seq_is_quarantined_never_stored(
         tmp_path, backend, request):
