@@ -152,3 +152,18 @@ def test_sealed_messages_are_bound_to_their_kind():
     with pytest.raises(SignatureRefused, match="not a signed ack"):
         unseal("ack", b'{"acked_through": 5}', public_key(pub, what="k"))
     assert json.loads(sealed)["ack"] == {"a": 1}  # still plain JSON
+
+
+def test_deploy_lot_toml_cloud_section_uncommented_is_valid_tls_auth_and_signed(tmp_path):
+    text = (REPO / "deploy/lot.toml").read_text()
+    start = text.index("[cloud]")
+    end = text.index("\n[", start + 1)
+    section = text[start:end].replace("enabled = false", "enabled = true")
+    lines = [ln[2:] if ln.startswith("# ") and "=" in ln.split("#")[1] else ln
+             for ln in section.splitlines()]
+    path = tmp_path / "lot.toml"
+    path.write_text(text[:start] + "\n".join(lines) + text[end:])
+    cloud = load_config(path).cloud
+    assert cloud.enabled and cloud.mqtt_url.startswith("mqtts://")
+    assert cloud.username and cloud.password_file and cloud.tls_ca_file
+    assert cloud.signing_key_file and cloud.ack_public_key
