@@ -1,8 +1,10 @@
 """Downlink bundles: canonical JSON signed with Ed25519, and validation of their records.
 
 A signed bundle file is `{"bundle": {...}, "signature": "<base64 Ed25519 over canonical JSON of
-bundle>"}`. The bundle holds `lot_id`, `version` (integer, increasing), `issued_utc`, and the
-record lists `permits`, `reservations`, `allow`, `deny`, `calendar`, plus an optional `tariff`.
+bundle>"}`. The bundle holds `lot_id`, `version` (integer, increasing), `issued_utc`,
+`expires_utc` (after which the bundle is refused; optional for bundles signed before it
+existed), and the record lists `permits`, `reservations`, `allow`, `deny`, `calendar`, plus an
+optional `tariff`.
 """
 
 from __future__ import annotations
@@ -180,8 +182,9 @@ def _validate_records(body: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 
 def verify_bundle(document: bytes | str | dict[str, Any], *, public_key_b64: str,
-                  lot_id: str) -> Bundle:
-    """Check the signature, the lot and every record; raise BundleRejected with the reason."""
+                  lot_id: str, now: datetime | None = None) -> Bundle:
+    """Check the signature, the lot, the expiry (at `now`, if given) and every record; raise
+    BundleRejected with the reason."""
     if isinstance(document, bytes | str):
         try:
             document = json.loads(document)
@@ -210,7 +213,14 @@ def verify_bundle(document: bytes | str | dict[str, Any], *, public_key_b64: str
         if body.get("lot_id") != lot_id:
             raise BundleRejected(f"lot_id: bundle is for {body.get('lot_id')!r}, not {lot_id!r}")
         issued = _utc(body.get("issued_utc"), "issued_utc")
-        unknown = set(body) - {"lot_id", "version", "issued_utc", "tariff", *RECORD_LISTS}
+        if body.get("expires_utc") is not None:
+            expires = _utc(body["expires_utc"], "expires_utc")
+            if datetime.fromisoformat(expires) <= datetime.fromisoformat(issued):
+                raise BundleRejected("expires_utc: must be after issued_utc")
+            if now is not None and datetime.fromisoformat(expires) <= now:
+                raise BundleRejected(f"expires_utc: bundle expired at {expires}")
+        unknown = set(body) - {"lot_id", "version", "issued_utc", "expires_utc", "tariff",
+                               *RECORD_LISTS}
         if unknown:
             raise BundleRejected(f"{sorted(unknown)[0]}: unknown key")
         tariff = None

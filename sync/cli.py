@@ -151,6 +151,9 @@ def sign_bundle_cmd(
     bundle: Annotated[Path, typer.Argument(help="unsigned bundle JSON")],
     key: Annotated[Path, typer.Option("--key", help="private key file from keygen")],
     out: Annotated[Path, typer.Option("--out", "-o", help="signed bundle file")],
+    valid_days: Annotated[float, typer.Option(
+        help="set expires_utc this many days after issued_utc when the bundle has none",
+        min=0.01)] = 30.0,
 ) -> None:
     """Sign a bundle (canonical JSON, Ed25519) after validating its records."""
     from sync.bundle import public_key_of, sign_bundle, verify_bundle
@@ -162,6 +165,14 @@ def sign_bundle_cmd(
         raise LotedgeError(f"cannot read input: {err}") from err
     if not isinstance(body, dict):
         raise LotedgeError("bundle: must be a JSON object")
+    if "expires_utc" not in body and isinstance(body.get("issued_utc"), str):
+        from datetime import datetime, timedelta
+
+        try:
+            issued = datetime.fromisoformat(body["issued_utc"])
+        except ValueError as err:
+            raise LotedgeError(f"bundle: issued_utc: {err}") from err
+        body["expires_utc"] = (issued + timedelta(days=valid_days)).isoformat()
     try:
         signed = sign_bundle(body, private)
     except ValueError as err:

@@ -2,7 +2,8 @@
 
 Serves `GET /v1/lots/{lot_id}/bundle?since=VERSION` from a directory holding signed bundle
 files `{bundle_dir}/{lot_id}/*.json`: 200 with the newest signed bundle if its version is
-greater than `since`, 204 if not, 404 for an unknown lot or path, 400 for a bad `since`.
+greater than `since`, 204 if not or if the lot has no bundle yet (a new lot is not an error),
+404 for an unknown path, 400 for a bad `since`.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class BundleServer:
             return 400, b'{"error": "since must be a non-negative integer"}'
         found = newest_bundle(self.bundle_dir, match.group(1))
         if found is None:
-            return 404, b""
+            return 204, b""  # no bundle for this lot yet: nothing new, not an error
         version, raw = found
         return (200, raw) if version > int(since_text) else (204, b"")
 

@@ -4,7 +4,10 @@
 VERSION, or 204 when there is none. A retained MQTT notice `{"version": N}` on
 `lotedge/{lot_id}/bundle` triggers a fetch at once; otherwise the appliance polls. A bundle is a
 full snapshot of the lists it carries. A bad signature, an old version or an invalid record is
-refused with `bundle.rejected {version, reason}` and the bundle in force stays in force.
+refused with `bundle.rejected {version, reason}` and the bundle in force stays in force, as is
+one whose `expires_utc` has passed. With `stale_after_s`, a lot whose newest applied bundle was
+issued longer ago than that raises the alarm `bundle_stale` (source `downlink`), cleared when a
+fresh one arrives.
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
 
 from appliance.core.events import NewEvent, canonical_json
 from appliance.ledger import Ledger
+from appliance.lot.alarms import clear_alarm, raise_alarm
 from appliance.lot.tariffs import adopt_in, set_cloud_tariff
 from sync.bundle import Bundle, verify_bundle
 from sync.errors import BundleRejected, SyncError
@@ -93,18 +98,20 @@ class Downlink:
         public_key_b64: the Ed25519 public key bundles must be signed with.
         poll_interval_s: how often to ask when no notice arrives.
         transport: httpx transport (tests pass httpx.MockTransport; default is the network).
+        stale_after_s: newest bundle issued longer ago than this: alarm `bundle_stale`.
     """
 
     def __init__(self, ledger: Ledger, *, api_url: str, public_key_b64: str,
                  poll_interval_s: float = 300.0,
                  transport: httpx.AsyncBaseTransport | None = None,
-                 timeout_s: float = 15.0) -> None:
+                 timeout_s: float = 15.0, stale_after_s: float | None = None) -> None:
         self.ledger = ledger
         self.api_url = api_url.rstrip("/")
         self.public_key_b64 = public_key_b64
         self.poll_interval_s = poll_interval_s
         self.transport = transport
         self.timeout_s = timeout_s
+        self.stale_after_s = stale_after_s
         self.applied: list[int] = []
         self.rejections: list[str] = []
         self._notice = asyncio.Event()
@@ -128,6 +135,8 @@ class Downlink:
             except SyncError as err:
                 log.warning("downlink: %s", err)
                 self.ok, self.last_error = False, str(err)
+            if self.stale_after_s is not None:
+                await self.check_stale(self.ledger.clock.now())
             self._notice.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.poll_interval_s):  # not wait_for: see lanes.py
@@ -149,11 +158,31 @@ class Downlink:
             raise SyncError(f"bundle fetch: HTTP {response.status_code} from {url}")
         return await self.apply_document(response.content)
 
+    async def check_stale(self, now: datetime) -> bool:
+        """Raise `bundle_stale` when the newest applied bundle is older than `stale_after_s`
+        (clear it otherwise); return whether it is stale. No bundle yet: not stale."""
+        if self.stale_after_s is None:
+            return False
+        row = await self.ledger.fetchone(
+            "SELECT version, issued_utc FROM bundles ORDER BY version DESC LIMIT 1")
+        stale = row is not None and (
+            now - datetime.fromisoformat(row["issued_utc"]) > timedelta(seconds=self.stale_after_s))
+        if stale:
+            detail = (f"newest bundle v{row['version']} was issued {row['issued_utc']}, more "
+                      f"than {self.stale_after_s / 3600:g} h ago; permits and lists may be out "
+                      "of date")
+            if await raise_alarm(self.ledger, code="bundle_stale", source="downlink",
+                                 detail=detail):
+                log.warning("downlink: %s", detail)
+        else:
+            await clear_alarm(self.ledger, code="bundle_stale", source="downlink")
+        return stale
+
     async def apply_document(self, document: bytes | str) -> int | None:
         """Verify and apply a signed bundle; on rejection record why and keep the old one."""
         try:
             bundle = verify_bundle(document, public_key_b64=self.public_key_b64,
-                                   lot_id=self.ledger.lot_id)
+                                   lot_id=self.ledger.lot_id, now=self.ledger.clock.now())
             await apply_bundle(self.ledger, bundle)
         except BundleRejected as err:
             await self._reject(err, document)

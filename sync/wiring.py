@@ -41,7 +41,9 @@ def sync_tasks(lot: LotRuntime, *, availability: Callable[[], Availability | Non
     if cloud.api_url:
         downlink = Downlink(ledger, api_url=cloud.api_url,
                             public_key_b64=parse_public_key(cloud.bundle_public_key),
-                            poll_interval_s=cloud.bundle_poll_interval_s)
+                            poll_interval_s=cloud.bundle_poll_interval_s,
+                            stale_after_s=(cloud.bundle_stale_after_h * 3600
+                                           if cloud.bundle_stale_after_h else None))
     uplink = uplink_from_config(ledger, cloud,
                                 on_bundle_notice=downlink.notice if downlink else None)
     on_availability(lambda snapshot: uplink.publish_availability(snapshot.as_dict()))

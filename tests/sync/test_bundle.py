@@ -109,6 +109,7 @@ async def test_bundle_is_fetched_over_http_and_applied_in_one_transaction(ledger
     ("other_lot", "lot_id: bundle is for 'other', not 'sync-lot'"),
     ("older", "version 2 is not newer than 3 in force"),
     ("garbage", "not valid JSON"),
+    ("expired", "expires_utc: bundle expired at 2026-01-01T00:00:00+00:00"),
 ])
 async def test_bad_bundles_are_rejected_and_the_previous_one_stays(ledger, tamper, reason):
     down = Downlink(ledger, api_url="http://127.0.0.1:9", public_key_b64=PUBLIC)
@@ -128,6 +129,9 @@ async def test_bad_bundles_are_rejected_and_the_previous_one_stays(ledger, tampe
         doc = json.dumps(sign_bundle(body(4, lot_id="other"), PRIVATE))
     elif tamper == "older":
         doc = json.dumps(sign_bundle(body(2, deny=[]), PRIVATE))
+    elif tamper == "expired":  # a genuine bundle, replayed after its expiry
+        doc = json.dumps(sign_bundle(body(4, deny=[], issued_utc="2025-12-01T00:00:00+00:00",
+                                          expires_utc="2026-01-01T00:00:00+00:00"), PRIVATE))
     else:
         doc = b"\x00not json"
     assert await down.apply_document(doc) is None
@@ -161,7 +165,8 @@ def test_server_routes(tmp_path):
     assert status == 200 and json.loads(raw)["bundle"]["version"] == 7
     assert srv.respond("GET", f"/v1/lots/{LOT}/bundle?since=7")[0] == 204
     assert srv.respond("GET", f"/v1/lots/{LOT}/bundle?since=x")[0] == 400
-    assert srv.respond("GET", "/v1/lots/nope/bundle")[0] == 404
+    assert srv.respond("GET", "/v1/lots/nope/bundle")[0] == 204  # no bundle yet: nothing new
+    assert srv.respond("GET", "/v1/nothing/here")[0] == 404
     assert srv.respond("POST", f"/v1/lots/{LOT}/bundle")[0] == 405
 
 
@@ -196,3 +201,40 @@ async def test_a_new_bundle_replaces_cloud_lists_but_keeps_local_entries(ledger)
     rows = await ledger.fetchall("SELECT plate, list, source FROM plate_lists ORDER BY plate")
     assert [tuple(r) for r in rows] == [("LOCAL1", "blocked", "local"),
                                         ("NEW2", "blocked", "cloud")]
+
+
+async def test_a_lot_without_any_bundle_yet_gets_204_and_the_downlink_is_content(ledger, server):
+    down = Downlink(ledger, api_url=f"http://127.0.0.1:{server.port}", public_key_b64=PUBLIC)
+    assert await down.fetch_once() is None  # 204 over real HTTP: nothing new, not an error
+    assert await current_version(ledger) == 0
+    assert await events_of(ledger, "bundle.rejected") == []
+
+
+async def test_a_bundle_with_a_future_expiry_is_applied(ledger):
+    down = Downlink(ledger, api_url="http://127.0.0.1:9", public_key_b64=PUBLIC)
+    doc = sign_bundle(body(3, expires_utc="2099-01-01T00:00:00+00:00"), PRIVATE)
+    assert await down.apply_document(json.dumps(doc)) == 3
+    backwards = sign_bundle(body(4, expires_utc="2026-11-19T00:00:00+00:00"), PRIVATE)
+    assert await down.apply_document(json.dumps(backwards)) is None
+    assert down.rejections[-1] == "expires_utc: must be after issued_utc"
+
+
+async def test_a_stale_newest_bundle_raises_bundle_stale_and_a_fresh_one_clears_it(ledger):
+    from datetime import UTC, datetime, timedelta
+
+    down = Downlink(ledger, api_url="http://127.0.0.1:9", public_key_b64=PUBLIC,
+                    stale_after_s=48 * 3600)
+    issued = datetime(2026, 11, 20, 8, tzinfo=UTC)  # body()'s issued_utc
+    assert await down.check_stale(issued + timedelta(days=5)) is False  # no bundle yet
+    assert await down.apply_document(json.dumps(sign_bundle(body(3), PRIVATE))) == 3
+    assert await down.check_stale(issued + timedelta(hours=47)) is False
+    assert await down.check_stale(issued + timedelta(days=5)) is True
+    assert await down.check_stale(issued + timedelta(days=6)) is True  # raised once
+    raised = await events_of(ledger, "alarm.raised")
+    assert [(a["code"], a["source"]) for a in raised] == [("bundle_stale", "downlink")]
+    assert "v3" in raised[0]["detail"]
+    fresh = body(4, issued_utc=(issued + timedelta(days=6)).isoformat())
+    assert await down.apply_document(json.dumps(sign_bundle(fresh, PRIVATE))) == 4
+    assert await down.check_stale(issued + timedelta(days=6, hours=1)) is False
+    cleared = await events_of(ledger, "alarm.cleared")
+    assert [a["code"] for a in cleared] == ["bundle_stale"]

@@ -32,6 +32,7 @@ def test_keygen_then_sign_then_verify(tmp_path):
     assert result.exit_code == 0, result.output
     bundle = verify_bundle(out.read_text(), public_key_b64=public, lot_id="lot-a")
     assert bundle.version == 2 and bundle.counts()["deny"] == 1
+    assert bundle.body["expires_utc"] == "2026-12-01T00:00:00+00:00"  # --valid-days 30
     # keygen never overwrites a key
     again = runner.invoke(app, ["cloud", "keygen", "--private", str(key)])
     assert again.exit_code != 0
