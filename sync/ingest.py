@@ -21,6 +21,7 @@ import asyncio
 import json
 import logging
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import aiomqtt
@@ -28,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from appliance.core.events import canonical_json
 from sync.cloud_store import CloudStore
-from sync.mqtt import MqttSettings, ack_topic, backoff_s
+from sync.mqtt import MqttSettings, ack_topic, backoff_s, ingest_presence_topic
 from sync.signing import LotKeys, SignatureRefused, is_sealed, seal, unseal
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,12 @@ class Ingest:
         attempt = 0
         while True:
             try:
-                client = self.settings.client(identifier=self.client_id, clean_session=False)
+                presence = ingest_presence_topic(self.client_id)
+                will = aiomqtt.Will(presence, json.dumps({"online": False,
+                                                          "client_id": self.client_id}),
+                                    qos=1, retain=True)
+                client = self.settings.client(identifier=self.client_id, clean_session=False,
+                                              will=will)
                 async with client:
                     self.connected.set()
                     attempt = 0
@@ -92,6 +98,13 @@ class Ingest:
                         # subscription after a broker restart until it was renewed.
                         await client.unsubscribe(self.subscription)
                     await client.subscribe(self.subscription, qos=1)
+                    # Batches published while no member of the shared group was connected
+                    # were dropped by the broker: tell the lots to resend now, not after their
+                    # ack timeout.
+                    await client.publish(presence, json.dumps(
+                        {"online": True, "client_id": self.client_id,
+                         "since_utc": datetime.now(UTC).isoformat()}), qos=1, retain=True,
+                        timeout=self.publish_timeout_s)
                     async for message in client.messages:
                         await self._handle(client, message)
             except aiomqtt.MqttError as err:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,15 @@ def availability_topic(lot_id: str) -> str:
 def health_topic(lot_id: str) -> str:
     """Retained health; the last will sets it offline."""
     return f"lotedge/{lot_id}/health"
+
+
+INGEST_PRESENCE_FILTER = "lotedge-cloud/ingest/+"
+
+
+def ingest_presence_topic(client_id: str) -> str:
+    """Where an ingest worker announces itself (retained `{"online": true, ...}` when it has
+    subscribed; its will sets `{"online": false}`); lots resend unacked batches on it."""
+    return "lotedge-cloud/ingest/" + re.sub(r"[^A-Za-z0-9_.-]", "_", client_id)[:100]
 
 
 @dataclass(frozen=True, kw_only=True)

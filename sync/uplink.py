@@ -34,6 +34,7 @@ from appliance.core.events import GENESIS_HASH
 from appliance.ledger import Ledger
 from sync.errors import SyncError
 from sync.mqtt import (
+    INGEST_PRESENCE_FILTER,
     MqttSettings,
     ack_topic,
     availability_topic,
@@ -149,6 +150,9 @@ class Uplink:
         self._progress = asyncio.Event()
         self._new_events = asyncio.Event()
         self._acked_changed = asyncio.Event()
+        self._resend_now = False  # an ingest (re)connected: batches in flight may be lost
+        self.quick_retry_s = 5.0  # first ack wait of a session (a restarted broker lost them?)
+        self.ingest_announcements = 0
         self._availability: dict[str, Any] | None = None
         self._availability_dirty = asyncio.Event()
         self._reader: aiosqlite.Connection | None = None
@@ -259,6 +263,7 @@ class Uplink:
             self.connected.set()
             await client.subscribe(ack_topic(self.lot_id), qos=1)
             await client.subscribe(bundle_topic(self.lot_id), qos=1)
+            await client.subscribe(INGEST_PRESENCE_FILTER, qos=1)
             await client.publish(health_topic(self.lot_id), json.dumps(
                 {"online": True, "lot_id": self.lot_id,
                  "since_utc": datetime.now(UTC).isoformat()}), qos=1, retain=True)
@@ -283,6 +288,9 @@ class Uplink:
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             topic = str(message.topic)
+            if message.topic.matches(INGEST_PRESENCE_FILTER):
+                self._on_ingest_presence(message)
+                continue
             if topic == ack_topic(self.lot_id):
                 if self.ack_key is not None:
                     await self._on_signed_ack(message.payload)
@@ -299,6 +307,21 @@ class Uplink:
                 await self._on_ack(value)
             else:
                 self.on_bundle_notice(value)
+
+    def _on_ingest_presence(self, message: aiomqtt.Message) -> None:
+        """An ingest announced it (re)subscribed: resend what is in flight at once (Mosquitto
+        drops a shared group's QoS 1 messages while no member is connected). A retained
+        announcement delivered on subscribe is old news: this session sends from the ack."""
+        if message.retain:
+            return
+        try:
+            online = json.loads(message.payload).get("online") is True
+        except (ValueError, TypeError, AttributeError, RecursionError):
+            return
+        if online:
+            self.ingest_announcements += 1
+            self._resend_now = True
+            self._progress.set()
 
     def _refuse_ack(self, why: str) -> None:
         self.refused_acks += 1
@@ -401,6 +424,10 @@ class Uplink:
         inflight: list[int] = []  # last seq of each batch not yet covered by an ack
         waiting_since = time.monotonic()  # when the ack frontier last moved (or we began)
         seen_acked = self.acked_through
+        self._resend_now = False
+        # Until the first ack of this session, wait only quick_retry_s once: after a broker
+        # restart the first batches may have gone to a shared group with no member yet.
+        quick = True
         while True:
             # Clear first, then look: a change after this point sets the flag again.
             self._progress.clear()
@@ -410,22 +437,29 @@ class Uplink:
             if self.acked_through != seen_acked:
                 seen_acked = self.acked_through
                 waiting_since = time.monotonic()
+                quick = False
             inflight = [s for s in inflight if s > self.acked_through]
+            timeout_s = min(self.ack_timeout_s, self.quick_retry_s) if quick else self.ack_timeout_s
             if not inflight:
                 waiting_since = time.monotonic()
-            elif time.monotonic() - waiting_since > self.ack_timeout_s:
-                log.warning("uplink: no ack past seq %d for %.0f s; resending from there",
-                            self.acked_through, self.ack_timeout_s)
+                self._resend_now = False
+            elif self._resend_now or time.monotonic() - waiting_since > timeout_s:
+                log.warning("uplink: %s; resending from seq %d",
+                            "an ingest (re)connected" if self._resend_now
+                            else f"no ack for {timeout_s:.0f} s", self.acked_through + 1)
                 self.resends += 1
                 self.sent_through = self.acked_through
                 inflight = []
+                self._resend_now = quick = False
+                waiting_since = time.monotonic()
                 continue
             if len(inflight) >= self.max_inflight_batches:
-                await self._wait_any(self._remaining(waiting_since), new_events=False)
+                await self._wait_any(self._remaining(waiting_since, timeout_s), new_events=False)
                 continue
             batch = await self.read_batch(self.sent_through)
             if batch is None:
-                await self._wait_any(self._remaining(waiting_since) if inflight else self.idle_poll_s)
+                await self._wait_any(self._remaining(waiting_since, timeout_s) if inflight
+                                     else self.idle_poll_s)
                 continue
             last, message = batch
             await client.publish(events_topic(self.lot_id), self.envelope(message), qos=1,
@@ -434,8 +468,8 @@ class Uplink:
             self.sent_through = last
             inflight.append(last)
 
-    def _remaining(self, since: float) -> float:
-        return max(0.05, self.ack_timeout_s - (time.monotonic() - since) + 0.01)
+    def _remaining(self, since: float, timeout_s: float) -> float:
+        return max(0.05, timeout_s - (time.monotonic() - since) + 0.01)
 
     async def _wait_any(self, timeout_s: float, *, new_events: bool = True) -> None:
         waits = [asyncio.ensure_future(self._progress.wait())]
