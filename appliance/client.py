@@ -33,15 +33,25 @@ def _unwrap(response: httpx.Response) -> Any:
     return data
 
 
+# Asks the service to act on the caller's OS identity (root or the service user only, checked
+# by the kernel's SO_PEERCRED on the socket; the same name as appliance.api.peer.LOCAL_ADMIN).
+LOCAL_ADMIN_HEADER = "X-Lotedge-Local-Admin"
+
+
+def _headers(local_admin: bool) -> dict[str, str]:
+    return {LOCAL_ADMIN_HEADER: "1"} if local_admin else {}
+
+
 class ServiceClient:
-    """Async client over the Unix socket (pass `transport=` to use another backend)."""
+    """Async client over the Unix socket (pass `transport=` to use another backend;
+    `local_admin=True` acts as root / the service user, as the CLI does, instead of signing in)."""
 
     def __init__(self, socket_path: Path | str, *, transport: httpx.AsyncBaseTransport | None = None,
-                 timeout_s: float = 5.0):
+                 timeout_s: float = 5.0, local_admin: bool = False):
         self.socket_path = str(socket_path)
         self._client = httpx.AsyncClient(
             transport=transport or httpx.AsyncHTTPTransport(uds=self.socket_path),
-            base_url="http://lotedge", timeout=timeout_s)
+            base_url="http://lotedge", timeout=timeout_s, headers=_headers(local_admin))
 
     def set_session(self, token: str | None) -> None:
         """Send this sign-in session token with every request (None: signed out)."""
@@ -69,12 +79,15 @@ class ServiceClient:
 
 
 class SyncServiceClient:
-    """Blocking client over the Unix socket, for CLI commands."""
+    """Blocking client over the Unix socket, for CLI commands (`local_admin=True`: act as the
+    caller's OS user, accepted for root and the service user only)."""
 
-    def __init__(self, socket_path: Path | str, *, timeout_s: float = 5.0):
+    def __init__(self, socket_path: Path | str, *, timeout_s: float = 5.0,
+                 local_admin: bool = False):
         self.socket_path = str(socket_path)
         self._client = httpx.Client(transport=httpx.HTTPTransport(uds=self.socket_path),
-                                    base_url="http://lotedge", timeout=timeout_s)
+                                    base_url="http://lotedge", timeout=timeout_s,
+                                    headers=_headers(local_admin))
 
     def get(self, path: str, **params: Any) -> Any:
         """GET a resource."""

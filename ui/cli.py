@@ -52,7 +52,7 @@ def attendant(config: ConfigOpt = None, socket: SocketOpt = None,
 def _read_pin(pin_file: Path | None) -> str:
     if pin_file is not None:  # refused unless only its owner can read it
         return str(read_secret_file(pin_file, key="--pin-file"))
-    return typer.prompt("PIN (4-12 digits)", hide_input=True, confirmation_prompt=True)
+    return typer.prompt("PIN (6-12 digits, or a passphrase of 12+ characters)", hide_input=True, confirmation_prompt=True)
 
 
 @staff_app.command("add")
@@ -70,7 +70,7 @@ def attendants_add(
     path, cfg = _socket(config, socket)
     pin = check_pin(_read_pin(pin_file))
     body = {"id": attendant_id, "name": name, "role": role, "pin": pin}
-    client = SyncServiceClient(path)
+    client = SyncServiceClient(path, local_admin=True)
     try:
         added = client.post("/attendants", body)
         how = "through the running service"
@@ -85,17 +85,65 @@ def attendants_add(
     print(f"added {added['id']} ({added['name']}, {added['role']}) {how}")
 
 
-async def _add_offline(cfg, body: dict) -> dict:
+@staff_app.command("set-pin")
+def attendants_set_pin(
+    attendant_id: Annotated[str, typer.Argument(metavar="ID", help="sign-in id, e.g. ann")],
+    pin_file: Annotated[Path | None, typer.Option(help="read the PIN from this file")] = None,
+    config: ConfigOpt = None, socket: SocketOpt = None,
+) -> None:
+    """Give an attendant a new PIN (after a forgotten PIN, or a restored backup: backups hold
+    no PINs): through the service if it runs, else the ledger. Needs root or the service user."""
+    from appliance.client import ServiceUnavailable, SyncServiceClient
+    from appliance.lot.attendants import check_pin
+
+    path, cfg = _socket(config, socket)
+    pin = check_pin(_read_pin(pin_file))
+    client = SyncServiceClient(path, local_admin=True)
+    try:
+        client.post(f"/attendants/{attendant_id}/pin", {"pin": pin})
+        how = "through the running service"
+    except ServiceUnavailable:
+        if cfg is None:
+            raise LotedgeError(f"service not running at {path}; give --config to write "
+                               "the ledger directly") from None
+        asyncio.run(_offline(cfg, "set_pin", attendant_id=attendant_id, pin=pin))
+        how = "into the ledger (service not running)"
+    finally:
+        client.close()
+    print(f"new PIN set for {attendant_id} {how}")
+
+
+def local_admin(db: Path) -> str:
+    """The OS user writing the ledger directly: root or the ledger's owner, else a one-line
+    refusal (anyone else could otherwise enrol themselves as a technician)."""
+    import os
+    import pwd
+
+    owner = (db if db.exists() else db.parent).stat().st_uid if db.parent.exists() else 0
+    if os.geteuid() not in (0, owner):
+        raise LotedgeError(f"only root or the ledger's owner may enrol attendants directly "
+                           f"(run with sudo, or as the service user of {db})")
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid{os.geteuid()}"
+
+
+async def _offline(cfg, action: str, **kwargs) -> dict:
     from appliance.ledger import Ledger
     from appliance.lot import attendants
 
+    by = f"local:{local_admin(cfg.db_path())}"
     ledger = await Ledger.open(cfg.db_path(), lot_id=cfg.lot.id, tz=cfg.lot.tz)
     try:
-        return await attendants.add_attendant(
-            ledger, attendant_id=body["id"], name=body["name"], role=body["role"],
-            pin=body["pin"], by="admin (lotedge attendants add)")
+        return await getattr(attendants, action)(ledger, by=by, **kwargs)
     finally:
         await ledger.close()
+
+
+async def _add_offline(cfg, body: dict) -> dict:
+    return await _offline(cfg, "add_attendant", attendant_id=body["id"], name=body["name"],
+                          role=body["role"], pin=body["pin"])
 
 
 @staff_app.command("list")

@@ -93,8 +93,8 @@ def demo_state() -> dict[str, Any]:
         "availability/sensors": [
             {"level": lv, "spot_type": t, "spots": c, "sensor_occupied": o,
              "unknown": 2 if (lv, t) == ("L1", "REGULAR") else 0} for lv, t, c, o in pools],
-        "attendants": {"ann": ("Ann Lee", "attendant", "1111"),
-                       "sue": ("Sue Ng", "supervisor", "2222")},
+        "attendants": {"ann": ("Ann Lee", "attendant", "11111111"),
+                       "sue": ("Sue Ng", "supervisor", "22222222")},
         "shift": {"id": "S4C1E0A9D7B2F", "attendant_id": "sue",
                   "opened_utc": "2026-03-14T06:00:12+00:00", "opened_seq": 38001,
                   "closed_utc": None, "closed_seq": None, "closed_by": None,

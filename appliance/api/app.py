@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse
 
 from appliance.api import admin, alarms, diag, lanes, shift, status, tickets
 from appliance.api.limits import BodyLimit, bearer_ok
+from appliance.api.peer import PeerCredProtocol
 from appliance.api.probes import ServiceProbes
 from appliance.api.requests import error_response
 from appliance.errors import InputError, LotedgeError
@@ -99,7 +100,7 @@ async def serve_api(lot: LotRuntime, probes: ServiceProbes, *, base_dir: Path | 
     if sock_path.exists():
         sock_path.unlink()
     servers = [_Server(uvicorn.Config(app, uds=str(sock_path), log_level="warning",
-                                      lifespan="off"))]
+                                      lifespan="off", http=PeerCredProtocol))]
     if cfg.api.http_port:
         servers.append(_Server(uvicorn.Config(app, host=cfg.api.http_host,
                                               port=cfg.api.http_port, log_level="warning",

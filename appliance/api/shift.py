@@ -22,6 +22,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from appliance.api.limits import bearer_ok
+from appliance.api.peer import source_of, trusted_local_user
 from appliance.api.requests import error_response, json_body, parse_json
 from appliance.core.roles import PERMISSIONS, allowed, least_role_for
 from appliance.errors import InputError, LotedgeError
@@ -32,18 +33,29 @@ from appliance.lot.runtime import LotRuntime
 
 SESSION_HEADER = "X-Lotedge-Session"
 
-# POST paths of the attendant commands and the permission each needs.
-GATED: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern), action) for pattern, action in (
-        (r"^/lanes/[^/]+/open$", "gate.open"),
-        (r"^/lanes/[^/]+/close$", "gate.close"),
-        (r"^/lanes/[^/]+/hold$", "gate.hold"),
-        (r"^/tickets/[^/]+/validate$", "ticket.validate"),
-        (r"^/tickets/[^/]+/pay-cash$", "ticket.cash"),
-        (r"^/tickets/[^/]+/override$", "ticket.override"),
-        (r"^/tickets/[^/]+/void$", "ticket.void"),
-        (r"^/alarms/[^/]+/ack$", "alarm.ack"),
+# The privileged requests and the permission each needs (core/roles.py says which role has it).
+GATED: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
+    (method, re.compile(pattern), action) for method, pattern, action in (
+        ("POST", r"^/lanes/[^/]+/open$", "gate.open"),
+        ("POST", r"^/lanes/[^/]+/close$", "gate.close"),
+        ("POST", r"^/lanes/[^/]+/hold$", "gate.hold"),
+        ("POST", r"^/tickets/[^/]+/validate$", "ticket.validate"),
+        ("POST", r"^/tickets/[^/]+/pay-cash$", "ticket.cash"),
+        ("POST", r"^/tickets/[^/]+/override$", "ticket.override"),
+        ("POST", r"^/tickets/[^/]+/void$", "ticket.void"),
+        ("POST", r"^/alarms/[^/]+/ack$", "alarm.ack"),
+        ("POST", r"^/attendants$", "attendant.add"),
+        ("POST", r"^/attendants/[^/]+/pin$", "attendant.add"),
+        ("POST", r"^/counts/reset$", "counts.reset"),
+        ("POST", r"^/reservations/import$", "reservations.import"),
+        ("POST", r"^/diag/audit$", "diagnostics"),
+        ("POST", r"^/diag/sync/push$", "diagnostics"),
+        ("POST", r"^/diag/lanes/[^/]+/camera/read$", "diagnostics"),
+        ("GET", r"^/diag/lanes/[^/]+/camera/snapshot$", "diagnostics"),
+        ("GET", r"^/events$", "events.read"),
     ))
+BOOTSTRAP_HINT = ("no attendant exists yet: as root (or the service user) on the appliance run "
+                  "`lotedge attendants add ID --name NAME --role supervisor`")
 
 
 # What the spot sensors say per level x type (per-spot lots; none in counter lots).
@@ -53,11 +65,9 @@ SENSOR_SQL = (
 
 
 def gated_action(method: str, path: str) -> str | None:
-    """The permission a request needs, or None if it is not an attendant command."""
-    if method != "POST":
-        return None
-    for pattern, action in GATED:
-        if pattern.match(path):
+    """The permission a request needs, or None if it is not a privileged request."""
+    for gated_method, pattern, action in GATED:
+        if method == gated_method and pattern.match(path):
             return action
     return None
 
@@ -70,7 +80,9 @@ def _need_role(session: Session, action: str) -> None:
 
 
 class RoleGate:
-    """ASGI middleware: checks the session and role of attendant commands, stamps the attendant."""
+    """ASGI middleware: a privileged request needs a signed-in session whose role allows it (the
+    session's attendant replaces any name in the body), on every transport; only root or the
+    service's user on the Unix socket act without one (they own the ledger file anyway)."""
 
     def __init__(self, app: ASGIApp, *, ledger: Ledger, desk: Desk):
         self.app = app
@@ -81,19 +93,33 @@ class RoleGate:
         """Gate one request."""
         action = (gated_action(scope["method"], scope["path"])
                   if scope["type"] == "http" else None)
-        if action is None or not await attendants.any_attendants(self.ledger):
+        if action is None:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                    for k, v in scope.get("headers", [])}
+        token = headers.get(SESSION_HEADER.lower())
+        if token is None and trusted_local_user(scope) is not None:
+            await self.app(scope, receive, send)
+            return
         try:
-            session = self.desk.session(headers.get(SESSION_HEADER.lower()))
+            if token is None:
+                role = least_role_for(action)
+                hint = ("" if await attendants.any_attendants(self.ledger)
+                        else f"; {BOOTSTRAP_HINT}")
+                raise SignInError(f"{action} needs a signed-in "
+                                  f"{role.value if role else '?'}: sign in first{hint}")
+            session = self.desk.session(token)
             _need_role(session, action)
         except SignInError as err:
             await error_response(401, str(err))(scope, receive, send)
             return
         except RoleError as err:
             await error_response(403, str(err))(scope, receive, send)
+            return
+        scope.setdefault("state", {})["actor"] = session.attendant_id
+        if scope["method"] != "POST":
+            await self.app(scope, receive, send)
             return
         raw = b""
         while True:
@@ -107,6 +133,8 @@ class RoleGate:
             body = None  # the handler answers 400 for it
         if isinstance(body, dict):
             body["attendant"] = session.attendant_id
+            if scope["path"].startswith("/diag/"):
+                body["technician"] = session.attendant_id
             raw = json.dumps(body).encode()
         sent = False
 
@@ -156,7 +184,7 @@ def install(app: Starlette, lot: LotRuntime, *, token: str | None = None) -> Non
     async def sign_in(request: Request):
         b = await json_body(request)
         session = await desk.sign_in(lot.ledger, attendant_id=str(b.get("attendant") or ""),
-                                     pin=str(b.get("pin") or ""))
+                                     pin=str(b.get("pin") or ""), source=source_of(request.scope))
         return with_permissions(session)
 
     async def sign_out(request: Request):
@@ -171,15 +199,19 @@ def install(app: Starlette, lot: LotRuntime, *, token: str | None = None) -> Non
 
     async def attendant_add(request: Request):
         b = await json_body(request)
-        if request.headers.get(SESSION_HEADER) is not None or request.scope.get("client"):
-            session = session_of(request)
-            _need_role(session, "attendant.add")
-            by = session.attendant_id
-        else:
-            by = "admin (local socket)"  # `lotedge attendants add` on the appliance itself
+        # the role gate let this through: a supervisor's session, or root / the service user
+        by = getattr(request.state, "actor", None) or \
+            f"local:{trusted_local_user(request.scope)}"
         return await attendants.add_attendant(
             lot.ledger, attendant_id=b.get("id"), name=b.get("name"), role=b.get("role"),
             pin=b.get("pin"), by=by)
+
+    async def attendant_pin(request: Request):
+        b = await json_body(request)
+        by = getattr(request.state, "actor", None) or \
+            f"local:{trusted_local_user(request.scope)}"
+        return await attendants.set_pin(lot.ledger, attendant_id=request.path_params["attendant"],
+                                        pin=b.get("pin"), by=by)
 
     async def shift_current(request: Request):
         return await attendants.shift_report(lot.ledger, session_of(request).shift_id)
@@ -207,6 +239,7 @@ def install(app: Starlette, lot: LotRuntime, *, token: str | None = None) -> Non
         Route("/auth/session", handler(whoami)),
         Route("/attendants", handler(attendant_list)),
         Route("/attendants", handler(attendant_add), methods=["POST"]),
+        Route("/attendants/{attendant}/pin", handler(attendant_pin), methods=["POST"]),
         Route("/shift", handler(shift_current)),
         Route("/shift/close", handler(shift_close), methods=["POST"]),
     ])

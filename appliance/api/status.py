@@ -11,6 +11,7 @@ from starlette.routing import Route
 from appliance import __version__
 from appliance.api.probes import ServiceProbes
 from appliance.api.requests import int_param
+from appliance.core.events import redact_payload
 from appliance.lot.runtime import LotRuntime
 
 
@@ -47,7 +48,12 @@ def routes(lot: LotRuntime, probes: ServiceProbes, handler: Callable) -> list[Ro
     async def events(request: Request):
         after = int_param(request, "after", 0, low=0, high=2**63 - 1)
         limit = int_param(request, "limit", 100, low=1, high=1000)
-        return [e.as_dict() for e in await lot.ledger.events_after(after, limit)]
+        out = []
+        for event in await lot.ledger.events_after(after, limit):
+            row = event.as_dict()
+            row["payload"] = redact_payload(event.type, row["payload"])  # older ledgers' PINs
+            out.append(row)
+        return out
 
     return [
         Route("/health", handler(health)),

@@ -27,7 +27,7 @@ def _client(cfg: LotConfig) -> SyncServiceClient | None:
     sock = cfg.data_path(cfg.api.socket)
     if not sock.exists():
         return None
-    client = SyncServiceClient(sock)
+    client = SyncServiceClient(sock, local_admin=True)
     try:
         client.get("/health")
     except ServiceUnavailable:

@@ -17,7 +17,8 @@ ATTENDANT_ACTIONS = frozenset({
     "gate.open", "gate.close", "ticket.validate", "ticket.cash", "ticket.lost", "alarm.ack",
 })
 SUPERVISOR_ACTIONS = ATTENDANT_ACTIONS | {"gate.hold", "ticket.override", "ticket.void",
-                                          "shift.close", "attendant.add"}
+                                          "shift.close", "attendant.add", "counts.reset",
+                                          "reservations.import", "events.read"}
 TECHNICIAN_ACTIONS = SUPERVISOR_ACTIONS | {"diagnostics"}
 
 PERMISSIONS: dict[Role, frozenset[str]] = {

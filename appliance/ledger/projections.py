@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
-from appliance.core.events import Event, canonical_json
+from appliance.core.events import REDACTED, Event, canonical_json
 
 
 class Tx(Protocol):
@@ -348,9 +348,14 @@ async def _payment_settled(tx: Tx, ev: Event) -> None:
 async def _attendant_added(tx: Tx, ev: Event) -> None:
     p = ev.payload
     await tx.execute(
-        "INSERT INTO attendants(id, name, role, pin_hash, added_utc, added_seq) "
-        "VALUES (?,?,?,?,?,?)",
-        (p["attendant_id"], p["name"], p["role"], p["pin_hash"], ev.ts_utc.isoformat(), ev.seq))
+        "INSERT INTO attendants(id, name, role, added_utc, added_seq) VALUES (?,?,?,?,?)",
+        (p["attendant_id"], p["name"], p["role"], ev.ts_utc.isoformat(), ev.seq))
+    legacy = p.get("pin_hash")  # events written before secrets left the log carried the hash
+    if legacy and legacy != REDACTED:
+        await tx.execute(
+            "INSERT INTO credentials(attendant_id, secret_hash, updated_utc) VALUES (?,?,?) "
+            "ON CONFLICT(attendant_id) DO NOTHING", (p["attendant_id"], legacy,
+                                                     ev.ts_utc.isoformat()))
 
 
 @projects("shift.opened")

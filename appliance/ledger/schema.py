@@ -263,3 +263,26 @@ MIGRATIONS.append(
     CREATE INDEX tickets_vacated_plate ON tickets(plate) WHERE status = 'VACATED';
     """
 )
+
+MIGRATIONS.append(
+    # 12: secrets are not facts. PIN hashes move out of the attendants projection into their
+    # own table, which is never synced, served or exported (attendant.added events carry only
+    # who added whom); failed sign-ins are counted per source and attendant, across restarts.
+    """
+    CREATE TABLE credentials (
+        attendant_id TEXT PRIMARY KEY,
+        secret_hash TEXT NOT NULL,
+        updated_utc TEXT NOT NULL
+    );
+    INSERT INTO credentials(attendant_id, secret_hash, updated_utc)
+        SELECT id, pin_hash, added_utc FROM attendants;
+    ALTER TABLE attendants DROP COLUMN pin_hash;
+    CREATE TABLE signin_failures (
+        source TEXT NOT NULL,
+        attendant_id TEXT NOT NULL,
+        failures INTEGER NOT NULL,
+        last_utc TEXT NOT NULL,
+        PRIMARY KEY (source, attendant_id)
+    );
+    """
+)

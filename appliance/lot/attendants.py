@@ -1,8 +1,12 @@
 """Attendants, their PINs, sign-in sessions and shifts at the booth.
 
-PINs are stored as salted `hashlib.scrypt` hashes (stdlib, memory-hard; no extra dependency).
-Adding an attendant, signing in and opening/closing a shift are ledger events; sessions are
-short-lived tokens kept in memory by the running service (a restart signs everyone out).
+PINs (6-12 digits, or a passphrase) are stored as salted `hashlib.scrypt` hashes (stdlib,
+memory-hard) in the `credentials` table, which is never synced, served or exported: the
+`attendant.added` / `attendant.pin_set` events say only who enrolled whom. Signing in and
+opening/closing a shift are ledger events; sessions are short-lived tokens kept in memory by the
+running service (a restart signs everyone out). Failed sign-ins are counted per source (the
+terminal's OS user on the socket, the address over TCP) and attendant, in the ledger database,
+so a restart forgets nothing and a stranger cannot lock an attendant out of the booth.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from appliance.core.events import NewEvent
@@ -23,11 +28,15 @@ from appliance.core.roles import Role
 from appliance.errors import InputError, LotedgeError
 from appliance.ledger import Ledger
 
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # 16 MiB, ~0.1 s on a Pi 4
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # 16 MiB of memory per check (see docs for times)
 _ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
-_PIN = re.compile(r"^[0-9]{4,12}$")
-MAX_FAILURES = 5
+_PIN = re.compile(r"^[0-9]{6,12}$")
+PASSPHRASE_MIN, PASSPHRASE_MAX = 12, 128
+MAX_FAILURES = 5  # wrong PINs for one attendant from one source, then that pair is locked
 LOCKOUT_S = 300.0
+SOURCE_FREE_FAILURES = 10  # wrong sign-ins from one source (any attendant) before it backs off
+SOURCE_MAX_BACKOFF_S = 900.0
+SOURCE_FORGET_S = 3600.0
 SESSION_IDLE_S = 12 * 3600.0
 
 
@@ -40,10 +49,13 @@ class RoleError(LotedgeError, PermissionError):
 
 
 def check_pin(pin: str) -> str:
-    """The PIN if it is 4-12 digits, else InputError."""
-    if not isinstance(pin, str) or not _PIN.match(pin):
-        raise InputError("pin: must be 4 to 12 digits")
-    return pin
+    """The PIN if it is 6-12 digits or a passphrase of 12-128 characters, else InputError."""
+    if isinstance(pin, str) and (_PIN.match(pin) or (
+            not pin.isdigit() and PASSPHRASE_MIN <= len(pin) <= PASSPHRASE_MAX
+            and pin.isprintable() and pin.strip() == pin)):
+        return pin
+    raise InputError(f"pin: must be 6 to 12 digits, or a passphrase of {PASSPHRASE_MIN} to "
+                     f"{PASSPHRASE_MAX} characters")
 
 
 def hash_pin(pin: str, *, salt: bytes | None = None) -> str:
@@ -82,10 +94,30 @@ async def add_attendant(ledger: Ledger, *, attendant_id: str, name: str, role: s
     async with ledger.transaction() as tx:
         if await tx.fetchone("SELECT 1 FROM attendants WHERE id = ?", (attendant_id,)):
             raise InputError(f"attendant {attendant_id!r} already exists")
-        await tx.append(NewEvent(type="attendant.added", payload={
-            "attendant_id": attendant_id, "name": name.strip(), "role": role.value,
-            "pin_hash": pin_hash, "by": by}))
+        event = await tx.append(NewEvent(type="attendant.added", payload={
+            "attendant_id": attendant_id, "name": name.strip(), "role": role.value, "by": by}))
+        await _store_secret(tx, attendant_id, pin_hash, event.ts_utc)
     return {"id": attendant_id, "name": name.strip(), "role": role.value}
+
+
+async def set_pin(ledger: Ledger, *, attendant_id: str, pin: str, by: str) -> dict[str, Any]:
+    """Give an attendant a new PIN (event `attendant.pin_set`, without the PIN): after a
+    forgotten PIN, or a ledger restored from a backup, which holds no credentials."""
+    pin_hash = await asyncio.to_thread(hash_pin, check_pin(pin))
+    async with ledger.transaction() as tx:
+        if not await tx.fetchone("SELECT 1 FROM attendants WHERE id = ?", (attendant_id,)):
+            raise InputError(f"no attendant {attendant_id!r}")
+        event = await tx.append(NewEvent(type="attendant.pin_set", payload={
+            "attendant_id": attendant_id, "by": by}))
+        await _store_secret(tx, attendant_id, pin_hash, event.ts_utc)
+    return {"id": attendant_id, "pin_set": True}
+
+
+async def _store_secret(tx: Any, attendant_id: str, secret_hash: str, at: datetime) -> None:
+    await tx.execute(
+        "INSERT INTO credentials(attendant_id, secret_hash, updated_utc) VALUES (?,?,?) "
+        "ON CONFLICT(attendant_id) DO UPDATE SET secret_hash = excluded.secret_hash, "
+        "updated_utc = excluded.updated_utc", (attendant_id, secret_hash, at.isoformat()))
 
 
 async def list_attendants(ledger: Ledger) -> list[dict[str, Any]]:
@@ -118,30 +150,69 @@ class Session:
 
 @dataclass
 class Desk:
-    """The service's sign-in desk: live sessions and failed-attempt counters."""
+    """The service's sign-in desk: live sessions; failed attempts are kept in the ledger."""
 
     monotonic: Callable[[], float] = time.monotonic
+    wall: Callable[[], datetime] = lambda: datetime.now(UTC)
     sessions: dict[str, Session] = field(default_factory=dict)
-    _failures: dict[str, tuple[int, float]] = field(default_factory=dict)
 
-    async def sign_in(self, ledger: Ledger, *, attendant_id: str, pin: str) -> Session:
-        """Check the PIN, open the attendant's shift if none is open, and start a session."""
+    async def _check_not_locked(self, ledger: Ledger, source: str, attendant_id: str,
+                                now: datetime) -> None:
+        rows = {r["attendant_id"]: r for r in await ledger.fetchall(
+            "SELECT attendant_id, failures, last_utc FROM signin_failures "
+            "WHERE source = ? AND attendant_id IN (?, '*')", (source, attendant_id))}
+        pair = rows.get(attendant_id)
+        if pair is not None and pair["failures"] >= MAX_FAILURES:
+            waited = (now - datetime.fromisoformat(pair["last_utc"])).total_seconds()
+            if waited < LOCKOUT_S:
+                raise SignInError(f"{attendant_id}: locked here after {pair['failures']} wrong "
+                                  f"PINs; try again in {int(LOCKOUT_S - waited) + 1} s")
+        whole = rows.get("*")
+        if whole is not None and whole["failures"] >= SOURCE_FREE_FAILURES:
+            backoff = min(SOURCE_MAX_BACKOFF_S,
+                          2.0 ** (whole["failures"] - SOURCE_FREE_FAILURES + 1))
+            waited = (now - datetime.fromisoformat(whole["last_utc"])).total_seconds()
+            if waited < backoff:
+                raise SignInError(f"{whole['failures']} wrong sign-ins from this terminal; "
+                                  f"try again in {int(backoff - waited) + 1} s")
+
+    async def _count_failure(self, ledger: Ledger, source: str, attendant_id: str,
+                             now: datetime) -> None:
+        async with ledger.transaction() as tx:
+            for who, forget_s in ((attendant_id, LOCKOUT_S), ("*", SOURCE_FORGET_S)):
+                row = await tx.fetchone(
+                    "SELECT failures, last_utc FROM signin_failures WHERE source = ? AND "
+                    "attendant_id = ?", (source, who))
+                stale = row is None or (
+                    now - datetime.fromisoformat(row["last_utc"])).total_seconds() > forget_s
+                failures = 1 if stale else row["failures"] + 1
+                await tx.execute(
+                    "INSERT INTO signin_failures(source, attendant_id, failures, last_utc) "
+                    "VALUES (?,?,?,?) ON CONFLICT(source, attendant_id) DO UPDATE SET "
+                    "failures = excluded.failures, last_utc = excluded.last_utc",
+                    (source, who, failures, now.isoformat()))
+            await tx.append(NewEvent(type="attendant.sign_in_failed", payload={
+                "attendant": attendant_id, "source": source}))
+
+    async def sign_in(self, ledger: Ledger, *, attendant_id: str, pin: str,
+                      source: str = "local") -> Session:
+        """Check the PIN, open the attendant's shift if none is open, and start a session
+        (`source`: where the attempt came from, for the lockout)."""
         if not attendant_id or not pin:
             raise InputError("attendant and pin are required")
-        now = self.monotonic()
-        failures, since = self._failures.get(attendant_id, (0, now))
-        if failures >= MAX_FAILURES and now - since < LOCKOUT_S:
-            raise SignInError(f"{attendant_id}: locked after {failures} wrong PINs; "
-                              f"try again in {int(LOCKOUT_S - (now - since))} s")
-        row = await ledger.fetchone("SELECT * FROM attendants WHERE id = ?", (attendant_id,))
-        ok = row is not None and await asyncio.to_thread(verify_pin, str(pin), row["pin_hash"])
+        now = self.wall()
+        await self._check_not_locked(ledger, source, attendant_id, now)
+        row = await ledger.fetchone(
+            "SELECT a.*, c.secret_hash FROM attendants a LEFT JOIN credentials c "
+            "ON c.attendant_id = a.id WHERE a.id = ?", (attendant_id,))
+        ok = row is not None and row["secret_hash"] is not None and await asyncio.to_thread(
+            verify_pin, str(pin), row["secret_hash"])
         if not ok:
-            self._failures[attendant_id] = (failures + 1, now)
-            await ledger.append(NewEvent(type="attendant.sign_in_failed", payload={
-                "attendant": attendant_id}))
+            await self._count_failure(ledger, source, attendant_id, now)
             raise SignInError("unknown attendant or wrong PIN")
-        self._failures.pop(attendant_id, None)
         async with ledger.transaction() as tx:
+            await tx.execute("DELETE FROM signin_failures WHERE source = ? AND "
+                             "attendant_id IN (?, '*')", (source, attendant_id))
             shift = await tx.fetchone(
                 "SELECT id FROM shifts WHERE attendant_id = ? AND closed_utc IS NULL",
                 (attendant_id,))
@@ -155,7 +226,7 @@ class Desk:
                 "attendant": attendant_id, "role": row["role"], "shift_id": shift_id}))
         session = Session(token=secrets.token_urlsafe(24), attendant_id=attendant_id,
                           name=row["name"], role=Role(row["role"]), shift_id=shift_id,
-                          last_used_s=now)
+                          last_used_s=self.monotonic())
         self.sessions[session.token] = session
         return session
 

@@ -18,7 +18,7 @@ async def _events(service, event_type):
 
 
 async def test_health_and_availability(running_lot):
-    client = ServiceClient(running_lot.socket_path)
+    client = ServiceClient(running_lot.socket_path, local_admin=True)
     health = await client.get("/health")
     assert health["ok"] and health["lot_id"] == "test-lot"
     assert {lane["lane"] for lane in health["lanes"]} == {"in-1", "in-2", "out-1", "out-2"}
@@ -31,7 +31,7 @@ async def test_health_and_availability(running_lot):
 
 
 async def test_manual_open_needs_reason_and_is_audited(running_lot):
-    client = ServiceClient(running_lot.socket_path)
+    client = ServiceClient(running_lot.socket_path, local_admin=True)
     with pytest.raises(ApiError) as info:
         await client.post("/lanes/in-1/open", {"attendant": "ann"})
     assert info.value.status == 400 and "reason" in str(info.value)
@@ -48,7 +48,7 @@ async def test_manual_open_needs_reason_and_is_audited(running_lot):
 
 
 async def test_close_refused_while_safety_loop_occupied(running_lot):
-    client = ServiceClient(running_lot.socket_path)
+    client = ServiceClient(running_lot.socket_path, local_admin=True)
     service = running_lot.service
     await client.post("/lanes/in-1/open", {"attendant": "ann", "reason": "test"})
     safety = SimulatedLoop(service.pin_factory, 17)
@@ -65,7 +65,7 @@ async def test_close_refused_while_safety_loop_occupied(running_lot):
 
 
 async def test_unknown_lane_is_404(running_lot):
-    client = ServiceClient(running_lot.socket_path)
+    client = ServiceClient(running_lot.socket_path, local_admin=True)
     with pytest.raises(ApiError) as info:
         await client.post("/lanes/nope/open", {"attendant": "a", "reason": "r"})
     assert info.value.status == 404
@@ -78,7 +78,7 @@ async def test_ticket_search_override_and_void(running_lot):
     service = running_lot.service
     outcome = await admit(service.ledger, service.cfg, lane="in-1", plate="ABC1234",
                           confidence=0.9, at=service.clock.now())
-    client = ServiceClient(running_lot.socket_path)
+    client = ServiceClient(running_lot.socket_path, local_admin=True)
     found = await client.get("/tickets", q="abc-123")
     assert [t["id"] for t in found] == [outcome.ticket_id]
     fuzzy = await client.get("/tickets", q="A8C1234")
@@ -102,6 +102,7 @@ async def test_malformed_body_is_400(running_lot):
     import httpx
 
     transport = httpx.AsyncHTTPTransport(uds=str(running_lot.socket_path))
-    async with httpx.AsyncClient(transport=transport, base_url="http://x") as raw:
+    async with httpx.AsyncClient(transport=transport, base_url="http://x",
+                                 headers={"X-Lotedge-Local-Admin": "1"}) as raw:
         r = await raw.post("/lanes/in-1/open", content=b"{not json")
         assert r.status_code == 400 and "JSON" in r.json()["error"]

@@ -44,7 +44,7 @@ async def http_lot(tmp_path: Path):
 
 def _unix(running: RunningService) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(running.socket_path)),
-                             base_url="http://lotedge")
+                             base_url="http://lotedge", headers={"X-Lotedge-Local-Admin": "1"})
 
 
 async def _raw_http(port: int, request: bytes, *, timeout_s: float = 5.0) -> bytes:

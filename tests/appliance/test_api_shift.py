@@ -16,19 +16,21 @@ async def _events(service, event_type):
 
 
 def test_pin_hash_is_salted_scrypt_and_verifies():
-    first, second = hash_pin("4821"), hash_pin("4821")
-    assert first.startswith("scrypt$") and first != second and "4821" not in first
-    assert verify_pin("4821", first) and not verify_pin("4822", first)
-    assert not verify_pin("4821", "garbage")
+    first, second = hash_pin("48214821"), hash_pin("48214821")
+    assert first.startswith("scrypt$") and first != second and "48214821" not in first
+    assert verify_pin("48214821", first) and not verify_pin("48224822", first)
+    assert not verify_pin("48214821", "garbage")
     with pytest.raises(ValueError, match="pin"):
         hash_pin("12a4")
 
 
 async def _staff(client):
-    await client.post("/attendants", {"id": "ann", "name": "Ann", "role": "attendant",
-                                      "pin": "1111"})
-    await client.post("/attendants", {"id": "sue", "name": "Sue", "role": "supervisor",
-                                      "pin": "2222"})
+    admin = ServiceClient(client.socket_path, local_admin=True)  # as `lotedge attendants add`
+    await admin.post("/attendants", {"id": "ann", "name": "Ann", "role": "attendant",
+                                     "pin": "11111111"})
+    await admin.post("/attendants", {"id": "sue", "name": "Sue", "role": "supervisor",
+                                     "pin": "22222222"})
+    await admin.aclose()
 
 
 async def test_sign_in_opens_shift_and_stamps_identity(running_lot):
@@ -37,15 +39,15 @@ async def test_sign_in_opens_shift_and_stamps_identity(running_lot):
     await _staff(client)
     added = await _events(service, "attendant.added")
     assert [a["attendant_id"] for a in added] == ["ann", "sue"]
-    assert all(a["pin_hash"].startswith("scrypt$") for a in added)
+    assert all("pin_hash" not in a for a in added)  # the hashes live in credentials only
     with pytest.raises(ApiError) as info:
-        await client.post("/auth/sign-in", {"attendant": "ann", "pin": "9999"})
+        await client.post("/auth/sign-in", {"attendant": "ann", "pin": "99999999"})
     assert info.value.status == 401
     # Once attendants exist, commands need a session.
     with pytest.raises(ApiError) as info:
         await client.post("/lanes/in-1/open", {"attendant": "ann", "reason": "x"})
     assert info.value.status == 401
-    session = await client.post("/auth/sign-in", {"attendant": "ann", "pin": "1111"})
+    session = await client.post("/auth/sign-in", {"attendant": "ann", "pin": "11111111"})
     assert session["role"] == "attendant" and "gate.open" in session["permissions"]
     client.set_session(session["token"])
     await client.post("/lanes/in-1/open", {"attendant": "mallory", "reason": "card reader"})
@@ -72,7 +74,7 @@ async def test_shift_close_reports_cash_expected_vs_counted(running_lot):
     await _staff(client)
     outcome = await admit(service.ledger, service.cfg, lane="in-1", plate="CASH123",
                           confidence=0.9, at=service.clock.now())
-    sue = await client.post("/auth/sign-in", {"attendant": "sue", "pin": "2222"})
+    sue = await client.post("/auth/sign-in", {"attendant": "sue", "pin": "22222222"})
     client.set_session(sue["token"])
     await client.post(f"/tickets/{outcome.ticket_id}/override",
                       {"fee_cents": 750, "reason": "agreed"})
@@ -91,11 +93,17 @@ async def test_shift_close_reports_cash_expected_vs_counted(running_lot):
     await client.aclose()
 
 
-async def test_no_attendants_keeps_body_attendant(running_lot):
-    client = ServiceClient(running_lot.socket_path)
-    await client.post("/lanes/in-2/open", {"attendant": "tech", "reason": "commissioning"})
+async def test_with_no_attendants_only_the_local_administrator_acts(running_lot):
+    client = ServiceClient(running_lot.socket_path)  # the socket alone is no identity
+    with pytest.raises(ApiError) as info:
+        await client.post("/lanes/in-2/open", {"attendant": "tech", "reason": "commissioning"})
+    assert info.value.status == 401 and "lotedge attendants add" in str(info.value)
+    assert await _events(running_lot.service, "gate.manual_open") == []
+    admin = ServiceClient(running_lot.socket_path, local_admin=True)  # root, kernel-checked
+    await admin.post("/lanes/in-2/open", {"attendant": "tech", "reason": "commissioning"})
     assert (await _events(running_lot.service, "gate.manual_open"))[0]["attendant"] == "tech"
     await client.aclose()
+    await admin.aclose()
 
 
 async def test_wrong_pins_lock_the_attendant(running_lot):
@@ -103,9 +111,9 @@ async def test_wrong_pins_lock_the_attendant(running_lot):
     await _staff(client)
     for _ in range(5):
         with pytest.raises(ApiError):
-            await client.post("/auth/sign-in", {"attendant": "ann", "pin": "0000"})
+            await client.post("/auth/sign-in", {"attendant": "ann", "pin": "00000000"})
     with pytest.raises(ApiError) as info:
-        await client.post("/auth/sign-in", {"attendant": "ann", "pin": "1111"})
+        await client.post("/auth/sign-in", {"attendant": "ann", "pin": "11111111"})
     assert info.value.status == 401 and "locked" in str(info.value)
     assert len(await _events(running_lot.service, "attendant.sign_in_failed")) == 5
     await client.aclose()
@@ -125,7 +133,7 @@ async def test_shift_routes_need_the_api_token_over_tcp(running_lot):
         assert r.status_code == 200 and r.json() == []
         r = await http.post("/attendants", headers={"Authorization": "Bearer s3cret"},
                             json={"id": "eve", "name": "Eve", "role": "technician",
-                                  "pin": "1234"})
+                                  "pin": "12341234"})
         assert r.status_code == 401  # over TCP adding staff needs a supervisor session
 
 

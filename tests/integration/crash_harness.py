@@ -187,7 +187,7 @@ class CrashHarness:
                     err = proc.stderr.read().decode(errors="replace")[-1500:] if proc.stderr else ""
                     raise AssertionError(f"appliance exited by itself ({proc.returncode}): {err}")
                 if client is None and self.socket_path.exists():
-                    client = SyncServiceClient(self.socket_path, timeout_s=1.0)
+                    client = SyncServiceClient(self.socket_path, timeout_s=1.0, local_admin=True)
                 if client is not None:
                     try:
                         self._observe(client)

@@ -75,7 +75,7 @@ async def test_status_reports_service_lanes_backlog_disk_and_errors(running_lot)
     await asyncio.sleep(0.05)
     from appliance.client import ApiError, ServiceClient
 
-    client = ServiceClient(running_lot.socket_path)
+    client = ServiceClient(running_lot.socket_path, local_admin=True)
     with pytest.raises(ApiError):
         await client.post("/lanes/in-1/close", {"attendant": "ann"})
     await client.aclose()
@@ -426,7 +426,7 @@ def test_redact_config_hides_secret_values_but_keeps_file_paths():
 async def test_audit_route_records_only_known_actions_under_the_callers_name(running_lot):
     from appliance.client import ApiError, ServiceClient
 
-    client = ServiceClient(running_lot.socket_path)
+    client = ServiceClient(running_lot.socket_path, local_admin=True)
     done = await client.post("/diag/audit", {"action": "bundle", "technician": "ann",
                                              "detail": {"out": "/x", "technician": "mallory"}})
     assert done["type"] == "diag.bundle"

@@ -20,11 +20,11 @@ async def _events(service, event_type):
 
 
 async def _staff(running):
-    client = ServiceClient(running.socket_path)
+    client = ServiceClient(running.socket_path, local_admin=True)  # as `lotedge attendants add`
     await client.post("/attendants", {"id": "ann", "name": "Ann Lee", "role": "attendant",
-                                      "pin": "1111"})
+                                      "pin": "11111111"})
     await client.post("/attendants", {"id": "sue", "name": "Sue Ng", "role": "supervisor",
-                                      "pin": "2222"})
+                                      "pin": "22222222"})
     await client.aclose()
 
 
@@ -78,12 +78,12 @@ async def test_sign_in_then_open_gate_with_reason_is_audited(running_lot):
         await pilot.pause()
         await _type(pilot, "ann")
         await pilot.press("enter")
-        await _type(pilot, "9999")
+        await _type(pilot, "99999999")
         await pilot.press("enter")
         await pilot.pause(0.3)
         assert app.session is None and isinstance(app.screen, SignInScreen)
         assert "refused" in str(app.screen.query_one("#form-error").render())
-        await _type(pilot, "1111")
+        await _type(pilot, "11111111")
         await pilot.press("enter")
         await _until(pilot, lambda: app.session is not None, "sign-in")
         assert app.session["attendant"] == "ann"
@@ -103,7 +103,7 @@ async def test_sign_in_then_open_gate_with_reason_is_audited(running_lot):
 
 async def test_close_refused_while_safety_loop_occupied_shows_reason(running_lot):
     service = running_lot.service
-    async with _booth(running_lot, "ann", "1111") as (app, pilot):
+    async with _booth(running_lot, "ann", "11111111") as (app, pilot):
         await pilot.press("o")
         await _fill(pilot, "let the truck out")
         safety = SimulatedLoop(service.pin_factory, 17)
@@ -128,7 +128,7 @@ async def test_search_plate_and_override_fee_as_supervisor(running_lot):
     service = running_lot.service
     outcome = await admit(service.ledger, service.cfg, lane="in-1", plate="KXP4417",
                           confidence=0.93, at=service.clock.now())
-    async with _booth(running_lot, "sue", "2222") as (app, pilot):
+    async with _booth(running_lot, "sue", "22222222") as (app, pilot):
         await pilot.press("3")
         assert app.query_one("#ticket-search").has_focus
         await _fill(pilot, "kxp-44")  # partial, lower case, with a dash
@@ -154,7 +154,7 @@ async def test_attendant_role_cannot_override(running_lot):
     service = running_lot.service
     await admit(service.ledger, service.cfg, lane="in-1", plate="ROLE123", confidence=0.9,
                 at=service.clock.now())
-    async with _booth(running_lot, "ann", "1111") as (app, pilot):
+    async with _booth(running_lot, "ann", "11111111") as (app, pilot):
         await pilot.press("3")
         await _fill(pilot, "ROLE123")
         view = app.query_one("TicketsView")
@@ -172,7 +172,7 @@ async def test_stale_sensor_alarm_appears_and_is_acknowledged(running_lot):
     from appliance.lot.alarms import raise_alarm
 
     service = running_lot.service
-    async with _booth(running_lot, "ann", "1111") as (app, pilot):
+    async with _booth(running_lot, "ann", "11111111") as (app, pilot):
         await pilot.press("4")
         alarm_id = await raise_alarm(service.ledger, code="sensor_stale", source="RS485:12",
                                      detail="no reading for 120 s")
@@ -217,7 +217,7 @@ async def test_supervisor_takes_cash_and_closes_shift_with_counted_amount(runnin
     service = running_lot.service
     outcome = await admit(service.ledger, service.cfg, lane="in-1", plate="CSH5150",
                           confidence=0.9, at=service.clock.now() - timedelta(hours=2))
-    async with _booth(running_lot, "sue", "2222") as (app, pilot):
+    async with _booth(running_lot, "sue", "22222222") as (app, pilot):
         await pilot.press("3")
         await _fill(pilot, "CSH5150")
         view = app.query_one("TicketsView")

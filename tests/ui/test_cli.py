@@ -19,7 +19,7 @@ def _invoke(*args: str):
 async def test_add_through_running_service(running_lot, tmp_path):
     pin_file = tmp_path / "pin"
     pin_file.touch(mode=0o600)  # a PIN file must be owner-only
-    pin_file.write_text("4821\n")
+    pin_file.write_text("48214821\n")
     result = await asyncio.to_thread(
         _invoke, "attendants", "add", "sue", "--name", "Sue Ng", "--role", "supervisor",
         "--pin-file", str(pin_file), "--socket", str(running_lot.socket_path))
@@ -29,7 +29,10 @@ async def test_add_through_running_service(running_lot, tmp_path):
         "SELECT payload FROM events WHERE type = 'attendant.added'")
     payload = json.loads(rows[0][0])
     assert payload["attendant_id"] == "sue" and payload["role"] == "supervisor"
-    assert verify_pin("4821", payload["pin_hash"]) and "4821" not in rows[0][0]
+    assert "pin_hash" not in payload and "scrypt" not in rows[0][0]  # secrets are not facts
+    stored = await running_lot.service.ledger.fetchone(
+        "SELECT secret_hash FROM credentials WHERE attendant_id = 'sue'")
+    assert verify_pin("48214821", stored[0]) and "48214821" not in stored[0]
     listed = await asyncio.to_thread(_invoke, "attendants", "list", "--socket",
                                      str(running_lot.socket_path))
     assert "sue" in listed.output and "supervisor" in listed.output
@@ -39,7 +42,7 @@ def test_add_offline_writes_the_ledger_and_rejects_bad_input(counter_lot, tmp_pa
     config = counter_lot.source_path
     pin_file = tmp_path / "pin"
     pin_file.touch(mode=0o600)  # a PIN file must be owner-only
-    pin_file.write_text("1234")
+    pin_file.write_text("12341234")
     ok = _invoke("attendants", "add", "ann", "--name", "Ann Lee", "--pin-file", str(pin_file),
                  "--config", config)
     assert ok.exit_code == 0, ok.output
@@ -50,8 +53,8 @@ def test_add_offline_writes_the_ledger_and_rejects_bad_input(counter_lot, tmp_pa
     pin_file.write_text("12")
     short = _invoke("attendants", "add", "bob", "--name", "Bob", "--pin-file", str(pin_file),
                     "--config", config)
-    assert short.exit_code != 0 and "4 to 12 digits" in str(short.exception)
-    pin_file.write_text("5678")
+    assert short.exit_code != 0 and "6 to 12 digits" in str(short.exception)
+    pin_file.write_text("56785678")
     role = _invoke("attendants", "add", "bob", "--name", "Bob", "--role", "boss",
                    "--pin-file", str(pin_file), "--config", config)
     assert role.exit_code != 0 and "role: must be one of" in str(role.exception)

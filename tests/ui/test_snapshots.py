@@ -22,7 +22,7 @@ def _signed_in_at(tab: str, *keys: str):
         app = pilot.app
         app.screen.query_one("#signin-id").value = "sue"
         await pilot.press("enter")
-        app.screen.query_one("#signin-pin").value = "2222"
+        app.screen.query_one("#signin-pin").value = "22222222"
         await pilot.press("enter")
         await pilot.pause()
         app.clear_notifications()

@@ -90,7 +90,7 @@ class DiagContext:
 
     def client(self) -> SyncServiceClient:
         """A client of the running service."""
-        return SyncServiceClient(self.socket_path, timeout_s=self.timeout_s)
+        return SyncServiceClient(self.socket_path, timeout_s=self.timeout_s, local_admin=True)
 
     def service_up(self) -> bool:
         """True when the service answers on its socket."""

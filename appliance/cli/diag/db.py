@@ -25,6 +25,7 @@ from appliance.cli.diag.common import (
     exit_on_error,
 )
 from appliance.errors import LotedgeError
+from appliance.ledger.export import scrub_secrets
 
 # --- db -------------------------------------------------------------------------------------
 
@@ -54,6 +55,7 @@ def backup_ledger(db: Path, out: Path) -> dict[str, Any]:
             # One step (pages=-1): the copy is one read snapshot; WAL writers are not blocked.
             source.backup(target, pages=-1)
             target.execute("PRAGMA journal_mode = DELETE")
+            redacted = scrub_secrets(target)  # no credentials, no PIN hashes in a backup
         finally:
             target.close()
     finally:
@@ -70,6 +72,7 @@ def backup_ledger(db: Path, out: Path) -> dict[str, Any]:
         os.close(dir_fd)
     return {"source": str(db), "out": str(out), "bytes": out.stat().st_size,
             "events": report.events, "last_seq": report.last_seq, "verified": report.ok,
+            "redacted_events": redacted,
             "problems": report.problems[:20], "seconds": round(time.monotonic() - started, 3)}
 
 
