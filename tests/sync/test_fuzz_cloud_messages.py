@@ -10,13 +10,15 @@ import asyncio
 import copy
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from appliance.ledger import Ledger
-from sync.bundle import sign_bundle, verify_bundle
+from sync.bundle import generate_keypair, sign_bundle, verify_bundle
 from sync.downlink import Downlink, current_version
 from sync.errors import BundleRejected
+from sync.signing import SignatureRefused, private_key, public_key, seal, unseal
 from sync.uplink import control_number
 from tests.sync.helpers import LOT, TZ
 from tests.sync.test_bundle import PRIVATE, PUBLIC, body
@@ -106,3 +108,26 @@ def test_downlink_applies_or_records_a_rejection_and_the_ledger_stays_sound(tmp_
                 path.with_name(path.name + suffix).unlink(missing_ok=True)
 
     asyncio.run(run())
+
+
+_SEAL_PRIVATE, _SEAL_PUBLIC = generate_keypair()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300), st.sampled_from(["batch", "ack"]), st.integers(0, 10_000),
+       st.integers(0, 255))
+def test_sealed_messages_verify_only_unaltered_and_anything_else_is_refused(body, kind, at, x):
+    """Any bytes, or a genuine sealed message with one byte changed, is a SignatureRefused;
+    nothing else is raised and nothing altered verifies."""
+    key = private_key(_SEAL_PRIVATE, what="k")
+    pub = public_key(_SEAL_PUBLIC, what="k")
+    sealed = seal(kind, body, key)
+    assert unseal(kind, sealed, pub) == body
+    altered = bytearray(sealed)
+    i = at % len(altered)
+    if altered[i] != x:
+        altered[i] = x
+        with pytest.raises(SignatureRefused):
+            unseal(kind, bytes(altered), pub)
+    with pytest.raises(SignatureRefused):
+        unseal(kind, body, pub)  # bare bytes are never a sealed message

@@ -167,3 +167,26 @@ def test_deploy_lot_toml_cloud_section_uncommented_is_valid_tls_auth_and_signed(
     assert cloud.enabled and cloud.mqtt_url.startswith("mqtts://")
     assert cloud.username and cloud.password_file and cloud.tls_ca_file
     assert cloud.signing_key_file and cloud.ack_public_key
+
+
+async def test_the_service_refuses_to_sync_with_a_loose_signing_key(tmp_path):
+    import asyncio
+
+    from appliance.service import Service
+
+    key, pub = tmp_path / "lot.key", tmp_path / "cloud.pub"
+    runner.invoke(app, ["cloud", "keygen", "--out", str(key)])
+    runner.invoke(app, ["cloud", "keygen", "--out", str(tmp_path / "c.key"),
+                        "--public-out", str(pub)])
+    key.chmod(0o644)
+    path = write_lot(tmp_path, mode="counter")
+    path.write_text(path.read_text() + '\n[cloud]\nenabled = true\nmqtt_url = '
+                    f'"mqtt://127.0.0.1:1"\nsigning_key_file = "{key}"\n'
+                    f'ack_public_key = "{pub}"\n')
+    service = Service(load_config(path), simulate=True, api=False)
+    await service.start()
+    try:
+        with pytest.raises(ConfigError, match=r"^cloud.signing_key_file: .*chmod 600"):
+            await asyncio.wait_for(service.run(asyncio.Event()), 10)
+    finally:
+        await service.stop()
