@@ -21,6 +21,7 @@ from appliance.config import LotConfig
 from appliance.core.events import Event, NewEvent
 from appliance.core.types import LaneDirection, LotMode, SpotType, VehicleType
 from appliance.errors import InputError
+from appliance.host.secrets import check_secret_file
 from appliance.host.watchdog import Notifier
 from appliance.ledger import Ledger
 from appliance.lot import commands, housekeeping
@@ -117,6 +118,8 @@ class Service:
     async def start(self) -> None:
         """Open the ledger, record the layout if it changed, build the lanes."""
         cfg = self.cfg
+        if cfg.cloud.enabled and cfg.cloud.signing_key_file:  # so does a loose signing key
+            check_secret_file(cfg.cloud.signing_key_file, key="cloud.signing_key_file")
         if self.api:  # a loose token file stops the start with one line, before anything runs
             from appliance.api.app import load_or_create_token
 

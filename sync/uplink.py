@@ -30,7 +30,7 @@ import aiomqtt
 import aiosqlite
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from appliance.core.events import GENESIS_HASH
+from appliance.core.events import GENESIS_HASH, SECRET_FIELDS, canonical_json, redact_payload
 from appliance.ledger import Ledger
 from sync.errors import SyncError
 from sync.mqtt import (
@@ -53,12 +53,19 @@ _SELECT = ("SELECT seq, event_id, lot_id, type, ts_utc, ts_local, mono_ns, paylo
 
 
 def encode_event(row: Any) -> str:
-    """One event row as batch JSON (its stored canonical payload spliced in unchanged)."""
+    """One event row as batch JSON (its stored canonical payload spliced in unchanged, but
+    for the secrets older ledgers' events carried: redacted, as every reader does)."""
     head = json.dumps({"seq": row[0], "event_id": row[1], "lot_id": row[2], "type": row[3],
                        "ts_utc": row[4], "ts_local": row[5], "mono_ns": row[6],
                        "prev_hash": row[8], "hash": row[9]}, separators=(",", ":"),
                       ensure_ascii=False)
-    return head[:-1] + ',"payload":' + row[7] + "}"
+    payload = row[7]
+    if row[3] in SECRET_FIELDS:
+        data = json.loads(payload)
+        redacted = redact_payload(row[3], data)
+        if redacted is not data:
+            payload = canonical_json(redacted)
+    return head[:-1] + ',"payload":' + payload + "}"
 
 
 async def read_acked_through(ledger: Ledger) -> int:

@@ -184,9 +184,9 @@ async def test_the_service_refuses_to_sync_with_a_loose_signing_key(tmp_path):
                     f'"mqtt://127.0.0.1:1"\nsigning_key_file = "{key}"\n'
                     f'ack_public_key = "{pub}"\n')
     service = Service(load_config(path), simulate=True, api=False)
-    await service.start()
-    try:
+    try:  # refused at start, before the lanes or the ledger are up
         with pytest.raises(ConfigError, match=r"^cloud.signing_key_file: .*chmod 600"):
-            await asyncio.wait_for(service.run(asyncio.Event()), 10)
+            await asyncio.wait_for(service.start(), 10)
+        assert service.ledger is None
     finally:
         await service.stop()

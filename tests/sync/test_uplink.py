@@ -136,3 +136,27 @@ async def test_an_ack_beyond_the_ledger_is_ignored(tmp_path, broker):
     assert uplink.acked_through == 0
     assert await read_acked_through(ledger) == 0
     await ledger.close()
+
+
+async def test_an_older_ledgers_pin_hash_never_reaches_the_cloud(tmp_path, broker):
+    from appliance.core.events import NewEvent
+    from appliance.lot.attendants import hash_pin
+
+    ledger = await open_filled(tmp_path / "ledger.sqlite3", 5)
+    legacy = hash_pin("135791")
+    await ledger.append(NewEvent(type="attendant.added", payload={  # as older versions wrote
+        "attendant_id": "old", "name": "Old", "role": "supervisor", "pin_hash": legacy,
+        "by": "admin (local socket)"}))
+    await fill(ledger, 5)
+    store = open_store(f"sqlite:///{tmp_path / 'cloud.sqlite3'}")
+    settings = MqttSettings.from_url(broker.url)
+    uplink = Uplink(ledger, settings, ack_timeout_s=5)
+    ingest = Ingest(store, settings, client_id="ingest-redact")
+    async with running(ingest.run(), uplink.run()):
+        await wait_for(lambda: uplink.acked_through == 11, 30, "acked_through 11")
+    rows = store.events(LOT)
+    assert [r["seq"] for r in rows] == list(range(1, 12))  # the chain goes on past it
+    added = next(r for r in rows if r["type"] == "attendant.added")
+    assert json.dumps(added).count("[redacted]") == 1 and legacy not in json.dumps(rows)
+    await ledger.close()
+    store.close()
