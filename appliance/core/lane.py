@@ -4,8 +4,10 @@ Transition table (state + input -> new state, commands):
 
 | state        | input                       | next         | commands                      |
 |--------------|-----------------------------|--------------|-------------------------------|
-| IDLE         | ArmingOccupied              | IDENTIFYING  | ReadPlate                     |
-| IDENTIFYING  | PlateRead                   | DECIDING     | Decide(plate)                 |
+| IDLE         | ArmingOccupied              | IDENTIFYING  | ReadPlate(presence+1)         |
+| IDENTIFYING  | PlateRead of this presence  | DECIDING     | Decide(plate, presence)       |
+| any other    | PlateRead (late, or another | same         | Note(read_discarded)          |
+|              | presence's)                 |              |                               |
 | IDENTIFYING  | timeout (identify_timeout)  | DECIDING     | Decide(None)  (ticket/QR)     |
 | IDENTIFYING  | ArmingCleared               | IDLE         | Note(backed_out)              |
 | DECIDING     | Decided(allow)              | OPEN         | OpenGate                      |
@@ -22,7 +24,10 @@ Transition table (state + input -> new state, commands):
 | OPEN/REFUSED | ManualClose (attendant)     | IDLE         | CloseGate                     |
 
 After PASSING, if the arming loop is already occupied (the next car), the lane goes straight to
-IDENTIFYING. Inputs that do not apply to a state are ignored (returned as no commands).
+IDENTIFYING. Each entry into IDENTIFYING starts a new presence (a number); a plate read is bound
+to the presence that asked for it, so a read that finishes after its vehicle was decided (timed
+out) or left is discarded and never taken for the next vehicle. Inputs that do not apply to a
+state are ignored (returned as no commands).
 """
 
 from __future__ import annotations
@@ -65,10 +70,12 @@ class SafetyCleared:
 
 @dataclass(frozen=True, slots=True)
 class PlateRead:
-    """Result of a plate read; plate None means no read."""
+    """Result of a plate read; plate None means no read. `presence` is the one its ReadPlate
+    named: a read for another presence (a car that has gone) is discarded, never used."""
 
     plate: str | None
     confidence: float = 0.0
+    presence: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,15 +111,20 @@ LaneInput = (ArmingOccupied | ArmingCleared | SafetyOccupied | SafetyCleared | P
 # Commands -------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class ReadPlate:
-    """Ask the camera/LPR for a read of the vehicle at the lane."""
+    """Ask the camera/LPR for a read of the vehicle at the lane; its answer must name
+    `presence` (a number the machine gives each vehicle it starts identifying)."""
+
+    presence: int
 
 
 @dataclass(frozen=True, slots=True)
 class Decide:
-    """Ask the shell to decide (entry: allocate/issue; exit: match/pay) for this plate."""
+    """Ask the shell to decide (entry: allocate/issue; exit: match/pay) for this plate, read
+    for `presence`."""
 
     plate: str | None
     confidence: float
+    presence: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +181,7 @@ class LaneMachine:
     safety: bool = False
     ticket_id: str | None = None
     last_reason: str = ""
+    presence: int = 0  # which vehicle IDENTIFYING is about: +1 each time it starts
     history: list[tuple[float, LaneState, LaneState, str]] = field(default_factory=list)
     _pending: list[tuple[float, LaneState, LaneState, str]] = field(default_factory=list)
 
@@ -185,6 +198,11 @@ class LaneMachine:
         self.state = new
         self.since = now
 
+    def _identify(self, now: float, why: str) -> ReadPlate:
+        self.presence += 1
+        self._go(now, LaneState.IDENTIFYING, why)
+        return ReadPlate(self.presence)
+
     def step(self, event: LaneInput, now: float) -> list[LaneCommand]:
         """Apply one input at time `now` (seconds, monotonic); return commands to carry out."""
         s = self.state
@@ -192,8 +210,7 @@ class LaneMachine:
             case ArmingOccupied():
                 self.arming = True
                 if s == LaneState.IDLE:
-                    self._go(now, LaneState.IDENTIFYING, "vehicle at arming loop")
-                    return [ReadPlate()]
+                    return [self._identify(now, "vehicle at arming loop")]
             case ArmingCleared():
                 self.arming = False
                 if s == LaneState.IDENTIFYING:
@@ -217,15 +234,15 @@ class LaneMachine:
                     ticket, self.ticket_id = self.ticket_id, None
                     cmds: list[LaneCommand] = [CloseGate(), Note("passed", ticket)]
                     if self.arming:
-                        self._go(now, LaneState.IDENTIFYING, "next vehicle waiting")
-                        cmds.append(ReadPlate())
+                        cmds.append(self._identify(now, "next vehicle waiting"))
                     else:
                         self._go(now, LaneState.IDLE, "vehicle cleared")
                     return cmds
-            case PlateRead(plate=plate, confidence=conf):
-                if s == LaneState.IDENTIFYING:
+            case PlateRead(plate=plate, confidence=conf, presence=presence):
+                if s == LaneState.IDENTIFYING and presence == self.presence:
                     self._go(now, LaneState.DECIDING, "plate read" if plate else "no plate read")
-                    return [Decide(plate, conf)]
+                    return [Decide(plate, conf, presence)]
+                return [Note("read_discarded")]  # late: its vehicle was decided or is gone
             case Decided(allow=allow, reason=reason, ticket_id=ticket_id):
                 if s == LaneState.DECIDING:
                     self.last_reason = reason
@@ -253,7 +270,7 @@ class LaneMachine:
             case Tick():
                 if s == LaneState.IDENTIFYING and now - self.since >= self.identify_timeout_s:
                     self._go(now, LaneState.DECIDING, "plate read timed out")
-                    return [Decide(None, 0.0)]
+                    return [Decide(None, 0.0, self.presence)]
                 if s == LaneState.OPEN and now - self.since >= self.open_timeout_s:
                     ticket, self.ticket_id = self.ticket_id, None
                     self._go(now, LaneState.IDLE, "no vehicle passed")

@@ -55,6 +55,7 @@ class LaneStats:
     refused: int = 0
     backed_out: int = 0
     no_read: int = 0
+    reads_discarded: int = 0  # finished after their vehicle was decided or gone: never used
     last_plate: str | None = None
     last_confidence: float = 0.0
     last_decision: str = ""
@@ -104,7 +105,7 @@ class LaneController:
         self._now = now or (lambda: datetime.now(UTC))
         self.stats = LaneStats()
         self._inputs: asyncio.Queue[LaneInput] = asyncio.Queue()
-        self._last_read: PlateResult | None = None
+        self._reads: dict[int, PlateResult] = {}  # presence -> its read (the current one only)
         self._trigger_ns = 0
         arming.on_edge(self._on_arming)
         safety.on_edge(self._on_safety)
@@ -149,10 +150,11 @@ class LaneController:
     async def _execute(self, command) -> None:
         lane_id = self.lane.id
         match command:
-            case ReadPlate():
-                asyncio.get_running_loop().create_task(self._read_plate())
-            case Decide(plate=plate):
-                read = self._last_read or PlateResult(plate=None)
+            case ReadPlate(presence=presence):
+                asyncio.get_running_loop().create_task(self._read_plate(presence))
+            case Decide(plate=plate, presence=presence):
+                read = self._reads.pop(presence, None) or PlateResult(plate=None)
+                self._reads.clear()  # nothing older can be decided any more
                 if plate is None:
                     self.stats.no_read += 1
                     read = PlateResult(plate=None, vehicle_type=read.vehicle_type,
@@ -197,21 +199,24 @@ class LaneController:
                     self.stats.backed_out += 1
                     if ticket_id and self._on_backout is not None:
                         await self._on_backout(lane_id, ticket_id)
+                elif what == "read_discarded":
+                    self.stats.reads_discarded += 1
                 elif what == "safety_loop_out_of_turn" and self._on_alarm is not None:
                     self._on_alarm("tailgate", lane_id,
                                    "vehicle on the safety loop without a gate opening for it")
                 self._note(f"lane.{what}", {"lane": lane_id, "ticket_id": ticket_id})
 
-    async def _read_plate(self) -> None:
+    async def _read_plate(self, presence: int) -> None:
         try:
             result = await self.plates.read(self.lane.id)
         except Exception:  # a broken camera means no read, never a stuck lane
             log.exception("lane %s: plate read failed", self.lane.id)
             result = PlateResult(plate=None)
-        self._last_read = result
-        self.stats.last_plate = result.plate
-        self.stats.last_confidence = result.confidence
-        self.feed(PlateRead(result.plate, result.confidence))
+        if presence == self.machine.presence:  # else the machine discards it (and counts it)
+            self._reads[presence] = result
+            self.stats.last_plate = result.plate
+            self.stats.last_confidence = result.confidence
+        self.feed(PlateRead(result.plate, result.confidence, presence))
 
     def _note(self, event_type: str, payload: dict) -> None:
         if self._recorder is not None:
