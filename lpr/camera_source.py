@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,10 @@ class CameraPlates:
     """PlateSource backed by cameras: each lane's `camera` string picks its backend.
 
     `sim` lanes are answered by the simulated camera (`sim`), the others by a Camera thread
-    whose frames are read off the event loop in a one-thread executor.
+    whose frames are read off the event loop by a pool of reader threads: one per camera lane,
+    at most one per CPU core, taking bursts in arrival order (so lanes read side by side and
+    none waits behind another's queue); the models are loaded once and shared (onnxruntime
+    sessions are thread-safe).
 
     Args:
         lpr: the `[lpr]` config section.
@@ -32,12 +36,13 @@ class CameraPlates:
         sim: the simulated camera used by `sim` lanes.
         on_fault: called with (lane id, CameraError) when a lane's camera fails.
         wall_clock: seconds since the epoch, for evidence names and the purge.
+        workers: reader threads (default: one per camera lane, at most one per core).
     """
 
     def __init__(self, lpr, cameras: Mapping[str, str], *, storage_dir: Path,
                  reader: PlateReader | None = None, sim: PlateSource | None = None,
                  on_fault: Callable[[str, CameraError], None] | None = None,
-                 wall_clock: Callable[[], float] = time.time):
+                 wall_clock: Callable[[], float] = time.time, workers: int | None = None):
         self.cfg = lpr
         self.storage_dir = Path(storage_dir)
         self.sim = sim or SimulatedPlates()
@@ -51,7 +56,8 @@ class CameraPlates:
                                            reconnect_max_s=lpr.reconnect_max_s, on_fault=hook)
         self.reader = reader if reader is not None else (
             PlateReader.from_config(lpr) if self.cameras else None)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lpr")
+        self.workers = workers or max(1, min(len(self.cameras), os.cpu_count() or 1))
+        self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="lpr")
 
     @classmethod
     def from_config(cls, cfg, *, base: Path | None = None, **kwargs) -> CameraPlates:

@@ -127,3 +127,33 @@ async def test_purge_forever_purges_on_its_schedule(tmp_path, reader):
     finally:
         task.cancel()
         source.close()
+
+
+async def test_two_lanes_read_side_by_side_not_one_behind_the_other(tmp_path, reader):
+    """Each lane's burst is read while the other's is still being read: a reader that waits
+    for both lanes to be inside it at once passes only if they really overlap."""
+    import os
+
+    write_scenes(tmp_path / "a", plates=("7XYZ123",), repeat=3)
+    write_scenes(tmp_path / "b", plates=("8ABC456",), repeat=3)
+    both_inside = threading.Barrier(2, timeout=10)
+
+    class MeetingReader:
+        def read(self, frame):
+            both_inside.wait()  # blocks (and breaks after 10 s) unless two reads overlap
+            return reader.read(frame)
+
+    source = CameraPlates(LprSection(burst_frames=1, burst_interval_ms=20, min_confidence=0.5,
+                                     reconnect_initial_s=0.05, reconnect_max_s=0.1),
+                          {"in-1": f"dir:{tmp_path / 'a'}", "in-2": f"dir:{tmp_path / 'b'}"},
+                          storage_dir=tmp_path / "evidence", reader=MeetingReader(), workers=2)
+    auto = CameraPlates(CFG, {"in-1": f"dir:{tmp_path / 'a'}", "in-2": f"dir:{tmp_path / 'b'}",
+                              "in-3": "sim"}, storage_dir=tmp_path / "evidence", reader=reader)
+    assert auto.workers == min(2, os.cpu_count() or 1)  # camera lanes, capped at the cores
+    auto.close()
+    source.start()
+    try:
+        first, second = await asyncio.gather(source.read("in-1"), source.read("in-2"))
+        assert (first.plate, second.plate) == ("7XYZ123", "8ABC456")
+    finally:
+        source.close()
