@@ -107,6 +107,15 @@ def is_redacted(event_type: str, payload: dict[str, Any]) -> bool:
     return any(payload.get(f) == REDACTED for f in SECRET_FIELDS.get(event_type, ()))
 
 
+def fact_time(at_utc: datetime, at_mono_ns: int, tz: Any) -> dict[str, Any]:
+    """When a fact happened, as payload fields: wall time (UTC and lot-local) and the host's
+    monotonic clock (`time.monotonic_ns`). An event without them happened when it was written
+    (its `ts_utc`/`mono_ns`); batched facts (lane transitions, plate reads, device facts) carry
+    them, since they are written later than they happen."""
+    return {"fact_utc": at_utc.isoformat(), "fact_local": at_utc.astimezone(tz).isoformat(),
+            "fact_mono_ns": at_mono_ns}
+
+
 def verify_chain(rows: list[dict[str, Any]], *, start_prev_hash: str = GENESIS_HASH,
                  start_seq: int = 1) -> list[str]:
     """Check seq contiguity and the hash chain of stored rows; return a list of problems

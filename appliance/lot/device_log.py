@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, tzinfo
 
-from appliance.core.events import NewEvent
+from appliance.core.events import NewEvent, fact_time
 from appliance.errors import LotedgeError
 from appliance.ledger import Ledger
 from appliance.lot.alarms import clear_alarm, raise_alarm
@@ -23,16 +25,26 @@ def _severity(fault: Mapping[str, str]) -> str:
 
 
 class DeviceLog:
-    """Queue of device facts, written to the ledger by `run()`."""
+    """Queue of device facts, written to the ledger by `run()`; each stamped with the time it
+    was reported (`fact_utc`, `fact_local`, `fact_mono_ns`), which a batch write comes after.
 
-    def __init__(self) -> None:
+    Args:
+        now: wall time (the service's clock).
+        tz: the lot's time zone, for `fact_local`.
+    """
+
+    def __init__(self, *, now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 tz: tzinfo = UTC) -> None:
         self.events: asyncio.Queue[NewEvent] = asyncio.Queue()
         self.recorded = 0
         self.dropped = 0
+        self._now = now
+        self._tz = tz
 
     def record(self, event: NewEvent) -> None:
         """Queue a device fact (the drivers' `record` callback; never blocks)."""
-        self.events.put_nowait(event)
+        stamp = fact_time(self._now(), time.monotonic_ns(), self._tz)
+        self.events.put_nowait(NewEvent(type=event.type, payload={**event.payload, **stamp}))
 
     async def run(self, ledger: Ledger, *, batch: int = 200) -> None:
         """Write queued device facts to the ledger, a batch per transaction, until cancelled."""

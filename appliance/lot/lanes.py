@@ -107,6 +107,7 @@ class LaneController:
         self._inputs: asyncio.Queue[LaneInput] = asyncio.Queue()
         self._reads: dict[int, PlateResult] = {}  # presence -> its read (the current one only)
         self._trigger_ns = 0
+        self._step_mono_ns: int | None = None
         arming.on_edge(self._on_arming)
         safety.on_edge(self._on_safety)
         self.edge_log = EdgeLog()  # recent edges with timing, for `lotedge diag loops`
@@ -137,15 +138,18 @@ class LaneController:
                     event = await self._inputs.get()
             except TimeoutError:
                 event = Tick()
-            commands = self.machine.step(event, self._monotonic())
+            now = self._monotonic()
+            self._step_mono_ns = int(now * 1e9)  # when this input was taken: the facts' time
+            commands = self.machine.step(event, now)
             self._record_transitions()
             for command in commands:
                 await self._execute(command)
 
     def _record_transitions(self) -> None:
-        for _, old, new, why in self.machine.drain_transitions():
+        for at_s, old, new, why in self.machine.drain_transitions():
             self._note("lane.transition", {"lane": self.lane.id, "from": str(old),
-                                           "to": str(new), "why": why})
+                                           "to": str(new), "why": why},
+                       at_mono_ns=int(at_s * 1e9))
 
     async def _execute(self, command) -> None:
         lane_id = self.lane.id
@@ -207,20 +211,28 @@ class LaneController:
                 self._note(f"lane.{what}", {"lane": lane_id, "ticket_id": ticket_id})
 
     async def _read_plate(self, presence: int) -> None:
+        started_ns = int(self._monotonic() * 1e9)
         try:
             result = await self.plates.read(self.lane.id)
         except Exception:  # a broken camera means no read, never a stuck lane
             log.exception("lane %s: plate read failed", self.lane.id)
             result = PlateResult(plate=None)
+        ended_ns = int(self._monotonic() * 1e9)
+        self._note("lane.plate_read", {
+            "lane": self.lane.id, "presence": presence, "plate": result.plate,
+            "confidence": result.confidence, "read_started_mono_ns": started_ns,
+            "read_ms": round((ended_ns - started_ns) / 1e6, 1)}, at_mono_ns=ended_ns)
         if presence == self.machine.presence:  # else the machine discards it (and counts it)
             self._reads[presence] = result
             self.stats.last_plate = result.plate
             self.stats.last_confidence = result.confidence
         self.feed(PlateRead(result.plate, result.confidence, presence))
 
-    def _note(self, event_type: str, payload: dict) -> None:
+    def _note(self, event_type: str, payload: dict, *, at_mono_ns: int | None = None) -> None:
         if self._recorder is not None:
-            self._recorder.record(event_type, payload)
+            self._recorder.record(event_type, payload,
+                                  at_mono_ns=self._step_mono_ns if at_mono_ns is None
+                                  else at_mono_ns)
 
     async def _safe_record(self, event_type: str, payload: dict) -> None:
         try:

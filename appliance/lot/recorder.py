@@ -2,17 +2,19 @@
 
 Gate commands and decisions are appended synchronously before they are acted on; facts that
 change nothing (a transition, a backed-out car) are queued here and committed in batches, so a
-busy lane costs one fsync per batch rather than per fact.
+busy lane costs one fsync per batch rather than per fact. Each queued fact carries the time it
+happened (`fact_utc`, `fact_local`, `fact_mono_ns`), not only the time of its batch's write.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from appliance.core.events import NewEvent
+from appliance.core.events import NewEvent, fact_time
 from appliance.ledger import Ledger
 from appliance.lot.late import LateRecords
 
@@ -28,8 +30,10 @@ class EventRecorder:
     """
 
     def __init__(self, ledger: Ledger, *, max_batch: int = 200, late: LateRecords | None = None,
-                 now: Callable[[], datetime] | None = None) -> None:
+                 now: Callable[[], datetime] | None = None,
+                 monotonic_ns: Callable[[], int] = time.monotonic_ns) -> None:
         self.ledger = ledger
+        self._monotonic_ns = monotonic_ns
         self.max_batch = max_batch
         self._late = late
         self._now = now or (lambda: datetime.now(UTC))
@@ -37,9 +41,14 @@ class EventRecorder:
         self.recorded = 0
         self.failed = 0
 
-    def record(self, event_type: str, payload: dict) -> None:
-        """Queue a fact for the ledger."""
-        self._queue.put_nowait(NewEvent(type=event_type, payload=payload))
+    def record(self, event_type: str, payload: dict, *, at_mono_ns: int | None = None) -> None:
+        """Queue a fact for the ledger, stamped with when it happened (`at_mono_ns` on the
+        host's monotonic clock; default now)."""
+        mono_now = self._monotonic_ns()
+        at_mono = mono_now if at_mono_ns is None else at_mono_ns
+        at_utc = self._now() - timedelta(microseconds=(mono_now - at_mono) / 1000)
+        self._queue.put_nowait(NewEvent(type=event_type, payload={
+            **payload, **fact_time(at_utc, at_mono, self.ledger.tz)}))
 
     @property
     def backlog(self) -> int:
