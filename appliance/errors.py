@@ -49,3 +49,7 @@ class InputError(LotedgeError, ValueError):
 
 class FeeError(InputError):
     """Fee inputs are inconsistent: exit before entry, naive time, unknown spot type or code."""
+
+
+class ListenError(LotedgeError, OSError):
+    """The service cannot listen where it must: its API socket or HTTP port is taken."""

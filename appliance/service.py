@@ -20,7 +20,8 @@ from appliance.clock import Clock, SystemClock
 from appliance.config import LotConfig
 from appliance.core.events import Event, NewEvent
 from appliance.core.types import LaneDirection, LotMode, SpotType, VehicleType
-from appliance.errors import InputError
+from appliance.errors import ConfigError, DeviceError, InputError, LotedgeError
+from appliance.host.listen import check_listen_free
 from appliance.host.secrets import check_secret_file
 from appliance.host.watchdog import Notifier
 from appliance.ledger import Ledger
@@ -125,6 +126,8 @@ class Service:
 
             self._api_token = load_or_create_token(cfg.data_path(cfg.api.token_file,
                                                                  self.base_dir))
+            check_listen_free(cfg.data_path(cfg.api.socket, self.base_dir),
+                              http_host=cfg.api.http_host, http_port=cfg.api.http_port)
         self.ledger = await Ledger.open(cfg.db_path(self.base_dir), lot_id=cfg.lot.id,
                                         tz=cfg.lot.tz, clock=self.clock)
         await record_layout(self.ledger, cfg)
@@ -136,12 +139,18 @@ class Service:
         self.printer = FileTicketPrinter(self.data_dir / "printer.txt")
         self.recorder = EventRecorder(self.ledger, late=self.late, now=self.clock.now)
         loop = asyncio.get_running_loop()
+        if not self.simulate and any(ln.camera.strip().startswith("photos:") for ln in cfg.lanes):
+            raise ConfigError("lanes.camera: a photos: camera shows simulated cars' photos; "
+                              "it needs --simulate")
         if not self._plates_given and any(lane.camera.strip() != "sim" for lane in cfg.lanes):
             def camera_fault(lane_id: str, err: Exception) -> None:  # from a capture thread
                 loop.call_soon_threadsafe(self._lane_alarm, "camera_fault", lane_id, str(err))
 
-            self.cameras = CameraPlates.from_config(cfg, base=self.base_dir, sim=self.plates,
-                                                    on_fault=camera_fault)
+            try:
+                self.cameras = CameraPlates.from_config(cfg, base=self.base_dir, sim=self.plates,
+                                                        on_fault=camera_fault)
+            except LotedgeError as err:  # models missing or unreadable: the start stops here
+                raise DeviceError(str(err), code="camera", device="camera") from err
             self.cameras.start()
             self.plates = self.cameras
         self.devices = LotDevices(cfg, simulate=self.simulate, run_dir=self.data_dir / "dev",
@@ -368,6 +377,7 @@ class Service:
         if self.cameras is not None:
             self.cameras.close()
         for controller in self.lanes.values():
+            controller.gate.apply_fail_state("service stopped")  # then the wiring holds it
             controller.arming.close()
             controller.safety.close()
             controller.gate.close_pin()

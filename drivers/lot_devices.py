@@ -8,21 +8,27 @@ resulting paths (or on the configured device paths on a Pi).
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
+
+import serial
 
 from appliance.config import LotConfig
 from appliance.core.events import Event, NewEvent
 from appliance.core.layout import LaneDef
 from appliance.core.occupancy import SpotChange, level_free_counts
 from appliance.core.types import SpotState
+from appliance.errors import ConfigError, DeviceError
 from drivers.gate import BarrierGate, GateCommand
 from drivers.health import FaultChange, HealthRegistry
 from drivers.lane_loops import LaneLoops
 from drivers.loops import LoopDetector
+from drivers.serial_link import PORT_ERRORS
 from drivers.serial_sim import SimulatedMaxBotix, SimulatedRs485Bus, SimulatedSign
 from drivers.sign import LedSign, SignPolicy
 from drivers.spot_sensors import BusSpec, SpotSensorArray, sensor_key
@@ -134,31 +140,51 @@ class SimulatedPorts:
             sim.stop()
 
 
-def _port(port: str, device_id: str, sims: SimulatedPorts | None) -> str:
+def _port(port: str, device_id: str, sims: SimulatedPorts | None, key: str = "port") -> str:
     if port != "sim":
         return port
     if sims is None or device_id not in sims.paths:
-        raise ValueError(f"{device_id}: port is \"sim\" but no simulator was started")
+        raise ConfigError(f"{key}: {device_id} has port = \"sim\", which only works with "
+                          "--simulate; name its serial device")
     return sims.paths[device_id]
+
+
+def check_ports(cfg: LotConfig, *, opener: Callable[..., Any] = serial.serial_for_url) -> None:
+    """Open every configured serial port once (exclusively) and close it again, so that a
+    missing or busy port stops the start with one line instead of a reader retrying for ever.
+
+    Raises ConfigError for a `port = "sim"` (no simulator without --simulate) and DeviceError
+    `port_open` (missing, no permission) or `port_busy` (another program holds it).
+    """
+    owned = [(f"sensor_buses[{i}].port", b.id, b.port) for i, b in enumerate(cfg.sensor_buses)]
+    owned += [(f"signs[{i}].port", s.id, s.port) for i, s in enumerate(cfg.signs)]
+    for key, device_id, port in owned:
+        _port(port, device_id, None, key)
+        try:
+            opener(port, exclusive=True, timeout=0).close()
+        except (*PORT_ERRORS, ValueError) as err:
+            busy = "exclusively lock" in str(err) or getattr(err, "errno", None) == errno.EBUSY
+            raise DeviceError(f"serial port {port} {'is busy (another program holds it)' if busy else 'cannot be opened'}: {err}",
+                              code="port_busy" if busy else "port_open", device=device_id) from err
 
 
 def spot_sensor_array(cfg: LotConfig, health: HealthRegistry,
                       sims: SimulatedPorts | None = None) -> SpotSensorArray:
     """The lot's spot sensors as configured (simulated ports resolved through `sims`)."""
-    buses = [BusSpec(id=b.id, port=_port(b.port, b.id, sims), protocol=b.protocol, baud=b.line_baud,
+    buses = [BusSpec(id=b.id, port=_port(b.port, b.id, sims, f"sensor_buses[{i}].port"), protocol=b.protocol, baud=b.line_baud,
                      poll_interval_ms=b.poll_interval_ms,
                      request_timeout_ms=b.request_timeout_ms)
-             for b in cfg.sensor_buses]
+             for i, b in enumerate(cfg.sensor_buses)]
     return SpotSensorArray(buses, cfg.spots, settings_for=cfg.devices.occupancy, health=health)
 
 
 def led_signs(cfg: LotConfig, health: HealthRegistry,
               sims: SimulatedPorts | None = None) -> list[LedSign]:
     """The lot's availability signs as configured."""
-    return [LedSign(s.id, _port(s.port, s.id, sims), fields=s.fields, health=health, baud=s.baud,
+    return [LedSign(s.id, _port(s.port, s.id, sims, f"signs[{i}].port"), fields=s.fields, health=health, baud=s.baud,
                     policy=SignPolicy(thresholds=s.thresholds, refresh_s=s.refresh_s,
                                       full_at=s.full_at))
-            for s in cfg.signs]
+            for i, s in enumerate(cfg.signs)]
 
 
 class LotDevices:
@@ -183,6 +209,8 @@ class LotDevices:
                  record_passages: bool = False) -> None:
         self.cfg = cfg
         self.health = HealthRegistry(loop=loop)
+        if not simulate:
+            check_ports(cfg)
         self.sims = SimulatedPorts.start(cfg, run_dir, seed=cfg.simulation.seed) if simulate else None
         self.sensors = spot_sensor_array(cfg, self.health, self.sims) if cfg.sensor_buses else None
         self.signs = led_signs(cfg, self.health, self.sims)

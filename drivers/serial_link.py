@@ -94,8 +94,9 @@ class SerialLink:
         if self.port is not None:
             return True
         try:
+            # exclusive: a second program (or a second lotedge) gets "busy", not half the bytes
             self.port = self._opener(self.url, baudrate=self.baud, timeout=self.timeout_s,
-                                     write_timeout=1.0)
+                                     write_timeout=1.0, exclusive=True)
         except (*PORT_ERRORS, ValueError) as err:
             self.open_failures += 1
             self._count("open_failures")

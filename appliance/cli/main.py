@@ -6,8 +6,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
+import sqlite3
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +20,7 @@ from appliance.cli.db import db_app
 from appliance.cli.diag import diag_app
 from appliance.cli.lot import counts_app, reservations_app
 from appliance.cli.quote import quote
-from appliance.errors import LotedgeError
+from appliance.errors import DeviceError, LedgerError, ListenError, LotedgeError
 from drivers.cli import drivers_app
 from lpr.cli import lpr_app
 from sync.cli import cloud_app
@@ -58,7 +61,6 @@ def run(
 ) -> None:
     """Run the appliance (with --simulate: on a simulated lot)."""
     import dataclasses
-    import os
 
     if "INVOCATION_ID" not in os.environ:  # under systemd, UMask= and StateDirectoryMode= rule
         os.umask(0o077)  # the ledger, its directory and every file the service makes: owner only
@@ -87,7 +89,12 @@ async def _run(cfg, *, simulate: bool, duration: float | None, max_cars: int | N
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await service.start()
+    try:
+        await service.start()
+    except BaseException:  # release what did open (ledger thread, cameras, pins) and say why
+        with contextlib.suppress(Exception):
+            await service.stop()
+        raise
     extra = [lambda: systemd_notifier(service)]  # READY/WATCHDOG/STOPPING when under systemd
     traffic = None
     if simulate:
@@ -202,17 +209,60 @@ def config_check(path: Annotated[Path, typer.Argument(help="lot configuration TO
           f"{len(cfg.lanes)} lanes, mode {cfg.lot.mode}")
 
 
+# Exit codes (docs/hardware.md "Exit codes"): which part stopped the start or the command.
+EXIT_CONFIG = 2  # configuration, bad input, and any other lotedge error
+EXIT_LEDGER = 3  # the ledger cannot be opened, read or verified (missing, damaged, newer schema)
+EXIT_GPIO = 4  # the GPIO backend ([hardware] pin_factory) is missing or cannot open the chip
+EXIT_SERIAL = 5  # a serial port is missing, not permitted or busy
+EXIT_CAMERA = 6  # a camera or its plate-reading models cannot be set up
+EXIT_LISTEN = 7  # the API socket or HTTP port is in use
+_DEVICE_EXITS = {"gpio_backend": EXIT_GPIO, "port_open": EXIT_SERIAL, "port_busy": EXIT_SERIAL,
+                 "camera": EXIT_CAMERA}
+
+
+def exit_code(err: BaseException) -> int:
+    """The documented exit code of an error that stopped a command."""
+    if isinstance(err, LedgerError | sqlite3.DatabaseError):
+        return EXIT_LEDGER
+    if isinstance(err, DeviceError):
+        return _DEVICE_EXITS.get(err.code, EXIT_CONFIG)
+    if isinstance(err, ListenError):
+        return EXIT_LISTEN
+    return EXIT_CONFIG
+
+
+def _exit(code: int) -> None:
+    """Exit now, even if a failed open left a library thread behind (an aiosqlite connection
+    whose open failed half-way keeps a non-daemon thread, and the interpreter would wait on it
+    for ever: systemd would sit out its start timeout instead of seeing the exit code)."""
+    if any(t is not threading.main_thread() and not t.daemon and t.is_alive()
+           for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 def main() -> None:
-    """Console entry point: clear one-line errors, exit 2 on bad input."""
+    """Console entry point: one-line errors with the documented exit codes (`exit_code`)."""
     try:
         app()
-    except LotedgeError as err:
-        print(f"lotedge: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    except (LotedgeError, sqlite3.DatabaseError) as err:
+        # sqlite's own error reaches here when a damaged ledger opens but fails a later read
+        text = " ".join(str(err).split()) or type(err).__name__
+        if isinstance(err, sqlite3.DatabaseError):
+            text = f"ledger: {text}"
+        print(f"lotedge: error: {text}", file=sys.stderr)
+        _exit(exit_code(err))
     except KeyboardInterrupt:
         with contextlib.suppress(Exception):
             print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        _exit(130)
+    except SystemExit as done:  # a subcommand's own exit (typer.Exit): never wait on a leak
+        code = done.code
+        if isinstance(code, str):
+            print(code, file=sys.stderr)
+        _exit(code if isinstance(code, int) else (0 if code is None else 1))
 
 
 if __name__ == "__main__":
