@@ -90,7 +90,7 @@ class Service:
         self.tariffs = TariffBook(cfg.tariff)  # what new tickets lock; loaded from the ledger
         self.recorder: EventRecorder | None = None
         self.devices: LotDevices | None = None
-        self.device_log = DeviceLog()
+        self.device_log = DeviceLog(now=self.clock.now, tz=cfg.lot.tz)
         self.runtime: LotRuntime | None = None  # what commands, checks and the API use
         self.probes: ServiceProbes | None = None
         self._api_token = ""

@@ -18,6 +18,7 @@ from appliance.core.layout import LaneDef
 from appliance.core.types import VehicleType
 from appliance.service import Service
 from drivers.loops import SimulatedLoop
+from lpr.photo_stage import Photo, PhotoStage
 from lpr.source import PlateResult, SimulatedPlates
 
 _TYPE_MIX = [(VehicleType.MOTORCYCLE, 5), (VehicleType.COMPACT, 25), (VehicleType.REGULAR, 55),
@@ -39,6 +40,7 @@ class Car:
     pays_on_foot: bool = False
     backs_out: bool = False
     tailgater_follows: bool = False
+    photo: Photo | None = None  # shown on `photos:` lane cameras; its plate is the car's
 
 
 @dataclass
@@ -88,6 +90,8 @@ class TrafficGenerator:
         if not isinstance(plates, SimulatedPlates):
             raise TypeError("the traffic generator needs the simulated camera")
         self.plates: SimulatedPlates = plates
+        self.stage: PhotoStage | None = getattr(service.plates, "stage", None)
+        self._photo_i = 0
         self._permit_plates: list[str] = []
 
     def _stay_s(self) -> float:
@@ -110,6 +114,8 @@ class TrafficGenerator:
                   readable_in=rng.random() >= miss, readable_out=rng.random() >= miss,
                   pays_on_foot=rng.random() < 0.15, backs_out=rng.random() < 0.02,
                   tailgater_follows=rng.random() < 0.01)
+        if self.stage is not None and self.stage.photos:
+            return self._photo_car(car)
         roll = rng.random()
         free_permits = [p for p in self._permit_plates if p not in self.stats.inside]
         if roll < 0.05 and free_permits:
@@ -119,6 +125,18 @@ class TrafficGenerator:
             car.kind = "reservation"
             car.vehicle_type = VehicleType.REGULAR
             car.readable_in = True
+        return car
+
+    def _photo_car(self, car: Car) -> Car:
+        """The car of the next real photo whose plate is not inside already."""
+        photos = self.stage.photos
+        for _ in range(len(photos)):
+            photo = photos[self._photo_i % len(photos)]
+            self._photo_i += 1
+            if photo.plate not in self.stats.inside:
+                break
+        car.plate, car.photo = photo.plate, photo
+        car.readable_in = car.readable_out = True  # the reader decides, from the photo
         return car
 
     async def setup(self) -> None:
@@ -285,9 +303,13 @@ class TrafficGenerator:
         passage_s = self.settings.passage_ms / 1000
         gate_wait_s = self.settings.gate_wait_ms / 1000
         readable = car.readable_in if entering else car.readable_out
-        self.plates.present(lane.id, PlateResult(
-            plate=car.plate if readable else None, confidence=0.95 if readable else 0.0,
-            vehicle_type=str(car.vehicle_type), is_ev=car.is_ev))
+        on_stage = self.stage is not None and car.photo is not None and lane.id in self.stage.lanes
+        if on_stage:
+            self.stage.show(lane.id, car.photo)
+        else:
+            self.plates.present(lane.id, PlateResult(
+                plate=car.plate if readable else None, confidence=0.95 if readable else 0.0,
+                vehicle_type=str(car.vehicle_type), is_ev=car.is_ev))
         if not entering and car.ticket_id:
             self.service.scanner.present(lane.id, car.ticket_id)
         try:
@@ -334,6 +356,8 @@ class TrafficGenerator:
             return True
         finally:
             self.plates.leave(lane.id)
+            if on_stage:
+                self.stage.clear(lane.id)
             self.service.scanner.leave(lane.id)
 
 

@@ -10,7 +10,9 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from lpr.capture import Camera, CameraError
+from lpr.capture import Camera, CameraError, open_frames
+from lpr.photo_stage import PREFIX as PHOTOS
+from lpr.photo_stage import PhotoStage
 from lpr.reader import FrameRead, PlateReader
 from lpr.retention import PurgeReport, purge, save_evidence
 from lpr.source import PlateResult, PlateSource, SimulatedPlates
@@ -48,11 +50,17 @@ class CameraPlates:
         self.sim = sim or SimulatedPlates()
         self._wall_clock = wall_clock
         self.cameras: dict[str, Camera] = {}
+        # `photos:` lanes (simulation only) show real photos of the simulated cars
+        self.stage = PhotoStage(dict(cameras)) if any(
+            s.strip().startswith(PHOTOS) for s in cameras.values()) else None
         for lane_id, spec in cameras.items():
             if spec.strip() == "sim":
                 continue
             hook = (lambda err, lane=lane_id: on_fault(lane, err)) if on_fault else None
-            self.cameras[lane_id] = Camera(spec, reconnect_initial_s=lpr.reconnect_initial_s,
+            opener = (self.stage.opener(lane_id) if spec.strip().startswith(PHOTOS)
+                      else open_frames)
+            self.cameras[lane_id] = Camera(spec, opener=opener,
+                                           reconnect_initial_s=lpr.reconnect_initial_s,
                                            reconnect_max_s=lpr.reconnect_max_s, on_fault=hook)
         self.reader = reader if reader is not None else (
             PlateReader.from_config(lpr) if self.cameras else None)

@@ -234,9 +234,12 @@ class Camera:
                                 fault=self._fault, last_frame_age_s=age)
 
     def burst(self, count: int, *, interval_s: float, timeout_s: float) -> list[np.ndarray]:
-        """Up to `count` fresh frames about `interval_s` apart (fewer if the camera is failing)."""
+        """Up to `count` frames captured after this call, about `interval_s` apart (fewer if the
+        camera is failing): a frame from before the read was asked for may show the car that
+        was there before."""
         frames: list[np.ndarray] = []
-        deadline = time.monotonic() + timeout_s
+        asked = time.monotonic()
+        deadline = asked + timeout_s
         seen = -1
         next_at = 0.0
         while len(frames) < count:
@@ -245,7 +248,8 @@ class Camera:
                     now = time.monotonic()
                     if now >= deadline or self._stop.is_set():
                         return frames
-                    if self._frame is not None and self._frame_seq != seen and now >= next_at:
+                    if (self._frame is not None and self._frame_seq != seen
+                            and self._frame_at >= asked and now >= next_at):
                         break
                     self._cond.wait(min(0.05, deadline - now))
                 frames.append(self._frame)
