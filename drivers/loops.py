@@ -33,28 +33,40 @@ class LoopDetector:
         pin: GPIO (BCM) number.
         pin_factory: gpiozero pin factory (MockFactory in simulation).
         debounce_ms: how long a level must hold.
-        active_low: the detector pulls the input to ground when a vehicle is present.
-        fail_safe: the detector's normally-closed presence contact goes between the input and
-            ground, with the pull-up on: a vehicle, a dead detector or a cut wire all read as
-            "vehicle present" (HIGH), which is what the safety loop should do. Overrides
-            `active_low`.
+        contact: the detector's output contact wired to the input: "no" closes when a vehicle
+            is present, "nc" opens (a dead detector or a cut wire then reads "vehicle present").
+        closed_level: what the input reads while the contact is closed: "low" (contact to
+            ground, internal pull-up) or "high" (contact to 3V3, internal pull-down).
+        active_low: shorthand for contact "no" to ground (`closed_level="low"`).
+        fail_safe: shorthand for contact "nc" to ground: a vehicle, a dead detector or a cut
+            wire all read HIGH = "vehicle present", which is what the safety loop should do.
         loop: the asyncio loop that receives edges (default: the running loop).
         health: registry where the loop reports edges, glitches and its state.
     """
 
     def __init__(self, name: str, pin: int, *, pin_factory: Factory, debounce_ms: int = 150,
                  active_low: bool = False, loop: asyncio.AbstractEventLoop | None = None,
-                 health: HealthRegistry | None = None, fail_safe: bool = False):
+                 health: HealthRegistry | None = None, fail_safe: bool = False,
+                 contact: str | None = None, closed_level: str | None = None):
         self.name = name
         self.pin = pin
         self.debounce_s = debounce_ms / 1000
         self._loop = loop or asyncio.get_running_loop()
-        if fail_safe:
-            self._device = DigitalInputDevice(pin, pull_up=None, active_state=True,
-                                              pin_factory=pin_factory)
-            self._device.pin.pull = "up"
-        else:
-            self._device = DigitalInputDevice(pin, pull_up=active_low, pin_factory=pin_factory)
+        if contact is None:
+            contact = "nc" if fail_safe else "no"
+        if closed_level is None:
+            closed_level = "low" if (fail_safe or active_low) else "high"
+        if contact not in ("no", "nc") or closed_level not in ("low", "high"):
+            raise ValueError(f"{name}: contact must be no/nc and closed_level low/high")
+        # The pull holds the input at the open-contact level; presence is the closed level on
+        # a normally open contact and the open level on a normally closed one.
+        pull_up = closed_level == "low"
+        present_high = (contact == "no") == (closed_level == "high")
+        self.contact = contact
+        self.closed_level = closed_level
+        self._device = DigitalInputDevice(pin, pull_up=None, active_state=present_high,
+                                          pin_factory=pin_factory)
+        self._device.pin.pull = "up" if pull_up else "down"
         self.present: bool = bool(self._device.is_active)
         self._pending: asyncio.TimerHandle | None = None
         self._pending_value: bool | None = None
@@ -130,7 +142,11 @@ class LoopDetector:
 
 
 class SimulatedLoop:
-    """Drives a MockFactory pin the way a real detector's contact would."""
+    """Drives a MockFactory pin the way a real detector's contact would.
+
+    `active_low`: the input reads low while a vehicle is present (a "no" contact to ground);
+    `cut()` is a cut wire: the input floats to its pull.
+    """
 
     def __init__(self, pin_factory: Factory, pin: int, *, active_low: bool = False) -> None:
         self._pin = pin_factory.pin(pin)
@@ -143,3 +159,9 @@ class SimulatedLoop:
     def clear(self) -> None:
         """The loop is free."""
         self._pin.drive_high() if self._active_low else self._pin.drive_low()
+
+    def cut(self) -> None:
+        """The wire to the detector is cut (or the detector lost power): nothing drives it."""
+        pull = self._pin.pull
+        self._pin.pull = "floating"
+        self._pin.pull = pull

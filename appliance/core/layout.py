@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from appliance.core.types import FailState, LaneDirection, SpotType
 
@@ -103,10 +104,31 @@ class LaneDef:
     debounce_ms: int = 150
     auto_close_ms: int = 1000
     level: str | None = None
+    # Wiring (docs/hardware.md): the barrier relay and the loop detectors' output contacts.
+    relay_energise: Literal["open", "close"] | None = None  # None: what fail_state needs
+    loop_contact: Literal["no", "nc"] = "no"  # detector output: closes (no) / opens (nc) on a car
+    loop_closed_level: Literal["high", "low"] = "high"  # contact to 3V3 (pull-down) / to GND (pull-up)
+    loop_fail_safe: bool = False  # require that a cut wire or dead detector reads "vehicle present"
 
     def __post_init__(self) -> None:
         if not 0 <= self.debounce_ms <= 5000:
             raise ValueError("debounce_ms: must be between 0 and 5000")
+        needed = "close" if self.fail_state == FailState.OPEN else "open"
+        if self.relay_energise is not None and self.relay_energise != needed:
+            up_or_down = "up" if self.fail_state == FailState.OPEN else "down"
+            raise ValueError(
+                f"relay_energise: fail_state = \"{self.fail_state}\" needs the relay wired "
+                f"energise-to-{needed} (de-energised = barrier {up_or_down} on power loss and "
+                "crash); rewire it or change fail_state")
+        if self.loop_fail_safe and self.loop_contact != "nc":
+            raise ValueError("loop_fail_safe: a cut wire reads \"vehicle present\" only on the "
+                             "detector's normally closed contact: set loop_contact = \"nc\"")
+
+    @property
+    def relay_energised_opens(self) -> bool:
+        """True: energising the relay raises the barrier (fail-secure wiring)."""
+        return (self.relay_energise or ("close" if self.fail_state == FailState.OPEN
+                                        else "open")) == "open"
 
     @property
     def pins(self) -> list[int]:
