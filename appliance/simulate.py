@@ -1,7 +1,8 @@
 """The simulated lot: a traffic generator that drives cars through the lanes' fake hardware.
 
 It only touches what a car would: loop contacts (MockFactory pins), the camera's view, the ticket
-slot and the scanner. It watches the barrier relay pin to know when it may drive through.
+slot and the scanner. It watches the barrier (through its gate driver, whatever the relay's
+wiring) to know when it may drive through.
 """
 
 from __future__ import annotations
@@ -72,11 +73,14 @@ class TrafficGenerator:
         settings: rates and timings.
         clock: lot time (stays and arrivals are in lot time).
         max_cars: stop generating after this many arrivals (None: forever).
+        record_entries: keep (entry lane, plate) of every car let in, in order, in `entries`
+            (benchmarks compare each lane's tickets' plates with its cars' own).
     """
 
     def __init__(self, service: Service, settings: SimulationSection, clock: Clock, *,
-                 max_cars: int | None = None) -> None:
+                 max_cars: int | None = None, record_entries: bool = False) -> None:
         self.service = service
+        self.entries: list[tuple[str, str]] | None = [] if record_entries else None
         self.settings = settings
         self.clock = clock
         self.max_cars = max_cars
@@ -240,6 +244,8 @@ class TrafficGenerator:
             self.stats.inside.discard(car.plate)
             return
         self.stats.entered += 1
+        if self.entries is not None:
+            self.entries.append((entry.id, car.plate))
         self.stats.permit_holders += car.kind == "permit"
         self.stats.reservations += car.kind == "reservation"
         self.stats.inside.add(car.plate)
@@ -299,7 +305,7 @@ class TrafficGenerator:
         factory = self.service.pin_factory
         arming = SimulatedLoop(factory, lane.arming_loop_pin)
         safety = SimulatedLoop(factory, lane.safety_loop_pin)
-        relay = factory.pin(lane.barrier_relay_pin)
+        gate = self.service.lanes[lane.id].gate  # up or down, whatever the relay's wiring
         passage_s = self.settings.passage_ms / 1000
         gate_wait_s = self.settings.gate_wait_ms / 1000
         readable = car.readable_in if entering else car.readable_out
@@ -315,7 +321,7 @@ class TrafficGenerator:
         try:
             # the next driver pulls onto the loop once the barrier is down: a barrier still up
             # (a slow close under load) would otherwise look like a vend for this car
-            await _wait_for(lambda: not relay.state, gate_wait_s * 10)
+            await _wait_for(lambda: not gate.is_open, gate_wait_s * 10)
             if entering and car.kind == "reservation":
                 # booked for "now", at the loop: booked earlier, a slow lane under load (hours
                 # of lot time at test speeds) let housekeeping release it as a no-show first
@@ -326,8 +332,8 @@ class TrafficGenerator:
             # the driver waits for the lane's answer (the sign changes just before the barrier
             # moves), then gives the barrier a moment: a slow decision under load is no refusal
             answered = await _wait_for(
-                lambda: relay.state or display.shown.get(lane.id, 0) > before, gate_wait_s * 10)
-            opened = answered and await _wait_for(lambda: relay.state, gate_wait_s)
+                lambda: gate.is_open or display.shown.get(lane.id, 0) > before, gate_wait_s * 10)
+            opened = answered and await _wait_for(lambda: gate.is_open, gate_wait_s)
             if not opened:
                 arming.clear()
                 await asyncio.sleep(passage_s)
@@ -337,7 +343,7 @@ class TrafficGenerator:
             if entering and car.backs_out:
                 await asyncio.sleep(passage_s / 4)
                 arming.clear()  # the driver changes their mind and reverses away
-                await _wait_for(lambda: not relay.state, gate_wait_s)
+                await _wait_for(lambda: not gate.is_open, gate_wait_s)
                 return "backed_out"
             await asyncio.sleep(passage_s / 4)
             safety.occupy()
@@ -345,7 +351,7 @@ class TrafficGenerator:
             arming.clear()
             await asyncio.sleep(passage_s / 2)
             safety.clear()
-            await _wait_for(lambda: not relay.state, gate_wait_s)
+            await _wait_for(lambda: not gate.is_open, gate_wait_s)
             if entering and car.tailgater_follows:
                 # a second car noses under the closing barrier, then reverses out
                 self.stats.tailgates += 1
