@@ -119,6 +119,9 @@ class Service:
     async def start(self) -> None:
         """Open the ledger, record the layout if it changed, build the lanes."""
         cfg = self.cfg
+        if not self.simulate and any(ln.camera.strip().startswith("photos:") for ln in cfg.lanes):
+            raise ConfigError("lanes.camera: a photos: camera shows simulated cars' photos; "
+                              "it needs --simulate")
         if cfg.cloud.enabled and cfg.cloud.signing_key_file:  # so does a loose signing key
             check_secret_file(cfg.cloud.signing_key_file, key="cloud.signing_key_file")
         if self.api:  # a loose token file stops the start with one line, before anything runs
@@ -139,9 +142,6 @@ class Service:
         self.printer = FileTicketPrinter(self.data_dir / "printer.txt")
         self.recorder = EventRecorder(self.ledger, late=self.late, now=self.clock.now)
         loop = asyncio.get_running_loop()
-        if not self.simulate and any(ln.camera.strip().startswith("photos:") for ln in cfg.lanes):
-            raise ConfigError("lanes.camera: a photos: camera shows simulated cars' photos; "
-                              "it needs --simulate")
         if not self._plates_given and any(lane.camera.strip() != "sim" for lane in cfg.lanes):
             def camera_fault(lane_id: str, err: Exception) -> None:  # from a capture thread
                 loop.call_soon_threadsafe(self._lane_alarm, "camera_fault", lane_id, str(err))
