@@ -454,3 +454,22 @@ async def test_bundle_with_the_service_stopped_uses_the_log_file(counter_lot, tm
     if data["log_source"] != "journald":  # a host whose journal has a lotedge unit uses it
         assert members["logs.txt"] == b"2026-01-01 INFO lotedge started\n"
     assert json.loads(members["manifest.json"])["log_source"] == data["log_source"]
+
+
+async def test_technician_actions_work_once_attendants_exist(running_lot):
+    """With staff enrolled, `lotedge diag` (root on the appliance) still cycles a gate and
+    writes its audit lines; a signed-out socket client does neither."""
+    from appliance.client import ApiError, ServiceClient
+
+    admin = ServiceClient(running_lot.socket_path, local_admin=True)
+    await admin.post("/attendants", {"id": "sue", "name": "Sue", "role": "supervisor",
+                                     "pin": "246810"})
+    await admin.aclose()
+    data = await diag_json(_config(running_lot), "gate", "in-1", "cycle", "--open-s", "0.2")
+    assert data["lane"] == "in-1"
+    assert (await _events(running_lot.service, "gate.manual_open"))[-1]["attendant"] == "tech:ann"
+    plain = ServiceClient(running_lot.socket_path)
+    with pytest.raises(ApiError) as info:
+        await plain.post("/diag/audit", {"action": "bundle", "technician": "mallory"})
+    assert info.value.status == 401
+    await plain.aclose()
