@@ -7,6 +7,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.types import Message, Receive
 
 from appliance.errors import InputError
 
@@ -77,3 +78,18 @@ def required_text(text: str | None, what: str) -> str:
     if text is None or not str(text).strip():
         raise InputError(f"{what} is required")
     return str(text).strip()
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """An ASGI `receive` that hands `body` over as the whole request body once (middleware
+    that read or rewrote it), then defers to the real one (for the disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay

@@ -19,11 +19,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from appliance.api.limits import bearer_ok
 from appliance.api.peer import source_of, trusted_local_user
-from appliance.api.requests import error_response, json_body, parse_json
+from appliance.api.requests import error_response, json_body, parse_json, replaying
 from appliance.core.roles import PERMISSIONS, allowed, least_role_for
 from appliance.errors import InputError, LotedgeError
 from appliance.ledger import Ledger
@@ -136,16 +136,7 @@ class RoleGate:
             if scope["path"].startswith("/diag/"):
                 body["technician"] = session.attendant_id
             raw = json.dumps(body).encode()
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": raw, "more_body": False}
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(raw, receive), send)
 
 
 def install(app: Starlette, lot: LotRuntime, *, token: str | None = None) -> None:

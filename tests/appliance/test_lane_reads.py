@@ -25,6 +25,15 @@ class ScriptedCamera:
         return PlateResult(plate=plate, confidence=0.95)
 
 
+async def _drive_through(arming: SimulatedLoop, safety: SimulatedLoop) -> None:
+    """A car under the open barrier: onto the safety loop, off the arming loop, gone."""
+    safety.occupy()
+    await asyncio.sleep(0.1)
+    arming.clear()
+    await asyncio.sleep(0.1)
+    safety.clear()
+
+
 async def _wait(predicate, timeout_s: float = 5.0) -> None:
     for _ in range(int(timeout_s / 0.02)):
         if predicate():
@@ -48,21 +57,13 @@ async def test_a_slow_read_is_not_taken_for_the_next_car(counter_lot):
         # car 1: its read is slow, the lane falls back to a ticket after 0.6 s and opens
         arming.occupy()
         await _wait(lambda: controller.gate.is_open)
-        safety.occupy()
-        await asyncio.sleep(0.1)
-        arming.clear()
-        await asyncio.sleep(0.1)
-        safety.clear()
+        await _drive_through(arming, safety)
         await asyncio.sleep(0.1)
         # car 2 pulls up; car 1's read finishes while car 2 is being identified
         controller.machine.identify_timeout_s = 3.0
         arming.occupy()
         await _wait(lambda: controller.stats.vehicles_passed == 1 and controller.gate.is_open)
-        safety.occupy()
-        await asyncio.sleep(0.1)
-        arming.clear()
-        await asyncio.sleep(0.1)
-        safety.clear()
+        await _drive_through(arming, safety)
         await _wait(lambda: controller.stats.vehicles_passed == 2)
         rows = await service.ledger.fetchall(
             "SELECT payload FROM events WHERE type = 'ticket.issued' ORDER BY seq")
@@ -85,11 +86,7 @@ async def test_lane_facts_carry_the_time_they_happened_not_their_batch_write(cou
         safety = SimulatedLoop(service.pin_factory, lane.safety_loop_pin)
         arming.occupy()
         await _wait(lambda: controller.gate.is_open)
-        safety.occupy()
-        await asyncio.sleep(0.1)
-        arming.clear()
-        await asyncio.sleep(0.1)
-        safety.clear()
+        await _drive_through(arming, safety)
         await _wait(lambda: controller.stats.vehicles_passed == 1)
         await asyncio.sleep(0.3)  # let the recorder's batch land
         rows = [dict(r) for r in await service.ledger.fetchall(
