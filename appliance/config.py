@@ -26,6 +26,7 @@ from appliance.core.layout import (
     SpotRange,
 )
 from appliance.core.occupancy import OccupancySettings
+from appliance.core.register_maps import PRESETS, RegisterMap
 from appliance.core.tariff import Tariff
 from appliance.core.types import AllocationStrategy, LaneDirection, LotMode
 from appliance.errors import ConfigError
@@ -292,19 +293,37 @@ class LprSection:
 
 @dataclass(frozen=True, kw_only=True)
 class SensorBusSection:
-    """One spot-sensor port: an RS-485 bus of addressed sensors, or one MaxBotix-style sensor.
+    """One spot-sensor port: an RS-485 Modbus RTU bus of addressed sensors, or one MaxBotix.
 
-    `port` is a device path, a pyserial URL, or "sim" (a pty simulator in `--simulate`).
+    `port` is a device path, a pyserial URL, or "sim" (a simulator in `--simulate`).
+    Modbus: `sensor_model` names a register map (a preset or a `[[sensor_models]]` id); the line
+    is `baud`/`parity`/`stop_bits` (8 data bits); each address is polled every
+    `poll_interval_ms`, a poll waits `request_timeout_ms` and is tried `retries` more times.
+    MaxBotix: `maxbotix_format` is the model family's output ("R3-cm", "R3-in", "R4-mm");
+    readings outside `min_cm`..`max_cm` (the model's limits) are "no target", never free.
+    `floor_cm`: what the sensor reads over the empty spot (its mounting height); its spots are
+    occupied below `floor_cm - 50` unless `[devices] spot_thresholds_cm` names them.
     """
 
     __pydantic_config__ = _FORBID
 
     id: str
     port: str = "sim"
-    protocol: Literal["rs485", "maxbotix"] = "rs485"
+    protocol: Literal["modbus", "maxbotix"] = "modbus"
     baud: int | None = None
+    parity: Literal["N", "E", "O"] = "N"
+    stop_bits: Literal[1, 2] = 1
+    sensor_model: str = "dfrobot-urm14"
     poll_interval_ms: int = 500
-    request_timeout_ms: int = 50
+    request_timeout_ms: int = 100
+    retries: int = 1
+    maxbotix_format: Literal["R3-cm", "R3-in", "R4-mm"] = "R3-cm"
+    min_cm: int | None = None
+    max_cm: int | None = None
+    floor_cm: int | None = None
+    no_target_fault_after_s: float = 60.0
+    silent_fault_after_s: float = 3.0
+    bad_rate_fault: float = 0.2
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", self.id):
@@ -315,10 +334,21 @@ class SensorBusSection:
             raise ValueError("poll_interval_ms: must be between 10 and 600000")
         if not 5 <= self.request_timeout_ms <= 5000:
             raise ValueError("request_timeout_ms: must be between 5 and 5000")
+        if not 0 <= self.retries <= 5:
+            raise ValueError("retries: must be between 0 and 5")
+        if self.min_cm is not None and self.max_cm is not None and self.min_cm >= self.max_cm:
+            raise ValueError("min_cm: must be below max_cm")
+        if self.floor_cm is not None and not 60 <= self.floor_cm <= (self.max_cm or 1000):
+            raise ValueError("floor_cm: the empty spot's reading must be 60 cm or more and "
+                             "within the sensor's range (max_cm)")
+        if self.no_target_fault_after_s <= 0 or self.silent_fault_after_s <= 0:
+            raise ValueError("silent_fault_after_s: fault delays must be positive")
+        if not 0 < self.bad_rate_fault <= 1:
+            raise ValueError("bad_rate_fault: must be a share between 0 and 1")
 
     @property
     def line_baud(self) -> int:
-        """The configured speed, else the protocol's usual one (MaxBotix 9600, RS-485 19200)."""
+        """The configured speed, else the protocol's usual one (MaxBotix 9600, Modbus 19200)."""
         if self.baud is not None:
             return self.baud
         return 9600 if self.protocol == "maxbotix" else 19200
@@ -408,10 +438,18 @@ class LotConfig:
     simulation: SimulationSection = field(default_factory=SimulationSection)
     devices: DevicesSection = field(default_factory=DevicesSection)
     sensor_buses: tuple[SensorBusSection, ...] = ()
+    sensor_models: tuple[RegisterMap, ...] = ()
     signs: tuple[SignSection, ...] = ()
     lpr: LprSection = field(default_factory=LprSection)
     source_path: str | None = None
     source_sha256: str | None = None
+
+    def register_map(self, model: str) -> RegisterMap:
+        """A sensor model's register map: a `[[sensor_models]]` entry, else a preset."""
+        for m in self.sensor_models:
+            if m.id == model:
+                return m
+        return PRESETS[model]
 
     def lane(self, lane_id: str) -> LaneDef:
         """The lane with this id."""
@@ -548,7 +586,12 @@ def _check_devices(cfg: LotConfig, spots: tuple[SpotDef, ...], path: str | None,
                    lines: dict) -> None:
     bus_ids: set[str] = set()
     ports: dict[str, str] = {}
+    models = {*PRESETS, *(m.id for m in cfg.sensor_models)}
     for i, bus in enumerate(cfg.sensor_buses):
+        if bus.protocol == "modbus" and bus.sensor_model not in models:
+            raise _fail(f"unknown sensor model {bus.sensor_model!r} (presets: "
+                        f"{', '.join(sorted(PRESETS))}, or a [[sensor_models]] id)",
+                        ("sensor_buses", i, "sensor_model"), path, lines)
         if bus.id in bus_ids:
             raise _fail(f"duplicate sensor bus id {bus.id!r}", ("sensor_buses", i, "id"), path,
                         lines)
@@ -567,7 +610,7 @@ def _check_devices(cfg: LotConfig, spots: tuple[SpotDef, ...], path: str | None,
             if bus not in bus_ids:
                 raise _fail(f"spot {spot.id}: sensor {spot.sensor!r} names no [[sensor_buses]] id",
                             ("spots",), path, lines)
-            top = MAX_BUS_ADDRESS if protocol[bus] == "rs485" else 1
+            top = MAX_BUS_ADDRESS if protocol[bus] == "modbus" else 1
             addr = addr or "1"
             if not (addr.isascii() and addr.isdigit()) or not 1 <= int(addr) <= top:
                 raise _fail(f"spot {spot.id}: sensor {spot.sensor!r}: the address after ':' must "

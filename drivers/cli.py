@@ -100,28 +100,25 @@ def probe(
 
 @drivers_app.command("parse")
 def parse(
-    capture: Annotated[Path, typer.Argument(help="raw bytes captured from a sensor port")],
-    protocol: Annotated[str, typer.Option(help="maxbotix | rs485")] = "maxbotix",
+    capture: Annotated[Path, typer.Argument(help="raw bytes captured from a MaxBotix port")],
+    fmt: Annotated[str, typer.Option("--format", help="R3-in | R3-cm | R4-mm (the family)")
+                   ] = "R4-mm",
 ) -> None:
-    """Parse a raw serial capture and print its frames and error counts."""
-    from drivers.maxbotix import MaxBotixParser
-    from drivers.rs485 import FrameParser
+    """Parse a raw MaxBotix serial capture and print its readings and error counts.
 
+    (Modbus RTU buses: `lotedge diag serial PORT sniff --protocol raw` splits frames at the
+    inter-frame silence; the driver's health counters say what each address answered.)
+    """
+    from drivers.maxbotix import FORMATS, MaxBotixParser
+
+    if fmt not in FORMATS:
+        raise InputError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
     try:
         data = capture.read_bytes()
     except OSError as err:
         raise InputError(f"cannot read {capture}: {err}") from err
-    if protocol == "maxbotix":
-        mb = MaxBotixParser()
-        values = mb.feed(data)
-        print(f"frames: {mb.frames}  errors: {mb.errors}  noise: {mb.noise_lines}")
-        print("distances_cm:", " ".join(map(str, values[:50])) + (" ..." if len(values) > 50 else ""))
-    elif protocol == "rs485":
-        rs = FrameParser()
-        frames = rs.feed(data)
-        print(f"frames: {rs.frames}  bad_checksum: {rs.bad_checksum}  malformed: {rs.malformed}"
-              f"  noise: {rs.noise}")
-        for f in frames[:50]:
-            print(f"  addr {f.address:3d}  {f.command}  {f.data}")
-    else:
-        raise InputError(f"protocol: {protocol!r} is not maxbotix or rs485")
+    family = FORMATS[fmt]
+    mb = MaxBotixParser(family.digits)
+    values = [family.to_cm(c) for c in mb.feed(data)]
+    print(f"frames: {mb.frames}  errors: {mb.errors}  noise: {mb.noise_lines}")
+    print("distances_cm:", " ".join(map(str, values[:50])) + (" ..." if len(values) > 50 else ""))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -135,3 +136,56 @@ class HealthRegistry:
             devices = [d.snapshot(now) for d in sorted(self._devices.values(),
                                                        key=lambda d: (d.kind, d.name))]
         return {"devices": devices, "faults": sum(len(d["faults"]) for d in devices)}
+
+
+_RATE_WINDOW = 20  # outcomes per address the bad-reading rate is measured over
+_RATE_MIN = 10  # outcomes needed before the rate can raise a fault
+
+
+class SensorHealth:
+    """Counters and faults of one address: what `lotedge diag sensors` shows per spot."""
+
+    def __init__(self, device: DeviceHealth, *, silent_fault_after_s: float,
+                 no_target_fault_after_s: float, bad_rate_fault: float, now_s: float) -> None:
+        self.device = device
+        self.silent_fault_after_s = silent_fault_after_s
+        self.no_target_fault_after_s = no_target_fault_after_s
+        self.bad_rate_fault = bad_rate_fault
+        self.last_answer_s = now_s  # counted from the start: a sensor never heard is silent too
+        self.last_target_s = now_s
+        self.outcomes: deque[bool] = deque(maxlen=_RATE_WINDOW)  # True = bad
+
+    def record(self, outcome: str, now_s: float) -> None:
+        """One reading's outcome: ok | no_target | out_of_range | exception | timeout |
+        bad_frame (timeout: nothing came; every other outcome means the sensor is alive)."""
+        dev = self.device
+        dev.count("polls")
+        dev.count(outcome)
+        if outcome != "timeout":
+            self.last_answer_s = now_s
+            dev.seen(outcome if outcome in ("ok", "no_target") else None, at_mono=now_s)
+            dev.clear("silent", "answering again")
+        if outcome == "ok":
+            self.last_target_s = now_s
+            dev.clear("no_target", "sees a target again")
+        if outcome != "timeout":
+            self.outcomes.append(outcome in ("exception", "out_of_range", "bad_frame"))
+        self.check(now_s)
+
+    def check(self, now_s: float) -> None:
+        """Raise or clear the time- and rate-based faults."""
+        dev = self.device
+        if now_s - self.last_answer_s >= self.silent_fault_after_s:
+            dev.fault("silent", f"no answer for {now_s - self.last_answer_s:.1f} s")
+        if now_s - self.last_target_s >= self.no_target_fault_after_s and \
+                now_s - self.last_answer_s < self.silent_fault_after_s:
+            dev.fault("no_target", f"no target for {now_s - self.last_target_s:.0f} s "
+                      "(blocked, misaimed or beyond its range?)")
+        if len(self.outcomes) >= _RATE_MIN:
+            rate = sum(self.outcomes) / len(self.outcomes)
+            dev.info["bad_rate"] = round(rate, 2)
+            if rate >= self.bad_rate_fault:
+                dev.fault("bad_readings", f"{rate:.0%} of the last {len(self.outcomes)} answers "
+                          "were exceptions, corrupt or out of range")
+            elif rate < self.bad_rate_fault / 2:
+                dev.clear("bad_readings", f"bad rate down to {rate:.0%}")

@@ -8,6 +8,7 @@ resulting paths (or on the configured device paths on a Pi).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import logging
 import random
@@ -21,7 +22,7 @@ import serial
 from appliance.config import LotConfig
 from appliance.core.events import Event, NewEvent
 from appliance.core.layout import LaneDef
-from appliance.core.occupancy import SpotChange, level_free_counts
+from appliance.core.occupancy import OccupancySettings, SpotChange, level_free_counts
 from appliance.core.types import SpotState
 from appliance.errors import ConfigError, DeviceError
 from drivers.gate import BarrierGate, GateCommand
@@ -29,7 +30,7 @@ from drivers.health import FaultChange, HealthRegistry
 from drivers.lane_loops import LaneLoops
 from drivers.loops import LoopDetector
 from drivers.serial_link import PORT_ERRORS
-from drivers.serial_sim import SimulatedMaxBotix, SimulatedRs485Bus, SimulatedSign
+from drivers.serial_sim import SimulatedMaxBotix, SimulatedModbusBus, SimulatedSign
 from drivers.sign import LedSign, SignPolicy
 from drivers.spot_sensors import BusSpec, SpotSensorArray, sensor_key
 
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 FREE_CM = 400
 OCCUPIED_CM = 60
+FLOOR_MARGIN_CM = 50
 
 
 class SimulatedPorts:
@@ -44,7 +46,7 @@ class SimulatedPorts:
 
     def __init__(self) -> None:
         self.paths: dict[str, str] = {}
-        self.buses: dict[str, SimulatedRs485Bus] = {}
+        self.buses: dict[str, SimulatedModbusBus] = {}
         self.maxbotix: dict[str, SimulatedMaxBotix] = {}
         self.signs: dict[str, SimulatedSign] = {}
         self._spot_sensor: dict[str, tuple[str, int]] = {}
@@ -68,13 +70,17 @@ class SimulatedPorts:
                 continue
             link = run_dir / f"tty-{bus.id}"
             if bus.protocol == "maxbotix":
-                sim = SimulatedMaxBotix(link, distance_cm=FREE_CM, interval_s=0.1,
-                                        seed=rng.randrange(1 << 30)).start()
+                sim = SimulatedMaxBotix(link, distance_cm=bus.floor_cm or FREE_CM, interval_s=0.1,
+                                        seed=rng.randrange(1 << 30),
+                                        fmt=bus.maxbotix_format).start()
                 sims.maxbotix[bus.id] = sim
             else:
-                sim = SimulatedRs485Bus(link, distances=dict.fromkeys(addresses[bus.id], FREE_CM),
-                                        seed=rng.randrange(1 << 30)).start()
-                sims.buses[bus.id] = sim
+                modbus = SimulatedModbusBus(cfg.register_map(bus.sensor_model), addresses[bus.id],
+                                            distance_cm=FREE_CM,
+                                            seed=rng.randrange(1 << 30)).start()
+                sims.buses[bus.id] = modbus
+                sims.paths[bus.id] = modbus.path
+                continue
             sims.paths[bus.id] = sim.path
         for sign in cfg.signs:
             if sign.port == "sim":
@@ -90,7 +96,12 @@ class SimulatedPorts:
             return False
         bus, addr = where
         if bus in self.buses:
-            self.buses[bus].distances[addr] = distance_cm
+            sim = self.buses[bus]
+            if distance_cm is None:
+                sim.silent.add(addr)
+            else:
+                sim.silent.discard(addr)
+                sim.distances[addr] = distance_cm
             return True
         if bus in self.maxbotix:
             self.maxbotix[bus].distance_cm = distance_cm
@@ -171,11 +182,30 @@ def check_ports(cfg: LotConfig, *, opener: Callable[..., Any] = serial.serial_fo
 def spot_sensor_array(cfg: LotConfig, health: HealthRegistry,
                       sims: SimulatedPorts | None = None) -> SpotSensorArray:
     """The lot's spot sensors as configured (simulated ports resolved through `sims`)."""
-    buses = [BusSpec(id=b.id, port=_port(b.port, b.id, sims, f"sensor_buses[{i}].port"), protocol=b.protocol, baud=b.line_baud,
-                     poll_interval_ms=b.poll_interval_ms,
-                     request_timeout_ms=b.request_timeout_ms)
+    buses = [BusSpec(id=b.id, port=_port(b.port, b.id, sims, f"sensor_buses[{i}].port"),
+                     protocol=b.protocol, baud=b.line_baud, parity=b.parity,
+                     stop_bits=b.stop_bits,
+                     register_map=(cfg.register_map(b.sensor_model) if b.protocol == "modbus"
+                                   else None),
+                     poll_interval_ms=b.poll_interval_ms, request_timeout_ms=b.request_timeout_ms,
+                     retries=b.retries, maxbotix_format=b.maxbotix_format, min_cm=b.min_cm,
+                     max_cm=b.max_cm, silent_fault_after_s=b.silent_fault_after_s,
+                     no_target_fault_after_s=b.no_target_fault_after_s,
+                     bad_rate_fault=b.bad_rate_fault)
              for i, b in enumerate(cfg.sensor_buses)]
-    return SpotSensorArray(buses, cfg.spots, settings_for=cfg.devices.occupancy, health=health)
+    floors = {b.id: b.floor_cm for b in cfg.sensor_buses if b.floor_cm is not None}
+    bus_of = {s.id: sensor_key(s.sensor).partition(":")[0] for s in cfg.spots if s.sensor}
+
+    def settings_for(spot_id: str) -> OccupancySettings:
+        settings = cfg.devices.occupancy(spot_id)
+        floor = floors.get(bus_of.get(spot_id, ""))
+        if floor is None or spot_id in cfg.devices.spot_thresholds_cm:
+            return settings
+        # an empty spot reads about the floor; anything 50 cm or more above it is a vehicle
+        return dataclasses.replace(settings, occupied_below_cm=floor - FLOOR_MARGIN_CM,
+                                   max_valid_cm=max(settings.max_valid_cm, floor + 100))
+
+    return SpotSensorArray(buses, cfg.spots, settings_for=settings_for, health=health)
 
 
 def led_signs(cfg: LotConfig, health: HealthRegistry,

@@ -7,15 +7,25 @@ closes the pty and removes the link (the driver sees the port vanish); `plug()` 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import os
 import random
 import select
 import threading
 import tty
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from drivers.maxbotix import encode_range
+from pymodbus import FramerType
+from pymodbus.constants import ExcCodes
+from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+from appliance.core.register_maps import RegisterMap
+from drivers.maxbotix import FORMATS, encode_range
 from drivers.rs485 import FrameParser, error_reply, range_reply
 
 
@@ -124,26 +134,36 @@ class _SimThread:
 
 
 class SimulatedMaxBotix(_SimThread):
-    """A MaxBotix-style sensor free-running at `interval_s`, with optional line noise.
+    """A MaxBotix sensor free-running at `interval_s` in its family's format, with line noise.
 
-    Set `distance_cm` to move the target; None makes the sensor silent.
+    Set `distance_cm` to move the target; a target beyond the family's range makes it report its
+    maximum (no target), as the real sensors do; None makes the sensor silent.
     """
 
     def __init__(self, link_path: str | Path, *, distance_cm: int | None = 400,
-                 interval_s: float = 0.1, noise_rate: float = 0.0, seed: int | None = None):
+                 interval_s: float = 0.1, noise_rate: float = 0.0, seed: int | None = None,
+                 fmt: str = "R3-cm"):
         super().__init__(PtyDevice(link_path), Path(link_path).name)
         self.distance_cm = distance_cm
         self.interval_s = interval_s
         self.noise_rate = noise_rate
+        self.format = FORMATS[fmt]
         self._rng = random.Random(seed)
         self.sent = 0
+
+    def frame(self, distance_cm: int) -> bytes:
+        """What the sensor sends for a target at `distance_cm`."""
+        f = self.format
+        top = round(f.max_cm * 10 / f.mm_per_count)
+        count = min(max(round(distance_cm * 10 / f.mm_per_count), 0), top)
+        return encode_range(count, f.digits)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
             if self._rng.random() < self.noise_rate:
                 self.device.write(self._rng.randbytes(self._rng.randrange(1, 8)))
             d = self.distance_cm
-            if d is not None and self.device.write(encode_range(d)):
+            if d is not None and self.device.write(self.frame(d)):
                 self.sent += 1
 
 
@@ -215,3 +235,116 @@ class SimulatedSign(_SimThread):
                     field, _, value = text.partition(":")
                     if value:
                         self.shown[field] = value
+
+
+class SimulatedModbusBus:
+    """Modbus RTU spot sensors served by pymodbus's own server, not by code of ours.
+
+    The server speaks RTU framing over a loopback TCP socket (a serial-over-TCP bridge); the
+    driver opens it as the pyserial URL `socket://127.0.0.1:PORT`, so the same pymodbus client
+    code runs here and on a real RS-485 adapter. Each address holds `register_map`'s registers
+    (both as holding and input registers).
+
+    `distances[address]`: the range the sensor measures (None: no target); `silent`: addresses
+    that do not answer at all; `exceptions[address]`: answer with that Modbus exception code;
+    `raw[address]`: registers served as given; `corrupt_rate`: share of answers with one bit
+    flipped (a bad CRC on the wire).
+    """
+
+    def __init__(self, register_map: RegisterMap, addresses: Iterable[int], *,
+                 distance_cm: int | None = 400, seed: int | None = None, port: int = 0) -> None:
+        self.map = register_map
+        self.distances: dict[int, int | None] = dict.fromkeys(addresses, distance_cm)
+        self.silent: set[int] = set()
+        self.exceptions: dict[int, int] = {}
+        self.raw: dict[int, list[int]] = {}  # registers served as they are (published examples)
+        self.corrupt_rate = 0.0
+        self._rng = random.Random(seed)
+        self.requests = 0
+        self.port = port
+        self._loop = asyncio.new_event_loop()
+        self._server: Any = None
+        self._thread = threading.Thread(target=self._run, name="sim:modbus", daemon=True)
+
+    @property
+    def path(self) -> str:
+        """The URL the driver opens."""
+        return f"socket://127.0.0.1:{self.port}"
+
+    def start(self) -> SimulatedModbusBus:
+        """Start the server (returns once it listens)."""
+        self._thread.start()
+        self.plug()
+        return self
+
+    def _device(self, address: int) -> SimDevice:
+        m = self.map
+        block = [SimData(m.register, count=m.count, values=0, datatype=DataType.REGISTERS)]
+        bits = [SimData(0, count=1, values=False, datatype=DataType.BITS)]
+        return SimDevice(id=address, simdata=(bits, bits, block, list(block)),
+                         action=functools.partial(self._action, address))
+
+    async def _action(self, address: int, function_code: int, start_address: int,
+                      req_address: int, count: int, current_registers: list[int],
+                      set_values: Any) -> ExcCodes | None:
+        self.requests += 1
+        if address in self.exceptions:
+            return ExcCodes(self.exceptions[address])
+        words = self.raw.get(address) or self.map.encode(self.distances.get(address))
+        offset = self.map.register - start_address
+        current_registers[offset:offset + len(words)] = words
+        return None
+
+    def _trace(self, sending: bool, data: bytes) -> bytes:
+        if not sending or not data:
+            return data
+        if data[0] in self.silent or data[0] not in self.distances:
+            return b""
+        if self.corrupt_rate and self._rng.random() < self.corrupt_rate:
+            raw = bytearray(data)
+            raw[self._rng.randrange(1, len(raw))] ^= 0x01
+            return bytes(raw)
+        return data
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_forever()
+
+    def _on_loop(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(5.0)
+
+    async def _listen(self) -> None:
+        self._server = ModbusTcpServer(
+            [self._device(a) for a in sorted(self.distances)], framer=FramerType.RTU,
+            address=("127.0.0.1", self.port), ignore_missing_devices=True,
+            trace_packet=self._trace)
+        await self._server.serve_forever(background=True)
+        self.port = self._server.transport.sockets[0].getsockname()[1]
+
+    async def _close(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            await server.shutdown()
+            for conn in list(getattr(server, "active_connections", {}).values()):
+                conn.close()
+
+    @property
+    def plugged(self) -> bool:
+        """True while the server listens."""
+        return self._server is not None
+
+    def plug(self) -> None:
+        """The adapter is back: listen again on the same port."""
+        if self._server is None:
+            self._on_loop(self._listen())
+
+    def unplug(self) -> None:
+        """The adapter is gone: the listener and every open connection close."""
+        self._on_loop(self._close())
+
+    def stop(self) -> None:
+        """Stop the server and its thread."""
+        if self._loop.is_running():
+            self.unplug()
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5.0)

@@ -1,4 +1,4 @@
-"""Ultrasonic spot sensors: port readers (MaxBotix per port, RS-485 poller) and the sensor array.
+"""Spot sensors: port readers (MaxBotix per port, Modbus RTU bus poller) and the sensor array.
 
 Readers run in threads (pyserial is blocking) and hand readings to the asyncio loop; the array
 filters them per spot (`appliance.core.occupancy`) and reports state changes to listeners.
@@ -15,11 +15,12 @@ from dataclasses import dataclass
 
 from appliance.core.layout import SpotDef
 from appliance.core.occupancy import OccupancySettings, SpotChange, SpotOccupancyFilter
+from appliance.core.register_maps import PRESETS, RegisterMap
 from appliance.core.types import SpotState
 from appliance.errors import DeviceError
-from drivers.health import HealthRegistry
-from drivers.maxbotix import MaxBotixParser
-from drivers.rs485 import FrameParser, read_request
+from drivers.health import HealthRegistry, SensorHealth
+from drivers.maxbotix import FORMATS, MaxBotixParser
+from drivers.modbus_sensors import ModbusSensorBus
 from drivers.serial_link import Backoff, PortWorker, SerialLink
 
 log = logging.getLogger(__name__)
@@ -54,148 +55,94 @@ def _handoff(loop: asyncio.AbstractEventLoop, deliver: Deliver) -> Deliver:
 
 
 class MaxBotixPort(PortWorker):
-    """One MaxBotix-style sensor on its own port, read continuously.
+    """One MaxBotix sensor on its own port, read continuously in its family's format.
 
     Args:
         bus_id: the port's id in config; its readings are sensor 'BUS_ID:1'.
         url: the serial port.
         deliver: called (in the reader thread) with each reading; wrap with a loop hand-off.
-        health: registry for the port's counters and faults.
+        health: registry for the port's counters and faults (the port and sensor 'BUS_ID:1').
+        fmt: the model family's output (`drivers.maxbotix.FORMATS`).
+        min_cm, max_cm: the range limits (default: the family's); a maximum-range reading is
+            "no target" (delivered as None, never a distance), one at the minimum is out of range.
         baud: line speed (MaxBotix: 9600).
+        silent_fault_after_s, no_target_fault_after_s, bad_rate_fault: see `SensorHealth`.
         backoff: reopen delays after an unplug.
     """
 
     def __init__(self, bus_id: str, url: str, *, deliver: Deliver, health: HealthRegistry,
-                 baud: int = 9600, backoff: Backoff | None = None) -> None:
+                 fmt: str = "R3-cm", min_cm: int | None = None, max_cm: int | None = None,
+                 baud: int = 9600, silent_fault_after_s: float = 3.0,
+                 no_target_fault_after_s: float = 60.0, bad_rate_fault: float = 0.2,
+                 backoff: Backoff | None = None) -> None:
         super().__init__(bus_id)
         self.sensor = f"{bus_id}:1"
+        self.format = FORMATS[fmt]
+        self.min_cm = min_cm
+        self.max_cm = max_cm
         self.health = health.device(bus_id, "serial_port")
+        self.health.info["format"] = fmt
+        self.sensor_health = SensorHealth(
+            health.device(self.sensor, "spot_sensor"), silent_fault_after_s=silent_fault_after_s,
+            no_target_fault_after_s=no_target_fault_after_s, bad_rate_fault=bad_rate_fault,
+            now_s=time.monotonic())
         self.link = SerialLink(bus_id, url, baud=baud, timeout_s=0.1, health=self.health,
                                backoff=backoff)
-        self.parser = MaxBotixParser()
+        self.parser = MaxBotixParser(self.format.digits)
         self._deliver = deliver
 
     def _work(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            if not self.link.ensure_open(stop):
-                break
+            if not self.link.is_open:
+                self.sensor_health.check(time.monotonic())
+                if not self.link.try_open():
+                    stop.wait(self.link.backoff.next_delay())
+                    continue
             try:
                 data = self.link.read_available()
             except DeviceError:
-                self.parser = MaxBotixParser()
+                self.parser = MaxBotixParser(self.format.digits)
                 continue
+            now = time.monotonic()
             if not data:
+                self.sensor_health.check(now)
                 continue
             errors_before = self.parser.errors + self.parser.noise_lines
-            distances = self.parser.feed(data)
+            counts = self.parser.feed(data)
             bad = self.parser.errors + self.parser.noise_lines - errors_before
             if bad:
                 self.health.count("bad_frames", bad)
-            now = time.monotonic()
-            for d in distances:
+                for _ in range(bad):
+                    self.sensor_health.record("bad_frame", now)
+            for count in counts:
                 self.health.seen("ok", at_mono=now)
-                self._deliver(SensorReading(sensor=self.sensor, distance_cm=d, at_s=now))
+                distance, outcome = self.format.classify(count, min_cm=self.min_cm,
+                                                         max_cm=self.max_cm)
+                self.sensor_health.record(outcome, now)
+                self._deliver(SensorReading(sensor=self.sensor, distance_cm=distance, at_s=now))
         self.link.close()
-
-
-class Rs485Poller(PortWorker):
-    """Polls addressed sensors on one RS-485 bus, one request at a time, each with a timeout.
-
-    Args:
-        bus_id: the bus id in config; readings are sensor 'BUS_ID:ADDRESS'.
-        url: the serial port of the bus adapter.
-        addresses: sensor addresses to poll, in order.
-        deliver: called (in the poller thread) with each reading; a timeout, an error reply or a
-            corrupted reply delivers distance None.
-        health: registry (the bus and each sensor are devices).
-        baud: line speed.
-        poll_interval_ms: one full round of the bus at most this often.
-        request_timeout_ms: how long to wait for one sensor's reply.
-        no_reply_fault_after: consecutive failed polls before a sensor's `no_reply` fault.
-    """
-
-    def __init__(self, bus_id: str, url: str, addresses: Iterable[int], *, deliver: Deliver,
-                 health: HealthRegistry, baud: int = 19200, poll_interval_ms: int = 500,
-                 request_timeout_ms: int = 50, no_reply_fault_after: int = 5,
-                 backoff: Backoff | None = None) -> None:
-        super().__init__(bus_id)
-        self.bus_id = bus_id
-        self.addresses = sorted(set(addresses))
-        self.health = health.device(bus_id, "sensor_bus")
-        self._sensors = {a: health.device(f"{bus_id}:{a}", "spot_sensor") for a in self.addresses}
-        self.link = SerialLink(bus_id, url, baud=baud, timeout_s=request_timeout_ms / 1000,
-                               health=self.health, backoff=backoff)
-        self.poll_interval_s = poll_interval_ms / 1000
-        self.parser = FrameParser()
-        self.no_reply_fault_after = no_reply_fault_after
-        self._misses = dict.fromkeys(self.addresses, 0)
-        self._deliver = deliver
-        self.rounds = 0
-
-    def _work(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            if not self.link.ensure_open(stop):
-                break
-            started = time.monotonic()
-            try:
-                for address in self.addresses:
-                    if stop.is_set():
-                        break
-                    self._poll(address)
-            except DeviceError:
-                self.parser = FrameParser()
-                continue
-            self.rounds += 1
-            self.health.seen("ok")
-            stop.wait(max(0.0, self.poll_interval_s - (time.monotonic() - started)))
-        self.link.close()
-
-    def _poll(self, address: int) -> None:
-        self.link.discard_input()
-        self.link.write(read_request(address))
-        deadline = time.monotonic() + self.link.timeout_s
-        distance: int | None = None
-        answered = False
-        while not answered and time.monotonic() < deadline:
-            before = self.parser.errors
-            frames = self.parser.feed(self.link.read_line())
-            if self.parser.errors > before:
-                self.health.count("bad_frames", self.parser.errors - before)
-            for frame in frames:
-                if frame.address != address:
-                    self.health.count("unexpected_replies")
-                    continue
-                answered = True
-                if frame.command == "E":
-                    self._sensors[address].count("error_replies")
-                    self._sensors[address].info["last_error"] = frame.data
-                else:
-                    distance = frame.distance_cm
-        sensor = self._sensors[address]
-        now = time.monotonic()
-        if distance is not None:
-            self._misses[address] = 0
-            sensor.seen("ok", at_mono=now)
-            sensor.clear("no_reply", "answering again")
-        else:
-            self._misses[address] += 1
-            sensor.count("timeouts" if not answered else "invalid_replies")
-            if self._misses[address] >= self.no_reply_fault_after:
-                sensor.fault("no_reply", f"{self._misses[address]} polls without a valid reply")
-        self._deliver(SensorReading(sensor=f"{self.bus_id}:{address}", distance_cm=distance,
-                                    at_s=now))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class BusSpec:
-    """What the array needs of one configured bus (see appliance.config.SensorBusSection)."""
+    """What the array needs of one configured port (see appliance.config.SensorBusSection)."""
 
     id: str
     port: str
-    protocol: str = "rs485"
+    protocol: str = "modbus"
     baud: int = 19200
+    parity: str = "N"
+    stop_bits: int = 1
+    register_map: RegisterMap | None = None
     poll_interval_ms: int = 500
-    request_timeout_ms: int = 50
+    request_timeout_ms: int = 100
+    retries: int = 1
+    maxbotix_format: str = "R3-cm"
+    min_cm: int | None = None
+    max_cm: int | None = None
+    silent_fault_after_s: float = 3.0
+    no_target_fault_after_s: float = 60.0
+    bad_rate_fault: float = 0.2
 
 
 class SpotSensorArray:
@@ -267,14 +214,22 @@ class SpotSensorArray:
         """Start one reader per bus."""
         deliver = _handoff(loop or asyncio.get_running_loop(), self.on_reading)
         for bus in self.buses.values():
+            faults = {"silent_fault_after_s": bus.silent_fault_after_s,
+                      "no_target_fault_after_s": bus.no_target_fault_after_s,
+                      "bad_rate_fault": bus.bad_rate_fault}
             if bus.protocol == "maxbotix":
-                worker: PortWorker = MaxBotixPort(bus.id, bus.port, deliver=deliver,
-                                                  health=self.health, baud=bus.baud)
+                worker: PortWorker = MaxBotixPort(
+                    bus.id, bus.port, deliver=deliver, health=self.health, baud=bus.baud,
+                    fmt=bus.maxbotix_format, min_cm=bus.min_cm, max_cm=bus.max_cm, **faults)
             else:
-                worker = Rs485Poller(bus.id, bus.port, self._addresses[bus.id], deliver=deliver,
-                                     health=self.health, baud=bus.baud,
-                                     poll_interval_ms=bus.poll_interval_ms,
-                                     request_timeout_ms=bus.request_timeout_ms)
+                worker = ModbusSensorBus(
+                    bus.id, bus.port, self._addresses[bus.id],
+                    register_map=bus.register_map or PRESETS["dfrobot-urm14"],
+                    deliver=lambda sensor, d, at, send=deliver: send(
+                        SensorReading(sensor=sensor, distance_cm=d, at_s=at)),
+                    health=self.health, baud=bus.baud, parity=bus.parity,
+                    stop_bits=bus.stop_bits, timeout_ms=bus.request_timeout_ms,
+                    retries=bus.retries, poll_interval_ms=bus.poll_interval_ms, **faults)
             worker.start()
             self.workers.append(worker)
 

@@ -60,8 +60,9 @@ def test_a_spot_naming_an_unknown_bus_is_rejected():
 
 
 @pytest.mark.parametrize(("old", "new", "key"), [
-    ('protocol = "rs485" ', 'protocol = "modbus" ', "sensor_buses[0].protocol"),
-    ("request_timeout_ms = 50", "request_timeout_ms = 1", "sensor_buses[0].request_timeout_ms"),
+    ('protocol = "modbus" ', 'protocol = "rs485" ', "sensor_buses[0].protocol"),
+    ('sensor_model = "dfrobot-urm14"', 'sensor_model = "acme-9000"', "sensor_buses[0].sensor_model"),
+    ('request_timeout_ms = 100', 'request_timeout_ms = 1', "sensor_buses[0].request_timeout_ms"),
     ("spot_hysteresis_cm = 20", "spot_hysteresis_cm = -5", "devices.spot_hysteresis_cm"),
     ('L3 = "L3"', 'L3 = "L7"', "signs[0].fields.L3"),
 ])

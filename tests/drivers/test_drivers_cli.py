@@ -21,7 +21,7 @@ def test_probe_simulated_demo_lot_reports_levels_signs_and_health(tmp_path: Path
     cfg = tmp_path / "lot.toml"
     cfg.write_text(text)
     result = runner.invoke(app, ["drivers", "probe", "-c", str(cfg), "--simulate",
-                                 "--seconds", "1.5", "--json"])
+                                 "--seconds", "3", "--json"])  # two rounds of ~40 polls
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     levels = report["levels"]
@@ -35,8 +35,8 @@ def test_probe_simulated_demo_lot_reports_levels_signs_and_health(tmp_path: Path
 
 def test_parse_capture_counts_frames_and_errors(tmp_path: Path):
     capture = tmp_path / "cap.bin"
-    capture.write_bytes(encode_range(123) + b"\x00garbage\r" + encode_range(456))
-    result = runner.invoke(app, ["drivers", "parse", str(capture)])
+    capture.write_bytes(encode_range(123, 3) + b"\x00garbage\r" + encode_range(456, 3))
+    result = runner.invoke(app, ["drivers", "parse", str(capture), "--format", "R3-cm"])
     assert result.exit_code == 0
     assert "frames: 2  errors: 1" in result.output
     assert "123 456" in result.output

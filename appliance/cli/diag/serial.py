@@ -65,9 +65,8 @@ def _decoder(protocol: str) -> Callable[[bytes], list[Any]] | None:
 
             parser = MaxBotixParser()
         else:
-            from drivers.rs485 import FrameParser  # type: ignore[import-not-found]
-
-            parser = FrameParser()
+            raise NotAvailable(f"protocol {protocol!r}: raw (Modbus RTU frames are split at the "
+                               "inter-frame silence) or maxbotix")
     except ImportError as err:
         raise NotAvailable(f"protocol {protocol!r} needs the {err.name} driver, not in this build"
                            ) from None
@@ -124,14 +123,14 @@ def serial(
     baud: Annotated[int, typer.Option(help="baud rate")] = 9600,
     duration_s: Annotated[float, typer.Option(help="how long to listen")] = 5.0,
     frames: Annotated[int | None, typer.Option(help="stop after N frames")] = None,
-    protocol: Annotated[str, typer.Option(help="raw | maxbotix | rs485")] = "raw",
+    protocol: Annotated[str, typer.Option(help="raw (Modbus RTU too) | maxbotix")] = "raw",
     json_out: JsonOpt = False,
 ) -> None:
     """Frames and error counts of a serial device (through the service when it owns it)."""
     d: DiagContext = ctx.obj
     with exit_on_error(json_out):
-        if protocol not in ("raw", "maxbotix", "rs485"):
-            raise LotedgeError(f"unknown protocol {protocol!r} (raw, maxbotix, rs485)")
+        if protocol not in ("raw", "maxbotix"):
+            raise LotedgeError(f"unknown protocol {protocol!r} (raw, maxbotix)")
         if d.service_up():
             client = d.client()
             data = client.get("/diag/serial", port=port)
