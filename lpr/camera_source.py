@@ -20,6 +20,9 @@ from lpr.vote import vote
 
 log = logging.getLogger(__name__)
 
+EARLY_AGREEING = 2  # frames agreeing on one plate that end a burst
+EARLY_CONFIDENCE = 0.95  # or a first frame read this surely
+
 
 class CameraPlates:
     """PlateSource backed by cameras: each lane's `camera` string picks its backend.
@@ -96,17 +99,30 @@ class CameraPlates:
         return await loop.run_in_executor(self._executor, self._read_blocking, lane_id, camera)
 
     def _read_blocking(self, lane_id: str, camera: Camera) -> PlateResult:
-        interval_s = self.cfg.burst_interval_ms / 1000
-        frames = camera.burst(self.cfg.burst_frames, interval_s=interval_s,
-                              timeout_s=interval_s * self.cfg.burst_frames + 1.0)
-        if not frames:
-            return PlateResult(plate=None)
+        # Frame by frame, each read as soon as it is taken; the burst ends early once the reads
+        # agree (EARLY_AGREEING frames on one plate) or the first is sure (EARLY_CONFIDENCE):
+        # a clear plate costs one frame, a hard one gets the whole burst to vote on.
+        wanted = self.cfg.burst_frames
+        deadline = time.monotonic() + self.cfg.burst_interval_ms / 1000 * wanted + 1.0
         reads: list[tuple[FrameRead, object]] = []
-        for frame in frames:
-            reads.append((self.reader.read(frame), frame))
-        # Frames the camera did not deliver count as frames without a read.
+        failed = False
+        while len(reads) < wanted:
+            frames = camera.burst(1, interval_s=0.0,
+                                  timeout_s=max(0.05, deadline - time.monotonic()))
+            if not frames:
+                failed = True
+                break
+            reads.append((self.reader.read(frames[0]), frames[0]))
+            so_far = vote([(r.plate, r.confidence) for r, _ in reads],
+                          min_confidence=self.cfg.min_confidence)
+            if so_far.plate is not None and (so_far.agreeing >= EARLY_AGREEING or (
+                    len(reads) == 1 and reads[0][0].confidence >= EARLY_CONFIDENCE)):
+                break
+        if not reads:
+            return PlateResult(plate=None)
         votes = [(r.plate, r.confidence) for r, _ in reads]
-        votes += [(None, 0.0)] * (self.cfg.burst_frames - len(frames))
+        if failed:  # frames the camera did not deliver count as frames without a read
+            votes += [(None, 0.0)] * (wanted - len(reads))
         result = vote(votes, min_confidence=self.cfg.min_confidence)
         if result.plate is not None:
             winners = [(r, f) for r, f in reads if r.plate == result.plate]

@@ -157,3 +157,36 @@ async def test_two_lanes_read_side_by_side_not_one_behind_the_other(tmp_path, re
         assert (first.plate, second.plate) == ("7XYZ123", "8ABC456")
     finally:
         source.close()
+
+
+async def test_a_clear_plate_costs_one_frame_a_doubtful_one_gets_the_burst(tmp_path, reader):
+    from dataclasses import replace
+
+    write_scenes(tmp_path / "cam", plates=("7XYZ123",), repeat=3)
+
+    class Counting:
+        def __init__(self, adjust):
+            self.calls = 0
+            self.adjust = adjust
+
+        def read(self, frame):
+            self.calls += 1
+            return self.adjust(reader.read(frame), self.calls)
+
+    cfg = LprSection(burst_frames=5, burst_interval_ms=20, min_confidence=0.5,
+                     reconnect_initial_s=0.05, reconnect_max_s=0.1)
+    cases = {
+        "sure": (lambda r, n: r, 1, "7XYZ123"),  # the first read is >= 0.95 sure
+        "unsure": (lambda r, n: replace(r, confidence=0.6), 2, "7XYZ123"),  # two must agree
+        "disagreeing": (lambda r, n: replace(r, plate=f"X{n}", confidence=0.6), 5, None),
+    }
+    for name, (adjust, frames_read, plate) in cases.items():
+        counting = Counting(adjust)
+        source = CameraPlates(cfg, {"in-1": f"dir:{tmp_path / 'cam'}"},
+                              storage_dir=tmp_path / "evidence", reader=counting)
+        source.start()
+        try:
+            result = await source.read("in-1")
+        finally:
+            source.close()
+        assert (counting.calls, result.plate) == (frames_read, plate), name
