@@ -392,6 +392,8 @@ class DevicesSection:
     spot_occupied_below_cm: int = 150
     spot_hysteresis_cm: int = 20
     spot_debounce_ms: int = 3000
+    spot_settle_ratio: float = 0.8  # share of the window's readings a new state needs
+    spot_settle_min_readings: int = 16  # ... taken over at least this many readings
     spot_heartbeat_s: float = 1800.0
     spot_thresholds_cm: dict[str, int] = field(default_factory=dict)
 
@@ -404,6 +406,10 @@ class DevicesSection:
                     "gate_feedback_timeout_ms", "loop_dead_min_edges"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key}: must not be negative")
+        if not 0.5 < self.spot_settle_ratio <= 1:
+            raise ValueError("spot_settle_ratio: must be above 0.5 and at most 1")
+        if self.spot_settle_min_readings < 1:
+            raise ValueError("spot_settle_min_readings: must be at least 1")
         for spot_id, cm in self.spot_thresholds_cm.items():
             if cm <= 0:
                 raise ValueError(f"spot_thresholds_cm.{spot_id}: must be positive")
@@ -414,6 +420,8 @@ class DevicesSection:
             occupied_below_cm=self.spot_thresholds_cm.get(spot_id, self.spot_occupied_below_cm),
             hysteresis_cm=self.spot_hysteresis_cm,
             debounce_s=self.spot_debounce_ms / 1000,
+            settle_ratio=self.spot_settle_ratio,
+            settle_min_readings=self.spot_settle_min_readings,
             heartbeat_s=self.spot_heartbeat_s,
         )
 

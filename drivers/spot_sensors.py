@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from appliance.core.layout import SpotDef
+from appliance.core.layout import SpotDef, sensor_key
 from appliance.core.occupancy import OccupancySettings, SpotChange, SpotOccupancyFilter
 from appliance.core.register_maps import PRESETS, RegisterMap
 from appliance.core.types import SpotState
@@ -35,15 +35,6 @@ class SensorReading:
     sensor: str
     distance_cm: int | None
     at_s: float
-
-
-def sensor_key(text: str) -> str:
-    """Normalise a spot's `sensor` ('bus1:05' -> 'bus1:5'; a bare 'port1' -> 'port1:1')."""
-    bus, _, addr = text.partition(":")
-    try:
-        return f"{bus}:{int(addr) if addr else 1}"
-    except ValueError:
-        return text
 
 
 def _handoff(loop: asyncio.AbstractEventLoop, deliver: Deliver) -> Deliver:

@@ -22,6 +22,7 @@ from starlette.routing import Route
 from appliance.api.probes import ServiceProbes
 from appliance.api.requests import int_param, json_body, required_text
 from appliance.core.events import NewEvent
+from appliance.core.layout import sensor_key
 from appliance.errors import InputError
 from appliance.host.redact import redact_url
 from appliance.lot import alarms
@@ -128,7 +129,8 @@ def routes(lot: LotRuntime, probes: ServiceProbes, handler: Callable) -> list[Ro
         for r in rows:
             if level is not None and r["level_id"] != level:
                 continue
-            reading = by_device.get(r["sensor"] or "") or by_device.get(r["id"])
+            reading = ((by_device.get(sensor_key(r["sensor"])) if r["sensor"] else None)
+                       or by_device.get(r["id"]))
             spots.append({"spot": r["id"], "level": r["level_id"], "type": r["type"],
                           "sensor": r["sensor"], "state": r["state"], "ticket_id": r["ticket_id"],
                           "sensor_state": r["sensor_state"],

@@ -13,6 +13,16 @@ MAX_LOT_SPOTS = 50_000  # spots in a lot (the largest car parks hold ~20,000)
 MAX_BUS_ADDRESS = 247  # RS-485 sensor addresses are 1..247
 
 
+def sensor_key(text: str) -> str:
+    """A spot's `sensor` as the drivers name its device: 'bus1:05' -> 'bus1:5', a bare MaxBotix
+    port 'port1' -> 'port1:1' (config may spell an address with leading zeros or leave it out)."""
+    bus, _, addr = text.partition(":")
+    try:
+        return f"{bus}:{int(addr) if addr else 1}"
+    except ValueError:
+        return text
+
+
 @dataclass(frozen=True, kw_only=True)
 class LevelDef:
     """A level of the lot; `capacity` per spot type is used in counter mode."""

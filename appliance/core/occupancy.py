@@ -22,7 +22,15 @@ class OccupancySettings:
     Args:
         occupied_below_cm: a reading closer than this means a vehicle is in the spot.
         hysteresis_cm: the spot is free again only beyond `occupied_below_cm + hysteresis_cm`.
-        debounce_s: a new state must be seen continuously this long before it is reported.
+        debounce_s: a new state must be seen this long before it is reported ...
+        settle_ratio: ... and at that point agree with at least this share of the readings of
+            the last `debounce_s` (band readings count for neither side). A contrary reading
+            does not restart the wait; the candidate is dropped only once most readings since
+            it was first seen contradict it. A sensor right 80 % of the time still settles.
+        settle_min_readings: between OCCUPIED and AVAILABLE the share is taken over at least
+            this many readings (reaching back before the window when the sensor is slow), so a
+            few wrong readings in a row from a slow sensor cannot flip a spot; the first state
+            after UNKNOWN needs only the window.
         heartbeat_s: with no valid reading for this long the spot becomes UNKNOWN.
         min_valid_cm, max_valid_cm: readings outside this range are invalid (sensor limits).
     """
@@ -30,6 +38,8 @@ class OccupancySettings:
     occupied_below_cm: int = 150
     hysteresis_cm: int = 20
     debounce_s: float = 3.0
+    settle_ratio: float = 0.8
+    settle_min_readings: int = 1
     heartbeat_s: float = 1800.0
     min_valid_cm: int = 20
     max_valid_cm: int = 765
@@ -41,6 +51,10 @@ class OccupancySettings:
             raise ValueError("hysteresis_cm: must not be negative")
         if self.debounce_s < 0:
             raise ValueError("debounce_s: must not be negative")
+        if not 0.5 < self.settle_ratio <= 1:
+            raise ValueError("settle_ratio: must be above 0.5 and at most 1")
+        if self.settle_min_readings < 1:
+            raise ValueError("settle_min_readings: must be at least 1")
         if self.heartbeat_s <= 0:
             raise ValueError("heartbeat_s: must be positive")
         if not 0 <= self.min_valid_cm < self.max_valid_cm:
@@ -85,7 +99,9 @@ class SpotOccupancyFilter:
         self.invalid_readings = 0
         self._candidate: str | None = None
         self._candidate_since = 0.0
-        self._window: deque[tuple[float, str]] = deque(maxlen=64)
+        self._for = 0  # readings agreeing with the candidate since it was first seen
+        self._against = 0  # readings contradicting it since then
+        self._window: deque[tuple[float, str]] = deque(maxlen=256)
 
     def _classify(self, distance_cm: int) -> str:
         s = self.settings
@@ -106,21 +122,50 @@ class SpotOccupancyFilter:
         self.distance_cm = distance_cm
         kind = self._classify(distance_cm)
         self._window.append((now_s, kind))
-        if kind == _BAND:
-            kind = self._candidate or _state_kind(self.state)
-            if kind is None:
-                return None
-        if kind == _state_kind(self.state):
-            self._candidate = None
-            self.confidence = self._agreement(kind, now_s)
+        current = _state_kind(self.state)
+        if kind != _BAND:
+            if kind == self._candidate:
+                self._for += 1
+            elif self._candidate is not None:
+                self._against += 1
+            elif kind != current:
+                self._start(kind, now_s)
+            if self._candidate is not None and self._share() < 0.5:
+                # mostly the current state (or, from UNKNOWN, the other kind) after all
+                self._candidate = None
+                if kind != current:
+                    self._start(kind, now_s)
+        if self._candidate is None:
+            if kind == current:
+                self.confidence = self._agreement(kind, now_s)
             return None
-        if self._candidate != kind:
-            self._candidate = kind
-            self._candidate_since = now_s
-        if now_s - self._candidate_since >= s.debounce_s:
-            new = SpotState.OCCUPIED if kind == _OCCUPIED else SpotState.AVAILABLE
+        if (now_s - self._candidate_since >= s.debounce_s
+                and self._recent_share(now_s) >= s.settle_ratio):
+            new = SpotState.OCCUPIED if self._candidate == _OCCUPIED else SpotState.AVAILABLE
             return self._change(new, now_s, "reading")
         return None
+
+    def _start(self, kind: str, now_s: float) -> None:
+        self._candidate = kind
+        self._candidate_since = now_s
+        self._for, self._against = 1, 0
+
+    def _share(self) -> float:
+        return self._for / (self._for + self._against)
+
+    def _recent_share(self, now_s: float) -> float:
+        # over the last debounce window, or the last `settle_min_readings` since the candidate
+        # was first seen if the window holds fewer: an early run of contrary readings does not
+        # weigh on the decision for ever, nor can a short run of wrong ones decide it
+        s = self.settings
+        since = [(t, k) for t, k in self._window if t >= self._candidate_since and k != _BAND]
+        recent = [k for t, k in since if t >= now_s - s.debounce_s]
+        needed = s.settle_min_readings if self.state != SpotState.UNKNOWN else 1
+        if len(recent) < needed:
+            if len(since) < needed:
+                return 0.0
+            recent = [k for _, k in since[-needed:]]
+        return recent.count(self._candidate) / len(recent)
 
     def tick(self, now_s: float) -> SpotChange | None:
         """Time passes: a spot without a valid reading for `heartbeat_s` becomes UNKNOWN."""

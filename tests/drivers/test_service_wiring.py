@@ -28,6 +28,7 @@ request_timeout_ms = 30
 
 [devices]
 spot_debounce_ms = 60
+spot_settle_min_readings = 2
 """
 
 
