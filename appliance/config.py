@@ -70,7 +70,8 @@ class HardwareSection:
 
     __pydantic_config__ = _FORBID
 
-    pin_factory: Literal["mock", "lgpio", "rpigpio", "native"] = "mock"
+    # lgpio: Pi 5 (and any Pi); native: gpiozero's own, Pi 1-4 only; auto: what the board has
+    pin_factory: Literal["auto", "mock", "lgpio", "rpigpio", "native"] = "mock"
 
 
 @dataclass(frozen=True, kw_only=True)

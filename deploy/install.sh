@@ -117,7 +117,8 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$SRC_HASH" ]; then
     export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
     "$VENV/bin/pip" install -q --no-compile --no-deps --force-reinstall "$R/opt/lotedge/src"
     if [ "$DEPS" = 1 ]; then
-        "$VENV/bin/pip" install -q --no-compile "$R/opt/lotedge/src"
+        # [pi]: the GPIO backends (lgpio on a 64-bit Pi OS, for the Pi 5 and older Pis)
+        "$VENV/bin/pip" install -q --no-compile "$R/opt/lotedge/src[pi]"
     fi
     rm -rf "$R/opt/lotedge/src/build" "$R/opt/lotedge/src/"*.egg-info
     find "$VENV"/lib/python3*/site-packages -name '__pycache__' -type d -prune -exec rm -rf {} +

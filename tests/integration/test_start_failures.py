@@ -95,6 +95,11 @@ def test_a_missing_gpio_backend_exits_4(tmp_path: Path):
     assert_fails(*run(path), 4, "gpio")
 
 
+def test_auto_gpio_on_a_machine_without_one_exits_4(tmp_path: Path):
+    path = write_lot(tmp_path, pins="auto")
+    assert_fails(*run(path), 4, "not a Raspberry Pi")
+
+
 def test_a_missing_serial_port_exits_5(tmp_path: Path):
     path = write_lot(tmp_path, extra='[[sensor_buses]]\nid = "bus1"\n'
                                       f'port = "{tmp_path}/ttyUSB9"\n')
