@@ -1,4 +1,8 @@
-"""RS-485 multi-drop spot-sensor bus: the ASCII request/response frame and its CRC-16/MODBUS.
+"""A home-made ASCII bus frame (colon framing with a CRC-16/MODBUS): spoken by no product.
+
+Not used by the appliance: RS-485 spot sensors speak Modbus RTU (`drivers/modbus_sensors.py`).
+This module and `serial_sim.SimulatedRs485Bus` remain only because `bench/bench_drivers.py` still
+measures them; delete all three together once the bench moves to Modbus.
 
 Frame (both directions), all ASCII:
 

@@ -168,7 +168,8 @@ class SimulatedMaxBotix(_SimThread):
 
 
 class SimulatedRs485Bus(_SimThread):
-    """Addressed sensors on one RS-485 bus: answers range requests with the documented frames.
+    """The home-made colon-framed bus of `drivers/rs485.py` (no product speaks it; kept only for
+    `bench/bench_drivers.py`). Answers range requests with that module's frames.
 
     `distances[address]` is a sensor's range (None: the sensor does not answer); `errors[address]`
     makes it send an error reply with that code; `corrupt_rate` flips a byte in some replies.
