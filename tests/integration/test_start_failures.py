@@ -219,3 +219,9 @@ def test_an_intact_ledger_still_starts_and_stops(tmp_path: Path, good_ledger: Pa
     shutil.copy(good_ledger, target)
     proc, _ = lotedge("run", "--config", str(path), "--no-display", "--duration", "1")
     assert proc.returncode == 0, proc.stderr[-1500:]
+
+
+def test_systemd_does_not_restart_on_what_a_restart_cannot_mend():
+    unit = (ROOT / "systemd" / "lotedge.service").read_text()
+    line = next(x for x in unit.splitlines() if x.startswith("RestartPreventExitStatus="))
+    assert line.split("=", 1)[1].split() == ["2", "3"]
