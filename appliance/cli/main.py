@@ -231,12 +231,14 @@ def exit_code(err: BaseException) -> int:
     return EXIT_CONFIG
 
 
-def _exit(code: int) -> None:
+def _exit(code: int, *, before: frozenset[threading.Thread] = frozenset()) -> None:
     """Exit now, even if a failed open left a library thread behind (an aiosqlite connection
     whose open failed half-way keeps a non-daemon thread, and the interpreter would wait on it
-    for ever: systemd would sit out its start timeout instead of seeing the exit code)."""
+    for ever: systemd would sit out its start timeout instead of seeing the exit code). Only
+    threads this command started count: `main()` called in a process that had threads of its
+    own (a test runner) must not take that process down."""
     if any(t is not threading.main_thread() and not t.daemon and t.is_alive()
-           for t in threading.enumerate()):
+           and t not in before for t in threading.enumerate()):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
@@ -245,6 +247,7 @@ def _exit(code: int) -> None:
 
 def main() -> None:
     """Console entry point: one-line errors with the documented exit codes (`exit_code`)."""
+    before = frozenset(threading.enumerate())
     try:
         app()
     except (LotedgeError, sqlite3.DatabaseError) as err:
@@ -253,16 +256,16 @@ def main() -> None:
         if isinstance(err, sqlite3.DatabaseError):
             text = f"ledger: {text}"
         print(f"lotedge: error: {text}", file=sys.stderr)
-        _exit(exit_code(err))
+        _exit(exit_code(err), before=before)
     except KeyboardInterrupt:
         with contextlib.suppress(Exception):
             print("interrupted", file=sys.stderr)
-        _exit(130)
+        _exit(130, before=before)
     except SystemExit as done:  # a subcommand's own exit (typer.Exit): never wait on a leak
         code = done.code
         if isinstance(code, str):
             print(code, file=sys.stderr)
-        _exit(code if isinstance(code, int) else (0 if code is None else 1))
+        _exit(code if isinstance(code, int) else (0 if code is None else 1), before=before)
 
 
 if __name__ == "__main__":
