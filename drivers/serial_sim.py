@@ -330,6 +330,11 @@ class SimulatedModbusBus:
                 conn.close()
 
     @property
+    def device(self) -> SimulatedModbusBus:
+        """The adapter to `plug()`/`unplug()`, as `PtyDevice` is for the pty simulators."""
+        return self
+
+    @property
     def plugged(self) -> bool:
         """True while the server listens."""
         return self._server is not None

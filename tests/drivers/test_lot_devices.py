@@ -87,7 +87,7 @@ async def test_lot_devices_record_spot_changes_faults_and_gate_commands(tmp_path
     try:
         assert await wait_until(lambda: device_log.recorded >= 120, 10)
         gate.open("test")
-        devices.sims.buses["bus3"].unplug()
+        devices.sims.buses["bus3"].device.unplug()
         assert await wait_until(lambda: device_log.recorded >= 122, 10)
         assert devices.free_by_level()["L2"] == 39
         await asyncio.sleep(0.2)  # the bus3 poller keeps failing to reopen meanwhile
@@ -100,7 +100,7 @@ async def test_lot_devices_record_spot_changes_faults_and_gate_commands(tmp_path
 
         raised = await eventually(lambda: alarm("port_lost", cleared=False))
         assert raised is not None and raised["severity"] == "warning"
-        devices.sims.buses["bus3"].plug()
+        devices.sims.buses["bus3"].device.plug()
         assert await eventually(lambda: alarm("port_lost", cleared=True)) is not None
     finally:
         for task in (runner, recorder):
