@@ -170,9 +170,7 @@ class Service:
                                   closed_level=lane.loop_closed_level)
             gate = BarrierGate(lane.id, lane.barrier_relay_pin, safety_loop=safety,
                                pin_factory=self.pin_factory, fail_state=lane.fail_state,
-                               # --simulate: the traffic generator plays a controller wired
-                               # energise-to-open (it reads relay high = up)
-                               energised_opens=self.simulate or lane.relay_energised_opens,
+                               energised_opens=lane.relay_energised_opens,
                                auto_close_ms=lane.auto_close_ms,
                                closing_travel_ms=dev.gate_closing_travel_ms,
                                feedback_pin=lane.gate_feedback_pin,

@@ -31,12 +31,12 @@ async def test_entry_uses_the_plate_read_from_the_camera(tmp_path):
     try:
         arming = SimulatedLoop(service.pin_factory, cfg.lane("in-1").arming_loop_pin)
         arming.occupy()
-        relay = service.pin_factory.pin(cfg.lane("in-1").barrier_relay_pin)
+        gate = service.lanes["in-1"].gate  # up or down whatever the relay's wiring
         for _ in range(300):
-            if relay.state:
+            if gate.is_open:
                 break
             await asyncio.sleep(0.05)
-        assert relay.state, "gate did not open"
+        assert gate.is_open, "gate did not open"
         row = await service.ledger.fetchone(
             "SELECT payload FROM events WHERE type = 'ticket.issued'")
         issued = json.loads(row[0])
@@ -57,10 +57,10 @@ async def test_lane_display_shows_rate_before_the_gate_opens(tmp_path):
     run = asyncio.create_task(service.run(stop))
     shown_when_open = []
     try:
-        relay = service.pin_factory.pin(cfg.lane("in-1").barrier_relay_pin)
+        gate = service.lanes["in-1"].gate  # up or down whatever the relay's wiring
         SimulatedLoop(service.pin_factory, cfg.lane("in-1").arming_loop_pin).occupy()
         for _ in range(200):
-            if relay.state:
+            if gate.is_open:
                 shown_when_open.append(service.lane_display.current.get("in-1"))
                 break
             await asyncio.sleep(0.01)

@@ -45,23 +45,23 @@ async def _pass(service: Service, lane_id: str, plate: str | None, *,
     lane = service.cfg.lane(lane_id)
     arming = SimulatedLoop(service.pin_factory, lane.arming_loop_pin)
     safety = SimulatedLoop(service.pin_factory, lane.safety_loop_pin)
-    relay = service.pin_factory.pin(lane.barrier_relay_pin)
+    gate = service.lanes[lane_id].gate  # up or down whatever the relay's wiring
     service.plates_sim.present(lane_id, PlateResult(plate=plate, confidence=0.95 if plate else 0))
     if ticket:
         service.scanner.present(lane_id, ticket)
     try:
         arming.occupy()
         deadline = time.monotonic() + timeout_s
-        while not relay.state and time.monotonic() < deadline:
+        while not gate.is_open and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
-        opened = bool(relay.state)
+        opened = gate.is_open
         if opened:
             safety.occupy()
             await asyncio.sleep(0.03)
         arming.clear()
         await asyncio.sleep(0.03)
         safety.clear()
-        while relay.state and time.monotonic() < deadline + 2:
+        while gate.is_open and time.monotonic() < deadline + 2:
             await asyncio.sleep(0.005)
         return opened
     finally:

@@ -93,7 +93,7 @@ async def test_sign_in_then_open_gate_with_reason_is_audited(running_lot):
         await pilot.press("enter")  # empty reason is refused by the form
         assert isinstance(app.screen, FormDialog)
         await _fill(pilot, "ticket jam")
-        await _until(pilot, lambda: running_lot.service.pin_factory.pin(27).state, "relay")
+        await _until(pilot, lambda: running_lot.service.lanes["in-1"].gate.is_open, "relay")
     opened = await _events(running_lot.service, "gate.manual_open")
     assert opened == [{"lane": "in-1", "attendant": "ann", "reason": "ticket jam"}]
     signed = await _events(running_lot.service, "attendant.signed_in")
@@ -114,7 +114,7 @@ async def test_close_refused_while_safety_loop_occupied_shows_reason(running_lot
             app.query_one("#lane-message").render()), "refusal")
         message = str(app.query_one("#lane-message").render())
         assert "in-1" in message and "safety loop" in message
-        assert service.pin_factory.pin(27).state  # barrier still open over the car
+        assert service.lanes["in-1"].gate.is_open  # barrier still open over the car
         assert "OCCUPIED" in str(app.query_one("#lanes-table").get_row_at(0)[4])
         safety.clear()
         await asyncio.sleep(0.05)
