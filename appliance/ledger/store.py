@@ -234,6 +234,7 @@ class Ledger:
 
     async def _connect(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = None
         try:
             conn = await aiosqlite.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
             conn.row_factory = sqlite3.Row
@@ -242,9 +243,18 @@ class Ledger:
             await conn.execute("PRAGMA synchronous = FULL")
             await conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as err:
+            if conn is not None:  # its thread would keep the process alive after the error
+                with contextlib.suppress(Exception):
+                    await conn.close()
             raise LedgerError(f"cannot open ledger {self.path}: {err}") from err
         self._conn = conn
-        await self._migrate()
+        try:
+            await self._migrate()
+        except BaseException:  # a damaged file can fail the migration's reads as well
+            self._conn = None
+            with contextlib.suppress(Exception):
+                await conn.close()
+            raise
 
     @property
     def conn(self) -> aiosqlite.Connection:

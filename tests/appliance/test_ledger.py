@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from appliance.core.events import NewEvent
+from appliance.errors import LedgerError
 from appliance.ledger import Ledger
 
 TZ = ZoneInfo("America/New_York")
@@ -231,3 +233,24 @@ async def test_bodies_queued_behind_a_failed_commit_still_get_their_answer(ledge
         await first
     assert await asyncio.wait_for(later, 5) == "ok"
     assert await ledger.last_seq() == 1
+
+
+@pytest.mark.parametrize("damage", ["random", "truncated"])
+async def test_a_ledger_that_fails_to_open_leaves_no_thread_behind(tmp_path, damage):
+    import os
+    import threading
+
+    path = tmp_path / "ledger.sqlite3"
+    if damage == "random":
+        path.write_bytes(os.urandom(64 * 1024))
+    else:
+        path.write_bytes(b"SQLite format 3\x00" + b"\x10\x00" + b"\x00" * 30)
+    before = {t for t in threading.enumerate() if not t.daemon}
+    with pytest.raises(LedgerError):
+        await Ledger.open(path, lot_id="lot-1", tz=ZoneInfo("UTC"))
+    for _ in range(100):  # aiosqlite's thread ends once its connection is closed
+        left = {t for t in threading.enumerate() if not t.daemon and t.is_alive()} - before
+        if not left:
+            break
+        await asyncio.sleep(0.02)
+    assert not left, left
