@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -69,3 +70,18 @@ async def retained(port: int, topic: str, timeout_s: float = 5.0) -> dict | None
         except TimeoutError:
             return None
     return None
+
+
+@contextlib.asynccontextmanager
+async def running(*coros):
+    """Run coroutines as tasks for the block; cancel them after (bounded: a stuck teardown
+    must not hang CI)."""
+    tasks = [asyncio.create_task(c) for c in coros]
+    try:
+        yield tasks
+    finally:
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(t, 10)

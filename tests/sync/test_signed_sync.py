@@ -9,7 +9,6 @@ lot's key and acks by the cloud's key, so both fail; the real events still sync.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,7 +24,7 @@ from sync.mqtt import MqttSettings, ack_topic, events_topic
 from sync.retention import enforce
 from sync.signing import LotKeys, private_key, public_key, seal
 from sync.uplink import Uplink, read_acked_through
-from tests.sync.helpers import LOT, assert_exact_chain, open_filled, wait_for
+from tests.sync.helpers import LOT, assert_exact_chain, open_filled, running, wait_for
 
 
 class Keys:
@@ -48,17 +47,6 @@ class Keys:
                       ack_key=private_key(self.cloud_private, what="cloud"), **kwargs)
 
 
-@contextlib.asynccontextmanager
-async def running(*coros):
-    tasks = [asyncio.create_task(c) for c in coros]
-    try:
-        yield tasks
-    finally:
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(t, 10)
 
 
 async def publish(port: int, topic: str, payload: bytes | str, *, retain: bool = False) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 
 import aiomqtt
@@ -12,20 +11,7 @@ from sync.cloud_store import open_store
 from sync.ingest import Ingest
 from sync.mqtt import MqttSettings, ack_topic, events_topic
 from sync.uplink import Uplink, read_acked_through
-from tests.sync.helpers import LOT, assert_exact_chain, fill, open_filled, wait_for
-
-
-@contextlib.asynccontextmanager
-async def running(*coros):
-    tasks = [asyncio.create_task(c) for c in coros]
-    try:
-        yield tasks
-    finally:
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(t, 10)  # bounded: a stuck teardown must not hang CI
+from tests.sync.helpers import LOT, assert_exact_chain, fill, open_filled, running, wait_for
 
 
 async def test_events_sync_once_each_and_ack_is_persisted(tmp_path, broker):
