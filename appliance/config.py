@@ -245,7 +245,7 @@ class LprSection:
     second_rec_model: str = ""  # "" = the shipped PP-OCRv6 small recogniser; "none" = no vote
     second_rec_dict: str = ""
     second_rec_below: float = 2.0  # the second reads a line only when the first is less sure (> 1: always)
-    detector: str = "text"
+    detector: str = "yolo"  # the plate detector (AGPL-3.0); "text" = text detector only
     plate_det_model: str = ""
     plate_det_px: int = 416
     threads: int = 1

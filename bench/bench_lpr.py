@@ -1,8 +1,8 @@
 """Plate reading on the development set: exact and character accuracy, latency, model memory.
 
 Uses /work/shared/plates/us (override with LOTEDGE_PLATES_DIR); one onnxruntime thread; both
-pipelines: `detector = "text"` (the default, Apache-2.0 models only) and `detector = "yolo"`
-(AGPL-3.0 plate detector first, text search as fallback).
+pipelines: `detector = "yolo"` (the default: plate detector first, text search as fallback) and
+`detector = "text"` (the text detector only).
 """
 
 from __future__ import annotations

@@ -75,6 +75,6 @@ def test_config_selects_the_detector_and_its_input_size():
 
     text_only = PlateReader.from_config(LprSection(detector="text"))
     assert text_only.plate_detector is None
-    assert PlateReader.from_config(LprSection()).plate_detector is None  # Apache-only default
+    assert PlateReader.from_config(LprSection()).plate_detector is not None  # the default
     yolo = PlateReader.from_config(LprSection(detector="yolo", plate_det_px=320))
     assert yolo.plate_detector is not None and yolo.plate_detector.input_px == 320

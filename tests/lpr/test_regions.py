@@ -79,7 +79,7 @@ def test_lpr_config_section_defaults_and_custom_regions():
     cfg = parse_config(LOT)
     assert cfg.lpr.regions == (US,)
     assert cfg.lpr.burst_frames == 5
-    assert cfg.lpr.detector == "text" and cfg.lpr.plate_det_px == 416
+    assert cfg.lpr.detector == "yolo" and cfg.lpr.plate_det_px == 416
     cfg = parse_config(LOT + """
 [lpr]
 burst_frames = 3
