@@ -22,12 +22,16 @@ Transition table (state + input -> new state, commands):
 | any          | SafetyOccupied out of turn  | same         | Note(safety_loop_out_of_turn) |
 | not PASSING  | ManualOpen (attendant)      | OPEN         | OpenGate(reason)              |
 | OPEN/REFUSED | ManualClose (attendant)     | IDLE         | CloseGate                     |
+| not OPEN/    | HoldReleased, safety clear  | same         | CloseGate                     |
+| PASSING      | HoldReleased, safety busy   | same         | CloseGate once it clears      |
 
 After PASSING, if the arming loop is already occupied (the next car), the lane goes straight to
 IDENTIFYING. Each entry into IDENTIFYING starts a new presence (a number); a plate read is bound
 to the presence that asked for it, so a read that finishes after its vehicle was decided (timed
-out) or left is discarded and never taken for the next vehicle. Inputs that do not apply to a
-state are ignored (returned as no commands).
+out) or left is discarded and never taken for the next vehicle. A released hold leaves the
+barrier up with no vehicle cycle to close it: the machine closes it itself, at once or when
+the safety loop clears (OPEN/PASSING close it at the end of their own cycle). Inputs that do
+not apply to a state are ignored (returned as no commands).
 """
 
 from __future__ import annotations
@@ -100,12 +104,17 @@ class ManualClose:
 
 
 @dataclass(frozen=True, slots=True)
+class HoldReleased:
+    """An attendant released a hold-open (the shell has let go of the barrier)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """Time passes (used for timeouts)."""
 
 
 LaneInput = (ArmingOccupied | ArmingCleared | SafetyOccupied | SafetyCleared | PlateRead | Decided
-             | ManualOpen | ManualClose | Tick)
+             | ManualOpen | ManualClose | HoldReleased | Tick)
 
 
 # Commands -------------------------------------------------------------------------------------
@@ -182,6 +191,7 @@ class LaneMachine:
     ticket_id: str | None = None
     last_reason: str = ""
     presence: int = 0  # which vehicle IDENTIFYING is about: +1 each time it starts
+    close_when_clear: bool = False  # a hold was released over a vehicle: close after it
     history: list[tuple[float, LaneState, LaneState, str]] = field(default_factory=list)
     _pending: list[tuple[float, LaneState, LaneState, str]] = field(default_factory=list)
 
@@ -230,6 +240,9 @@ class LaneMachine:
                     return [Note("safety_loop_out_of_turn")]
             case SafetyCleared():
                 self.safety = False
+                pending, self.close_when_clear = self.close_when_clear, False
+                if pending and s not in (LaneState.OPEN, LaneState.PASSING):
+                    return [CloseGate()]  # OPEN/PASSING: that vehicle's own cycle closes it
                 if s == LaneState.PASSING:
                     ticket, self.ticket_id = self.ticket_id, None
                     cmds: list[LaneCommand] = [CloseGate(), Note("passed", ticket)]
@@ -267,6 +280,14 @@ class LaneMachine:
                     self.ticket_id = None
                     self._go(now, LaneState.IDLE, "manual close")
                     return [CloseGate()]
+            case HoldReleased():
+                if s in (LaneState.OPEN, LaneState.PASSING):
+                    return []  # this vehicle's own cycle closes the barrier after it
+                # IDLE, or a car at the arming loop still to be decided: down in front of it
+                if self.safety:
+                    self.close_when_clear = True
+                    return []
+                return [CloseGate()]
             case Tick():
                 if s == LaneState.IDENTIFYING and now - self.since >= self.identify_timeout_s:
                     self._go(now, LaneState.DECIDING, "plate read timed out")

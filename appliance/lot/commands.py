@@ -15,7 +15,7 @@ from typing import Any
 
 from appliance.core.events import NewEvent
 from appliance.core.fees import compute_fee
-from appliance.core.lane import ManualClose, ManualOpen
+from appliance.core.lane import HoldReleased, ManualClose, ManualOpen
 from appliance.core.plates import edit_distance, normalise_plate
 from appliance.core.types import SpotType
 from appliance.core.validations import resolve_validations
@@ -66,7 +66,8 @@ async def close_gate(lot: LotRuntime, lane_id: str, *, attendant: str) -> dict:
         raise ConflictError("refused: a vehicle is on the safety loop under the barrier")
     await lot.ledger.append(NewEvent(type="gate.manual_close", payload={
         "lane": lane_id, "attendant": attendant}))
-    controller.gate.held_open = False
+    if controller.gate.held_open:
+        controller.gate.hold_open(False, "closed by hand")
     try:
         controller.gate.close()
     except GateInterlockError as err:
@@ -82,7 +83,10 @@ async def hold_open(lot: LotRuntime, lane_id: str, *, hold: bool, attendant: str
     attendant, reason = _need(attendant, "attendant"), _need(reason, "reason")
     await lot.ledger.append(NewEvent(type="gate.hold_open", payload={
         "lane": lane_id, "hold": hold, "attendant": attendant, "reason": reason}))
-    controller.gate.hold_open(hold)
+    was_held = controller.gate.held_open
+    controller.gate.hold_open(hold, reason)
+    if was_held and not hold:
+        controller.feed(HoldReleased())  # the lane closes it, at once or once the loop clears
     return {"lane": lane_id, "held_open": hold}
 
 

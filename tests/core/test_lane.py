@@ -209,3 +209,43 @@ def test_slow_reads_are_discarded_rather_than_given_to_the_next_car():
     decided, discarded = _drive([4.0, 0.1, 0.1], [0.1, 0.1, 0.1])
     assert decided == [("CAR000", None), ("CAR001", "CAR001"), ("CAR002", "CAR002")]
     assert discarded == 1
+
+
+def test_releasing_a_hold_on_an_idle_lane_closes_the_gate():
+    from appliance.core.lane import HoldReleased
+
+    m = LaneMachine()
+    assert m.step(HoldReleased(), 0) == [CloseGate()]
+    assert m.state == LaneState.IDLE
+
+
+def test_releasing_a_hold_over_a_vehicle_closes_once_the_safety_loop_clears():
+    from appliance.core.lane import HoldReleased
+
+    m = LaneMachine()
+    assert m.step(SafetyOccupied(), 0) == [Note("safety_loop_out_of_turn")]
+    assert m.step(HoldReleased(), 1) == []
+    assert m.step(SafetyCleared(), 2) == [CloseGate()]
+    assert m.step(SafetyCleared(), 3) == []  # once
+
+
+def test_releasing_a_hold_mid_cycle_leaves_the_closing_to_that_cycle():
+    from appliance.core.lane import HoldReleased
+
+    m = LaneMachine()
+    m.step(ArmingOccupied(), 0)
+    m.step(PlateRead("X", 1.0, 1), 0)
+    m.step(Decided(True, "entry", "T1"), 0)
+    assert m.step(HoldReleased(), 1) == []
+    m.step(SafetyOccupied(), 2)
+    m.step(ArmingCleared(), 2.5)
+    assert m.step(SafetyCleared(), 3) == [CloseGate(), Note("passed", "T1")]
+
+
+def test_releasing_a_hold_while_a_car_is_identified_closes_in_front_of_it():
+    from appliance.core.lane import HoldReleased
+
+    m = LaneMachine()
+    m.step(ArmingOccupied(), 0)
+    assert m.step(HoldReleased(), 1) == [CloseGate()]
+    assert m.state == LaneState.IDENTIFYING  # its read and decision go on as usual
