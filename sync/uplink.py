@@ -30,6 +30,7 @@ import aiomqtt
 import aiosqlite
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from appliance import __version__
 from appliance.core.events import GENESIS_HASH, SECRET_FIELDS, canonical_json, redact_payload
 from appliance.ledger import Ledger
 from sync.errors import SyncError
@@ -202,6 +203,7 @@ class Uplink:
             last = row[0]
         first = rows[0][0]
         message = (f'{{"lot_id":{json.dumps(self.lot_id)},"epoch":{self.epoch},'
+                   f'"lotedge_version":{json.dumps(__version__)},'
                    f'"first_seq":{first},"last_seq":{last},"count":{len(parts)},"events":['
                    + ",".join(parts) + "]}")
         return last, message

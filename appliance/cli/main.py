@@ -44,6 +44,21 @@ app.add_typer(cloud_app, name="cloud")
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="lot configuration TOML")]
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from appliance import __version__
+
+        print(f"lotedge {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option(
+        "--version", callback=_show_version, is_eager=True,
+        help="print the installed version and exit")] = False) -> None:
+    """lotedge: offline-first parking-lot edge appliance"""
+
+
 def _load(config: Path):
     from appliance.config import load_config
 

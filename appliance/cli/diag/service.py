@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from appliance import __version__
 from appliance.cli.diag.common import (
     EXIT_FAILED,
     EXIT_NOT_RUNNING,
@@ -38,9 +39,11 @@ def status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     d: DiagContext = ctx.obj
     with exit_on_error(json_out):
         if not d.service_up():
-            data = {"service": "not running", "socket": str(d.socket_path)}
+            data = {"service": "not running", "socket": str(d.socket_path),
+                    "installed_version": __version__}
             emit(json_out, data, lambda c, x: c.print(
-                f"service: NOT RUNNING (no answer at {x['socket']})"))
+                f"service: NOT RUNNING (no answer at {x['socket']}); "
+                f"installed version {x['installed_version']}"))
             raise typer.Exit(EXIT_NOT_RUNNING)
         client = d.client()
         health = client.get("/health")
@@ -49,7 +52,8 @@ def status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
         on_disk = None
         with contextlib.suppress(LotedgeError):
             on_disk = d.cfg.source_sha256
-        data = {"service": "running", "socket": str(d.socket_path), **health,
+        data = {"service": "running", "socket": str(d.socket_path),
+                "installed_version": __version__, **health,
                 "config_on_disk_sha256": on_disk,
                 "config_changed_since_start": (on_disk is not None
                                                and on_disk != health["config_sha256"]),
@@ -61,7 +65,9 @@ def _render_status(console: Console, x: dict) -> None:
     backlog, disk, sync = x["backlog"], x["disk"], x["sync"]
     age = backlog["oldest_unsynced_age_s"]
     print_pairs(console, [
-        ("service", f"running (lot {x['lot_id']}, version {x['version']})"),
+        ("service", f"running (lot {x['lot_id']}, version {x['version']})"
+                    + (f"; installed {x['installed_version']}: restart to switch"
+                       if x.get("installed_version", x["version"]) != x["version"] else "")),
         ("uptime", f"{x['uptime_s']:.0f} s"),
         ("config", f"{(x['config_sha256'] or '?')[:12]}"
                    + ("  (CHANGED on disk since start)" if x["config_changed_since_start"]
