@@ -42,7 +42,7 @@ soak: $(STAMP)
 # Coverage-guided fuzzing (atheris) of every byte parser, FUZZ_SECONDS (60) each; the corpus
 # grows in .fuzz/ between runs and a finding stops with its input in .fuzz/TARGET-crash-*.
 fuzz: $(STAMP)
-	@mkdir -p .fuzz; for t in maxbotix rs485 control config bundle; do \
+	@mkdir -p .fuzz; for t in maxbotix registers control config bundle; do \
 	  echo "== $$t"; \
 	  $(BIN)/python -m tests.fuzz.atheris_targets $$t -max_total_time=$${FUZZ_SECONDS:-60} \
 	    -print_final_stats=1 > .fuzz/$$t.log 2>&1; rc=$$?; \

@@ -26,7 +26,6 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from appliance.core.register_maps import RegisterMap
 from drivers.maxbotix import FORMATS, encode_range
-from drivers.rs485 import FrameParser, error_reply, range_reply
 
 
 class PtyDevice:
@@ -165,51 +164,6 @@ class SimulatedMaxBotix(_SimThread):
             d = self.distance_cm
             if d is not None and self.device.write(self.frame(d)):
                 self.sent += 1
-
-
-class SimulatedRs485Bus(_SimThread):
-    """The home-made colon-framed bus of `drivers/rs485.py` (no product speaks it; kept only for
-    `bench/bench_drivers.py`). Answers range requests with that module's frames.
-
-    `distances[address]` is a sensor's range (None: the sensor does not answer); `errors[address]`
-    makes it send an error reply with that code; `corrupt_rate` flips a byte in some replies.
-    """
-
-    def __init__(self, link_path: str | Path, *, distances: dict[int, int | None] | None = None,
-                 corrupt_rate: float = 0.0, seed: int | None = None) -> None:
-        super().__init__(PtyDevice(link_path), Path(link_path).name)
-        self.distances: dict[int, int | None] = dict(distances or {})
-        self.errors: dict[int, int] = {}
-        self.corrupt_rate = corrupt_rate
-        self._rng = random.Random(seed)
-        self.requests = 0
-        self.replies = 0
-
-    def _run(self) -> None:
-        parser = FrameParser()
-        while not self._stop.is_set():
-            data = self.device.read(0.05)
-            if not data:
-                if not self.device.plugged:
-                    parser = FrameParser()
-                continue
-            for frame in parser.feed(data):
-                self.requests += 1
-                if frame.command != "R" or frame.data:
-                    continue
-                addr = frame.address
-                if addr in self.errors:
-                    reply = error_reply(addr, self.errors[addr])
-                elif self.distances.get(addr) is not None:
-                    reply = range_reply(addr, self.distances[addr])
-                else:
-                    continue
-                if self._rng.random() < self.corrupt_rate:
-                    raw = bytearray(reply)
-                    raw[self._rng.randrange(1, len(raw) - 2)] ^= 0x01
-                    reply = bytes(raw)
-                if self.device.write(reply):
-                    self.replies += 1
 
 
 class SimulatedSign(_SimThread):

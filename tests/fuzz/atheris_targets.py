@@ -6,8 +6,9 @@
 Targets (each an invariant, not just "does not crash"; any other exception is a finding):
 - `maxbotix`: bytes split into fuzzer-chosen chunks on a MaxBotix serial line: every reading is
   0..9999 cm, the frame counter matches, the kept partial line never exceeds its bound.
-- `rs485`: the same for the RS-485 bus frames: every accepted frame's body is in the input and
-  its CRC checks, the kept partial stays bounded.
+- `registers`: Modbus register words as a spot sensor sends them, decoded by every register-map
+  preset: a distance within the preset's range with "ok", or None with "no_target" or
+  "out_of_range"; nothing else. (pymodbus owns the RTU framing and its CRC.)
 - `control`: cloud control messages (`{"acked_through": N}`): a non-negative int or None.
 - `config`: lot config text: a LotConfig, or a ConfigError with one clear line.
 - `bundle`: cloud bundles: raw bytes are rejected with a reason (BundleRejected), and the same
@@ -29,9 +30,9 @@ import atheris
 
 with atheris.instrument_imports(include=["drivers", "appliance", "sync"]):
     from appliance.config import LotConfig, parse_config
+    from appliance.core.register_maps import PRESETS
     from appliance.errors import ConfigError
     from drivers.maxbotix import _MAX_PARTIAL, MaxBotixParser
-    from drivers.rs485 import _MAX_LINE, FrameParser, crc16_modbus
     from sync.bundle import sign_bundle, verify_bundle
     from sync.errors import BundleRejected
     from sync.uplink import control_number
@@ -65,17 +66,18 @@ def maxbotix(data: bytes) -> None:
     assert parser.frames == got
 
 
-def rs485(data: bytes) -> None:
-    stream, chunks = _chunks(data)
-    parser, got = FrameParser(), 0
-    for chunk in chunks:
-        for frame in parser.feed(chunk):
-            body = f"{frame.address:02X}{frame.command}{frame.data}".encode("ascii")
-            sent = b":" + body + b"%04X" % crc16_modbus(body)
-            assert sent in stream, frame  # a frame the bytes really carried, CRC and all
-            got += 1
-        assert len(parser._partial) <= _MAX_LINE, len(parser._partial)
-    assert parser.frames == got
+def registers(data: bytes) -> None:
+    words = [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data) - 1, 2)]
+    for preset in PRESETS.values():
+        for at in range(0, max(1, len(words) - preset.count + 1)):
+            chunk = words[at:at + preset.count]
+            if len(chunk) != preset.count:
+                break
+            cm, outcome = preset.decode(chunk)
+            if outcome == "ok":
+                assert type(cm) is int and preset.min_cm <= cm <= preset.max_cm, (preset.id, cm)
+            else:
+                assert cm is None and outcome in ("no_target", "out_of_range"), (preset.id, outcome)
 
 
 def control(data: bytes) -> None:
@@ -127,7 +129,7 @@ def selftest(data: bytes) -> None:
         raise RuntimeError("selftest finding")
 
 
-TARGETS = {f.__name__: f for f in (maxbotix, rs485, control, config, bundle, selftest)}
+TARGETS = {f.__name__: f for f in (maxbotix, registers, control, config, bundle, selftest)}
 
 
 def seeds(name: str) -> list[bytes]:
@@ -135,12 +137,12 @@ def seeds(name: str) -> list[bytes]:
     from pathlib import Path
 
     from drivers.maxbotix import encode_range
-    from drivers.rs485 import error_reply, range_reply
 
     if name == "maxbotix":
         return [b"\x05" + b"".join(encode_range(d) for d in (0, 123, 9999)) + b"\nxxR12R0042\r"]
-    if name == "rs485":
-        return [b"\x0c" + range_reply(5, 123) + error_reply(0x1A, 1) + b"noise:" + range_reply(247, 0)]
+    if name == "registers":
+        words = [w for m in PRESETS.values() for d in (None, 0, 123, 400) for w in m.encode(d)]
+        return [b"".join(w.to_bytes(2, "big") for w in words)]
     if name == "control":
         return [b'{"acked_through": 42}', b'{"version": 3}']
     if name == "config":
