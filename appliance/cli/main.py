@@ -20,7 +20,7 @@ from appliance.cli.db import db_app
 from appliance.cli.diag import diag_app
 from appliance.cli.lot import counts_app, reservations_app
 from appliance.cli.quote import quote
-from appliance.errors import DeviceError, LedgerError, ListenError, LotedgeError
+from appliance.errors import ConfigError, DeviceError, LedgerError, ListenError, LotedgeError
 from drivers.cli import drivers_app
 from lpr.cli import lpr_app
 from sync.cli import cloud_app
@@ -84,12 +84,35 @@ def run(
     if data_dir is not None:
         cfg = dataclasses.replace(
             cfg, storage=dataclasses.replace(cfg.storage, data_dir=str(data_dir)))
+    if simulate:
+        _refuse_real_ledger(cfg.db_path())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     from appliance.host.journal import use_journal_if_under_systemd
 
     use_journal_if_under_systemd(cfg.lot.id)  # structured journald entries under systemd
     asyncio.run(_run(cfg, simulate=simulate, duration=duration, max_cars=max_cars,
                      display=display and sys.stdout.isatty()))
+
+
+def _refuse_real_ledger(path: Path) -> None:
+    """Stop `run --simulate` before it writes simulated cars into a ledger of real traffic."""
+    if not path.exists():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro",
+                                                uri=True)) as conn:
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                            "name = 'events'").fetchone() is None:
+                return  # created but never written
+            real = conn.execute(
+                "SELECT seq FROM events WHERE type = 'service.started' AND "
+                "COALESCE(json_extract(payload, '$.simulate'), 0) = 0 LIMIT 1").fetchone()
+    except sqlite3.Error as err:
+        raise LedgerError(f"cannot read ledger {path}: {err}") from err
+    if real is not None:
+        raise ConfigError(f"--simulate: the ledger {path} holds real traffic (seq {real[0]} is "
+                          "a start without --simulate); give the simulation its own "
+                          "--data-dir")
 
 
 async def _run(cfg, *, simulate: bool, duration: float | None, max_cars: int | None,
