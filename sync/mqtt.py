@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+import socket
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -42,12 +43,28 @@ def health_topic(lot_id: str) -> str:
 
 
 INGEST_PRESENCE_FILTER = "lotedge-cloud/ingest/+"
+PACE_FILTER = "lotedge-cloud/pace/+"
+
+# paho leaves Nagle's algorithm on: a small publish (an ack, a PUBACK) then waits for the
+# peer's delayed ACK (~40 ms on Linux) whenever an earlier segment is unacknowledged. Every
+# client we run turns it off (aiomqtt applies these right after the TCP connect).
+SOCKET_OPTIONS = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
 
 def ingest_presence_topic(client_id: str) -> str:
     """Where an ingest worker announces itself (retained `{"online": true, ...}` when it has
     subscribed; its will sets `{"online": false}`); lots resend unacked batches on it."""
     return "lotedge-cloud/ingest/" + re.sub(r"[^A-Za-z0-9_.-]", "_", client_id)[:100]
+
+
+def pace_topic(client_id: str) -> str:
+    """Where an ingest worker publishes its pace hint (retained; see `sync.flow.PaceHint`)."""
+    return "lotedge-cloud/pace/" + re.sub(r"[^A-Za-z0-9_.-]", "_", client_id)[:100]
+
+
+def lot_pace_topic(lot_id: str) -> str:
+    """A per-lot pace hint (retained), set by an operator or a cloud service for one lot."""
+    return f"lotedge/{lot_id}/pace"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,7 +120,7 @@ class MqttSettings:
         return aiomqtt.Client(self.host, self.port, username=self.username,
                               password=self.password, identifier=identifier,
                               clean_session=clean_session, will=will, tls_params=tls_params,
-                              timeout=timeout_s, keepalive=30)
+                              timeout=timeout_s, keepalive=30, socket_options=SOCKET_OPTIONS)
 
 
 def backoff_s(attempt: int, *, base_s: float = 0.5, max_s: float = 60.0) -> float:
