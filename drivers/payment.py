@@ -23,6 +23,7 @@ class PaymentResult:
     brand: str | None = None
     offline: bool = False
     reason: str = ""
+    receipt_lines: tuple[str, ...] = ()  # the terminal's own receipt text, when it sends one
 
 
 class PaymentTerminal(Protocol):

@@ -1,0 +1,66 @@
+"""Exit payments through a ZVT terminal (the emulator over TCP) and the real ledger: a dropped
+link or a late answer never charges twice and never traps a car."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from appliance.lot import tickets
+from appliance.lot.tickets import admit, release
+from drivers.zvt.client import ZvtTerminal
+from drivers.zvt.emulator import ZvtEmulator
+from tests.appliance.test_tickets import _payloads
+
+
+@pytest.fixture
+async def emulator():
+    emu = ZvtEmulator(seed=1)
+    await emu.start()
+    yield emu
+    await emu.stop()
+
+
+def client(emu: ZvtEmulator) -> ZvtTerminal:
+    return ZvtTerminal(host="127.0.0.1", port=emu.port, answer_timeout_s=2.0)
+
+
+T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
+
+
+async def test_exit_with_zvt_pays_once_through_a_dropped_link(lot, emulator):
+    term = client(emulator)
+    await admit(lot.ledger, lot.cfg, lane="in-1", plate="ZVT0001", confidence=1, at=T0)
+    emulator.drop_after_approval = 2  # both the reservation and the booking lose their answer
+    out = await release(lot.ledger, lot.cfg, lane="out-1", plate="ZVT0001", scanned_ticket=None,
+                        terminal=term, at=T0 + timedelta(hours=2, minutes=5))
+    assert out.allow and out.reason == "exit paid" and out.paid_cents == 900
+    assert emulator.charged_cents == 900 and emulator.bookings == 1
+    pay = (await _payloads(lot, "payment.recorded"))[-1]
+    assert pay["status"] == "captured" and pay["last4"] == "4242"
+    assert pay["processor_token"].startswith("zvt:")
+
+
+async def test_exit_with_a_terminal_too_slow_opens_invoices_and_never_charges(lot, emulator,
+                                                                               monkeypatch):
+    monkeypatch.setattr(tickets, "PAYMENT_TIMEOUT_S", 0.3)
+    term = client(emulator)
+    await admit(lot.ledger, lot.cfg, lane="in-1", plate="ZVT0002", confidence=1, at=T0)
+    emulator.delay_s = 1.0
+    out = await release(lot.ledger, lot.cfg, lane="out-1", plate="ZVT0002", scanned_ticket=None,
+                        terminal=term, at=T0 + timedelta(hours=1))
+    assert out.allow and out.reason == "exit invoiced"  # the gate opens: never trapped
+    invoices = await _payloads(lot, "invoice.created")
+    assert invoices and invoices[-1]["amount_cents"] == out.fee_cents
+    await asyncio.sleep(1.0)
+    emulator.delay_s = 0
+    # the next car's payment first undoes the late reservation nobody captured
+    await admit(lot.ledger, lot.cfg, lane="in-1", plate="ZVT0003", confidence=1, at=T0)
+    paid = await release(lot.ledger, lot.cfg, lane="out-1", plate="ZVT0003", scanned_ticket=None,
+                         terminal=term, at=T0 + timedelta(hours=1))
+    assert paid.reason == "exit paid"
+    assert emulator.charged_cents == paid.paid_cents  # the invoiced car was not charged too
+    assert not any(b.kind == "preauth" and not b.reversed and not b.booked_cents
+                   for b in emulator.journal)
