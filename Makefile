@@ -5,12 +5,17 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= config/demo-lot.toml
 
-.PHONY: setup run test test-all bench lint torture soak fuzz clean install
+.PHONY: setup run docs test test-all bench lint torture soak fuzz clean install
+
+# A Debian package the tests need, installed only when missing, and said so first:
+# $(call need_pkg,PACKAGE,CHECK COMMAND,WHY)
+need_pkg = ($(2)) >/dev/null 2>&1 || { echo "make: installing the Debian package $(1) ($(3)): apt-get install $(1)"; \
+  (apt-get update -qq && apt-get install -y -qq $(1) >/dev/null) || echo "warning: $(1) not installed; $(3)"; }
 
 $(STAMP): pyproject.toml
-	@command -v mosquitto >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq mosquitto >/dev/null) || echo "warning: mosquitto not installed; MQTT tests need it"
-	@(command -v initdb || ls /usr/lib/postgresql/*/bin/initdb) >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq postgresql >/dev/null) || echo "warning: PostgreSQL not installed; the PostgreSQL cloud-store tests need it"
-	@command -v systemd-analyze >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq systemd >/dev/null) || echo "warning: systemd-analyze not installed; the systemd unit tests need it"
+	@$(call need_pkg,mosquitto,command -v mosquitto,the MQTT tests need it)
+	@$(call need_pkg,postgresql,command -v initdb || ls /usr/lib/postgresql/*/bin/initdb,the PostgreSQL cloud-store tests need it)
+	@$(call need_pkg,systemd,command -v systemd-analyze,the systemd unit tests need systemd-analyze)
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
@@ -18,8 +23,15 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# FRESH=1 starts an empty lot (the old var/ is moved aside); without it the lot goes on.
 run: $(STAMP)
-	$(BIN)/lotedge run --config $(CONFIG) --simulate
+	$(BIN)/lotedge run --config $(CONFIG) --simulate $(if $(FRESH),--fresh)
+
+# The documentation site into site/ (the config reference and the performance page are
+# generated first); --strict: a broken link fails the build.
+docs: $(STAMP)
+	$(BIN)/python -m tools.gen_docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # CI subset: everything except the long soak/crash rounds (marked slow).
 test: $(STAMP)
@@ -59,4 +71,4 @@ install:
 	deploy/install.sh $(INSTALL_ARGS)
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .fuzz
+	rm -rf $(VENV) var site .pytest_cache .fuzz

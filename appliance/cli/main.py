@@ -68,11 +68,20 @@ def _load(config: Path):
 @app.command()
 def run(
     config: ConfigOpt,
-    simulate: Annotated[bool, typer.Option(help="fake hardware + traffic generator")] = False,
-    data_dir: Annotated[Path | None, typer.Option(help="override storage.data_dir")] = None,
-    duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
-    max_cars: Annotated[int | None, typer.Option(help="simulation: stop after N cars")] = None,
-    display: Annotated[bool, typer.Option(help="live availability table")] = True,
+    simulate: Annotated[bool, typer.Option(
+        "--simulate", help="simulated hardware and a traffic generator (the demo lot)")] = False,
+    fresh: Annotated[bool, typer.Option(
+        "--fresh", help="with --simulate: start an empty lot; the old data directory is moved "
+        "aside to <data_dir>.old-<UTC time>, nothing is deleted")] = False,
+    data_dir: Annotated[Path | None, typer.Option(
+        help="use this data directory instead of [storage] data_dir")] = None,
+    duration: Annotated[float | None, typer.Option(
+        help="stop after this many real seconds (not lot time)", min=0)] = None,
+    max_cars: Annotated[int | None, typer.Option(
+        help="with --simulate: stop after this many cars have arrived", min=1)] = None,
+    display: Annotated[bool, typer.Option(
+        "--display/--no-display",
+        help="live availability and lanes view (only on a terminal)")] = True,
 ) -> None:
     """Run the appliance (with --simulate: on a simulated lot)."""
     import dataclasses
@@ -84,8 +93,20 @@ def run(
     if data_dir is not None:
         cfg = dataclasses.replace(
             cfg, storage=dataclasses.replace(cfg.storage, data_dir=str(data_dir)))
+    if fresh and not simulate:
+        raise ConfigError("--fresh works only with --simulate: a real lot's ledger is never "
+                          "moved by `run`")
     if simulate:
         _refuse_real_ledger(cfg.db_path())
+    if fresh:
+        moved = _move_aside(cfg.db_path().parent)
+        if moved:
+            print(f"fresh lot: the old data directory is now {moved}", file=sys.stderr)
+    if simulate:
+        where = cfg.db_path().parent
+        print(f"continuing the simulated lot in {where} (--fresh, or make run FRESH=1, starts "
+              "an empty one)" if cfg.db_path().exists() else
+              f"a new simulated lot in {where}", file=sys.stderr)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     from appliance.host.journal import use_journal_if_under_systemd
 
@@ -113,6 +134,22 @@ def _refuse_real_ledger(path: Path) -> None:
         raise ConfigError(f"--simulate: the ledger {path} holds real traffic (seq {real[0]} is "
                           "a start without --simulate); give the simulation its own "
                           "--data-dir")
+
+
+def _move_aside(data_dir: Path) -> Path | None:
+    """Rename a data directory to `<name>.old-<UTC time>` (never over another); None if absent."""
+    from datetime import UTC, datetime
+
+    if not data_dir.exists() or not any(data_dir.iterdir()):
+        return None
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = data_dir.with_name(f"{data_dir.name}.old-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = data_dir.with_name(f"{data_dir.name}.old-{stamp}-{n}")
+    data_dir.rename(target)
+    return target
 
 
 async def _run(cfg, *, simulate: bool, duration: float | None, max_cars: int | None,
@@ -147,7 +184,7 @@ async def _run(cfg, *, simulate: bool, duration: float | None, max_cars: int | N
     if duration is not None:
         loop.call_later(duration, stop.set)
     if display:
-        extra.append(lambda: _display(service, traffic, clock))
+        extra.append(lambda: _display(service, traffic, clock, simulate=simulate))
     else:
         extra.append(lambda: _report(service, traffic, clock))
     try:
@@ -198,19 +235,33 @@ def report_cmd(config: ConfigOpt,
         print(format_row(row, cfg.lot.currency))
 
 
-async def _display(service, traffic, clock) -> None:
+async def _display(service, traffic, clock, *, simulate: bool = False) -> None:
+    import time
+
     from rich.live import Live
 
-    from appliance.cli.display import availability_table
+    from appliance.cli.display import live_view
+
+    started = time.monotonic()
+    speed = service.cfg.simulation.speed if simulate else 1
 
     def render():
         s = traffic.stats if traffic else None
-        footer = (f"lot time {clock.now().astimezone(service.cfg.lot.tz):%a %H:%M}  "
-                  + (f"entered {s.entered}  exited {s.exited}  refused {s.refused}  "
-                     f"trapped {s.trapped}" if s else "") + "   Ctrl-C to stop")
-        return availability_table(service.availability, title=f"lotedge - {service.cfg.lot.id}",
-                                  lanes=[c.snapshot() for c in service.lanes.values()],
-                                  footer=footer)
+        tz = service.cfg.lot.tz
+        real_s = int(time.monotonic() - started)
+        status = [f"lot time {clock.now().astimezone(tz):%a %H:%M}"
+                  + (f" ({speed:g}x real time)" if simulate else "")
+                  + f", running {real_s // 60}:{real_s % 60:02d}. Ctrl-C stops."]
+        if s is not None:
+            status.append(f"cars: entered {s.entered}, exited {s.exited}, refused {s.refused}, "
+                          f"inside {len(s.inside)}, trapped {s.trapped}")
+            if s.resumed:
+                status.append(f"continuing the lot in {service.cfg.db_path().parent.name}/: "
+                              f"{s.resumed} cars parked from before")
+                status.append("(make run FRESH=1 or `lotedge run --fresh` starts an empty lot)")
+        return live_view(service.availability, title=f"lotedge {service.cfg.lot.id}",
+                         lanes=[c.snapshot() for c in service.lanes.values()],
+                         status=status, tz=tz)
 
     with Live(render(), refresh_per_second=2) as live:
         while True:

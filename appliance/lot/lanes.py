@@ -59,7 +59,16 @@ class LaneStats:
     last_plate: str | None = None
     last_confidence: float = 0.0
     last_decision: str = ""
+    last_refusal: str = ""  # why the last refused vehicle was refused ...
+    last_refusal_at: datetime | None = None  # ... and when
     decision_latency_ms: list[float] = field(default_factory=list)
+
+
+def _refusal_text(outcome: Outcome, read: PlateResult) -> str:
+    """Why a vehicle was refused, as the live view and status show it ('FULL for LARGE')."""
+    if outcome.kind == "full":
+        return f"FULL for {read.vehicle_type or 'its type'}" + (" EV" if read.is_ev else "")
+    return outcome.reason or outcome.kind or "refused"
 
 
 class LaneController:
@@ -171,6 +180,9 @@ class LaneController:
                         "lane": lane_id, "plate": read.plate, "error": str(err)})
                     outcome = Outcome(allow=True, reason=f"decision failed: {err}")
                 self.stats.last_decision = outcome.reason
+                if not outcome.allow:
+                    self.stats.last_refusal = _refusal_text(outcome, read)
+                    self.stats.last_refusal_at = self._now()
                 if self.display is not None:  # shown before the barrier moves
                     self.display.show(lane_id, outcome.message or (
                         "PLEASE PROCEED" if outcome.allow else "SEE ATTENDANT"))
@@ -258,4 +270,7 @@ class LaneController:
             "display": getattr(self.display, "current", {}).get(self.lane.id),
             "passed": self.stats.vehicles_passed,
             "refused": self.stats.refused,
+            "last_refusal": self.stats.last_refusal,
+            "last_refusal_utc": (self.stats.last_refusal_at.isoformat()
+                                 if self.stats.last_refusal_at else None),
         }
