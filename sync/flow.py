@@ -138,7 +138,8 @@ class AckWindow:
     sent_through: int = 0
     batches: list[Inflight] = field(default_factory=list)
     attempt: int = 0
-    deadline_s: float | None = None
+    armed_s: float | None = None  # when the ack timer last started (send, progress, resend)
+    jitter_s: float = 0.0  # the full-jitter delay drawn for the current resend timer
     pace: PaceHint = field(default_factory=PaceHint)
     resent_batches: int = 0
     resent_events: int = 0
@@ -156,20 +157,28 @@ class AckWindow:
         """How long the oldest batch may wait for an ack before a resend (without jitter)."""
         return self.backoff.wait_s(self.rto.rto_s, self.attempt) + 2 * self.pace.wait_s
 
+    @property
+    def deadline_s(self) -> float | None:
+        """When the oldest batch is to be resent (None: nothing in flight). It follows the pace
+        hint both ways: a hint that shrinks or goes away shortens the running timer."""
+        if self.armed_s is None or not self.batches:
+            return None
+        return self.armed_s + self.timeout_s() + self.jitter_s
+
     def restart(self, acked_through: int) -> None:
         """Start over from `acked_through` (a new session, a resync, an ingest came online):
         everything after it is to be sent again."""
         self.acked_through = self.sent_through = acked_through
         self.batches.clear()
         self.attempt = 0
-        self.deadline_s = None
+        self.armed_s, self.jitter_s = None, 0.0
 
     def on_sent(self, first_seq: int, last_seq: int, now_s: float) -> None:
         """A new batch went out."""
         self.batches.append(Inflight(first_seq, last_seq, now_s))
         self.sent_through = max(self.sent_through, last_seq)
-        if self.deadline_s is None:
-            self.deadline_s = now_s + self.timeout_s()
+        if self.armed_s is None or len(self.batches) == 1:
+            self.armed_s, self.jitter_s = now_s, 0.0
 
     def on_ack(self, acked_through: int, now_s: float) -> bool:
         """An ack arrived; True when it moved the frontier (progress)."""
@@ -183,15 +192,17 @@ class AckWindow:
             self.rto.sample(now_s - fresh[-1].sent_s)
         self.batches = [b for b in self.batches if b.last_seq > acked_through]
         self.attempt = 0
-        self.deadline_s = now_s + self.timeout_s() if self.batches else None
+        self.armed_s, self.jitter_s = (now_s if self.batches else None), 0.0
         return True
 
     def set_pace(self, hint: PaceHint, now_s: float) -> None:
-        """Adopt a new pace hint; a longer wait moves the running timer out at once."""
+        """Adopt a new pace hint (the running timer follows it, see `deadline_s`); a longer
+        wait also counts from now, as the cloud has just said how far behind it is."""
         longer = hint.wait_s > self.pace.wait_s
         self.pace = hint
-        if longer and self.deadline_s is not None:
-            self.deadline_s = max(self.deadline_s, now_s + self.timeout_s())
+        if longer and self.armed_s is not None:
+            self.armed_s = max(self.armed_s, now_s - self.backoff.wait_s(self.rto.rto_s,
+                                                                         self.attempt))
 
     def due(self, now_s: float) -> Inflight | None:
         """The batch to resend now (the oldest unacknowledged), or None. Calling it when it
@@ -203,9 +214,8 @@ class AckWindow:
         oldest.sent_s, oldest.resent = now_s, True
         self.resent_batches += 1
         self.resent_events += oldest.last_seq - oldest.first_seq + 1
-        wait = self.timeout_s()
-        self.deadline_s = now_s + wait + self.backoff.jitter_s(self.rto.rto_s, self.attempt,
-                                                               self.rng())
+        self.armed_s = now_s
+        self.jitter_s = self.backoff.jitter_s(self.rto.rto_s, self.attempt, self.rng())
         return oldest
 
     def seconds_until_due(self, now_s: float) -> float | None:

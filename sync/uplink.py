@@ -13,6 +13,12 @@ ledger holds at the acked seq advances `acked_through`; anything else on the ack
 ignored, logged and counted (`refused_acks`). Without keys the legacy unsigned protocol is
 spoken and a warning says so at start. The sync epoch (meta `sync_epoch`) rises with each
 `lotedge cloud resync` (see `sync.resync`); the uplink notices it and resends from there.
+
+Flow control is `sync.flow.AckWindow`: the ack timeout comes from measured round trips (RFC
+6298), a timeout resends only the oldest unacknowledged batch and backs off (doubling, with
+jitter), a lot whose acks keep coming never resends, and the cloud's retained pace hints
+(`lotedge-cloud/pace/+` from each ingest worker, `lotedge/{lot_id}/pace` for this lot) lengthen
+the timeout and narrow the window while the cloud is catching up with a fleet.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -34,8 +41,10 @@ from appliance import __version__
 from appliance.core.events import GENESIS_HASH, SECRET_FIELDS, canonical_json, redact_payload
 from appliance.ledger import Ledger
 from sync.errors import SyncError
+from sync.flow import AckWindow, Backoff, PaceHint, RtoEstimator
 from sync.mqtt import (
     INGEST_PRESENCE_FILTER,
+    PACE_FILTER,
     MqttSettings,
     ack_topic,
     availability_topic,
@@ -43,6 +52,7 @@ from sync.mqtt import (
     bundle_topic,
     events_topic,
     health_topic,
+    lot_pace_topic,
 )
 from sync.signing import SignatureRefused, load_private_key, load_public_key, seal, unseal
 
@@ -120,7 +130,10 @@ class Uplink:
         batch_max_events: most events in one MQTT message.
         batch_max_bytes: most bytes in one MQTT message (one event always fits).
         max_inflight_batches: batches published but not yet acked before waiting.
-        ack_timeout_s: resend from acked_through when no ack advanced for this long.
+        ack_timeout_s: the ack timeout until round trips are measured (each session starts
+            with it); then RTO = SRTT + 4 RTTVAR, at least ack_timeout_min_s.
+        ack_timeout_min_s: the smallest ack timeout (never above ack_timeout_s).
+        ack_timeout_max_s: the largest ack timeout, backoff included.
         backoff_max_s: ceiling of the jittered reconnect backoff.
         on_bundle_notice: called with the version of a retained bundle notice.
         signing_key: this lot's private key; batches are sealed with it (None: unsigned).
@@ -129,7 +142,8 @@ class Uplink:
 
     def __init__(self, ledger: Ledger, settings: MqttSettings, *, batch_max_events: int = 500,
                  batch_max_bytes: int = 256 * 1024, max_inflight_batches: int = 8,
-                 ack_timeout_s: float = 30.0, backoff_max_s: float = 60.0,
+                 ack_timeout_s: float = 30.0, ack_timeout_min_s: float = 2.0,
+                 ack_timeout_max_s: float = 600.0, backoff_max_s: float = 60.0,
                  on_bundle_notice: Callable[[int], None] | None = None,
                  signing_key: Ed25519PrivateKey | None = None,
                  ack_key: Ed25519PublicKey | None = None) -> None:
@@ -144,10 +158,16 @@ class Uplink:
         self.on_bundle_notice = on_bundle_notice
         self.idle_poll_s = 1.0  # picks up events written by another process
         self.acked_through = 0
-        self.sent_through = 0
+        cap = max(ack_timeout_s, ack_timeout_max_s)
+        self.window = AckWindow(
+            max_inflight=max_inflight_batches,
+            rto=RtoEstimator(initial_s=ack_timeout_s, min_s=min(ack_timeout_min_s, ack_timeout_s),
+                             max_s=cap),
+            backoff=Backoff(cap_s=cap), rng=random.random)
         self.connected = asyncio.Event()
         self.published_batches = 0
-        self.resends = 0
+        self.resends = 0  # resend decisions: timeouts, and an ingest (re)connecting
+        self.resent_events = 0  # events published more than once
         self.bogus_acks = 0
         self.refused_acks = 0  # unsigned, badly signed, another lot's, or another chain's acks
         self.stale_acks = 0  # validly signed acks of an earlier sync epoch
@@ -161,11 +181,21 @@ class Uplink:
         self._resend_now = False  # an ingest (re)connected: batches in flight may be lost
         self.quick_retry_s = 5.0  # first ack wait of a session (a restarted broker lost them?)
         self.ingest_announcements = 0
+        self._ingests_seen = False  # an ingest's presence (retained or live) this session
+        self._acked_this_session = False
+        self._last_progress_s = time.monotonic()
+        self._pace: dict[str, PaceHint] = {}  # by topic
+        self.pace = PaceHint()
         self._availability: dict[str, Any] | None = None
         self._availability_dirty = asyncio.Event()
         self._reader: aiosqlite.Connection | None = None
         self.writer_waits = 0  # 1 ms pauses of the drain for a ledger write in flight
         ledger.subscribe(lambda _events: self._new_events.set())
+
+    @property
+    def sent_through(self) -> int:
+        """The last seq published in this session (acked_through after a resend decision)."""
+        return self.window.sent_through
 
     async def _read_conn(self) -> aiosqlite.Connection:
         if self._reader is None:
@@ -175,13 +205,17 @@ class Uplink:
             self._reader = conn
         return self._reader
 
-    async def read_batch(self, after_seq: int) -> tuple[int, str] | None:
-        """(last seq, message JSON) of the next batch after `after_seq`, or None if none."""
+    async def read_batch(self, after_seq: int, *,
+                         through: int | None = None) -> tuple[int, str] | None:
+        """(last seq, message JSON) of the next batch after `after_seq` (ending at `through`
+        at the latest), or None if none."""
         conn = await self._read_conn()
         rows: list = []
-        while len(rows) < self.batch_max_events:  # in chunks: a gate write never waits long
+        most = self.batch_max_events if through is None else min(self.batch_max_events,
+                                                                  through - after_seq)
+        while len(rows) < most:  # in chunks: a gate write never waits long
             await self._yield_to_writers()
-            want = min(_FETCH_CHUNK, self.batch_max_events - len(rows))
+            want = min(_FETCH_CHUNK, most - len(rows))
             chunk = await conn.execute_fetchall(_SELECT, (rows[-1][0] if rows else after_seq,
                                                           want))
             rows.extend(chunk)
@@ -273,11 +307,18 @@ class Uplink:
             await client.subscribe(ack_topic(self.lot_id), qos=1)
             await client.subscribe(bundle_topic(self.lot_id), qos=1)
             await client.subscribe(INGEST_PRESENCE_FILTER, qos=1)
+            await client.subscribe(PACE_FILTER, qos=1)
+            await client.subscribe(lot_pace_topic(self.lot_id), qos=1)
             await client.publish(health_topic(self.lot_id), json.dumps(
                 {"online": True, "lot_id": self.lot_id,
                  "since_utc": datetime.now(UTC).isoformat()}), qos=1, retain=True)
-            # Resume from what the cloud holds for sure.
-            self.sent_through = self.acked_through
+            # Resume from what the cloud holds for sure; round trips measured before this
+            # session (before an outage) say nothing about the cloud's load now.
+            self.window.restart(self.acked_through)
+            self.window.rto.reset()
+            self._ingests_seen = self._acked_this_session = False
+            self._pace.clear()
+            self._apply_pace()
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(self._receive(client)),
                          tg.create_task(self._persist_loop()),
@@ -300,6 +341,9 @@ class Uplink:
             if message.topic.matches(INGEST_PRESENCE_FILTER):
                 self._on_ingest_presence(message)
                 continue
+            if message.topic.matches(PACE_FILTER) or topic == lot_pace_topic(self.lot_id):
+                self._on_pace(topic, message.payload)
+                continue
             if topic == ack_topic(self.lot_id):
                 if self.ack_key is not None:
                     await self._on_signed_ack(message.payload)
@@ -319,18 +363,46 @@ class Uplink:
 
     def _on_ingest_presence(self, message: aiomqtt.Message) -> None:
         """An ingest announced it (re)subscribed: resend what is in flight at once (Mosquitto
-        drops a shared group's QoS 1 messages while no member is connected). A retained
-        announcement delivered on subscribe is old news: this session sends from the ack."""
-        if message.retain:
-            return
+        drops a shared group's QoS 1 messages while no member is connected) unless acks are
+        flowing (a worker joining a busy group loses nothing). A retained announcement
+        delivered on subscribe is old news: this session sends from the ack. A worker that
+        went away takes its pace hint with it."""
         try:
             online = json.loads(message.payload).get("online") is True
         except (ValueError, TypeError, AttributeError, RecursionError):
             return
-        if online:
-            self.ingest_announcements += 1
+        if not online:
+            pace = PACE_FILTER[:-1] + str(message.topic).rsplit("/", 1)[-1]
+            if self._pace.pop(pace, None) is not None:
+                self._apply_pace()
+            return
+        self._ingests_seen = True
+        if message.retain:
+            return
+        self.ingest_announcements += 1
+        srtt = self.window.rto.srtt_s
+        stalled = (not self._acked_this_session or srtt is None
+                   or time.monotonic() - self._last_progress_s > max(1.0, 2 * srtt))
+        if stalled:
             self._resend_now = True
             self._progress.set()
+
+    def _on_pace(self, topic: str, payload: object) -> None:
+        """A pace hint (retained): remember it by topic; an empty payload clears it."""
+        raw = payload if isinstance(payload, bytes | bytearray | str) else b""
+        hint = PaceHint.parse(bytes(raw) if not isinstance(raw, str) else raw)
+        if hint is None:
+            if raw:
+                log.warning("uplink: ignoring malformed pace hint on %s", topic)
+            self._pace.pop(topic, None)
+        else:
+            self._pace[topic] = hint
+        self._apply_pace()
+
+    def _apply_pace(self) -> None:
+        self.pace = PaceHint.combine(list(self._pace.values()))
+        self.window.set_pace(self.pace, time.monotonic())
+        self._progress.set()
 
     def _refuse_ack(self, why: str) -> None:
         self.refused_acks += 1
@@ -386,7 +458,10 @@ class Uplink:
                 return self._refuse_ack(f"seq {value} has hash {digest[:12]}... in the cloud, "
                                         f"not this ledger's {str(mine)[:12]}...")
         self.acked_through = value
-        self.sent_through = max(self.sent_through, value)
+        now = time.monotonic()
+        self.window.on_ack(value, now)
+        self._acked_this_session = True
+        self._last_progress_s = now
         self._progress.set()
         self._acked_changed.set()
 
@@ -410,7 +485,7 @@ class Uplink:
                     acked + 1)
         self.epoch = epoch
         self.acked_through = self._persisted = acked
-        self.sent_through = acked
+        self.window.restart(acked)
         return True
 
     async def _persist_loop(self) -> None:
@@ -430,55 +505,65 @@ class Uplink:
                                      timeout=5.0)
 
     async def _send_loop(self, client: aiomqtt.Client) -> None:
-        inflight: list[int] = []  # last seq of each batch not yet covered by an ack
-        waiting_since = time.monotonic()  # when the ack frontier last moved (or we began)
-        seen_acked = self.acked_through
+        w = self.window
         self._resend_now = False
-        # Until the first ack of this session, wait only quick_retry_s once: after a broker
-        # restart the first batches may have gone to a shared group with no member yet.
-        quick = True
+        # Until the first ack of this session, and only when no ingest has shown its presence,
+        # wait only quick_retry_s once: after a broker restart the first batches may have gone
+        # to a shared group with no member yet, and an ingest that does not announce itself
+        # will not say when it is back.
+        quick_until: float | None = time.monotonic() + self.quick_retry_s
         while True:
             # Clear first, then look: a change after this point sets the flag again.
             self._progress.clear()
             self._new_events.clear()
-            if await self._check_resync():
-                inflight = []
-            if self.acked_through != seen_acked:
-                seen_acked = self.acked_through
-                waiting_since = time.monotonic()
-                quick = False
-            inflight = [s for s in inflight if s > self.acked_through]
-            timeout_s = min(self.ack_timeout_s, self.quick_retry_s) if quick else self.ack_timeout_s
-            if not inflight:
-                waiting_since = time.monotonic()
-                self._resend_now = False
-            elif self._resend_now or time.monotonic() - waiting_since > timeout_s:
+            await self._check_resync()
+            now = time.monotonic()
+            if quick_until is not None and (self._acked_this_session or self._ingests_seen
+                                            or w.attempt or w.timeout_s() <= self.quick_retry_s):
+                quick_until = None  # not needed: the ack timer is as quick, or acks flow
+            if w.batches and (self._resend_now or (quick_until is not None
+                                                   and now >= quick_until)):
                 log.warning("uplink: %s; resending from seq %d",
                             "an ingest (re)connected" if self._resend_now
-                            else f"no ack for {timeout_s:.0f} s", self.acked_through + 1)
+                            else f"no ack for {self.quick_retry_s:.0f} s", self.acked_through + 1)
                 self.resends += 1
-                self.sent_through = self.acked_through
-                inflight = []
-                self._resend_now = quick = False
-                waiting_since = time.monotonic()
+                self.resent_events += w.sent_through - w.acked_through
+                w.restart(self.acked_through)
+                self._resend_now, quick_until = False, None
                 continue
-            if len(inflight) >= self.max_inflight_batches:
-                await self._wait_any(self._remaining(waiting_since, timeout_s), new_events=False)
+            self._resend_now = False
+            late = w.due(now)
+            if late is not None:
+                log.warning("uplink: no ack for seq %d-%d; resending that batch (timeout now "
+                            "%.1f s)", late.first_seq, late.last_seq, w.timeout_s())
+                batch = await self.read_batch(late.first_seq - 1, through=late.last_seq)
+                if batch is not None:
+                    self.resends += 1
+                    self.resent_events += batch[0] - late.first_seq + 1
+                    await self._publish(client, batch[1])
                 continue
-            batch = await self.read_batch(self.sent_through)
+            waits = [w.seconds_until_due(now)]
+            if quick_until is not None and w.batches:
+                waits.append(max(0.0, quick_until - now))
+            timer = min((x for x in waits if x is not None), default=None)
+            if not w.can_send():
+                await self._wait_any(max(0.01, timer if timer is not None else 1.0),
+                                     new_events=False)
+                continue
+            batch = await self.read_batch(w.sent_through)
             if batch is None:
-                await self._wait_any(self._remaining(waiting_since, timeout_s) if inflight
-                                     else self.idle_poll_s)
+                await self._wait_any(max(0.01, min(timer, self.idle_poll_s) if timer is not None
+                                         else self.idle_poll_s))
                 continue
             last, message = batch
-            await client.publish(events_topic(self.lot_id), self.envelope(message), qos=1,
-                                 timeout=min(self.ack_timeout_s, 5.0))
-            self.published_batches += 1
-            self.sent_through = last
-            inflight.append(last)
+            first = w.sent_through + 1
+            await self._publish(client, message)
+            w.on_sent(first, last, time.monotonic())
 
-    def _remaining(self, since: float, timeout_s: float) -> float:
-        return max(0.05, timeout_s - (time.monotonic() - since) + 0.01)
+    async def _publish(self, client: aiomqtt.Client, message: str) -> None:
+        await client.publish(events_topic(self.lot_id), self.envelope(message), qos=1,
+                             timeout=min(self.window.rto.initial_s, 5.0))
+        self.published_batches += 1
 
     async def _wait_any(self, timeout_s: float, *, new_events: bool = True) -> None:
         waits = [asyncio.ensure_future(self._progress.wait())]

@@ -123,11 +123,14 @@ def test_a_pace_hint_moves_the_timer_out_and_narrows_the_window():
     w = AckWindow(max_inflight=8, rto=RtoEstimator(initial_s=30.0))
     w.on_sent(1, 500, 0.0)
     w.set_pace(PaceHint(wait_s=100.0, max_inflight_batches=2), 1.0)
-    assert w.deadline_s == 1.0 + 30.0 + 200.0
+    assert w.deadline_s == 30.0 + 200.0  # the timer plus twice the cloud's expected wait
     assert w.window() == 2
     w.on_sent(501, 1000, 1.0)
     assert not w.can_send()
     assert w.due(100.0) is None
+    w.set_pace(PaceHint(), 101.0)  # the cloud caught up: the hint is cleared
+    assert w.deadline_s == 30.0 and w.window() == 8
+    assert w.due(101.0).first_seq == 1
 
 
 def test_pace_hints_parse_strictly_and_combine_to_the_strictest():
