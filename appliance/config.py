@@ -42,11 +42,26 @@ class LotSection:
     __pydantic_config__ = _FORBID
 
     id: str
+    """The lot's id: 1-64 letters, digits, '-' or '_'. It names the lot in the ledger, in MQTT topics
+    (lotedge/{id}/...) and in bundles.
+    """
     name: str = ""
+    """The lot's name, shown on quotes, receipts and in the attendant UI."""
     timezone: str = "UTC"
+    """IANA time zone of the lot (e.g. America/New_York): lot-local times (bands, early bird, reports)
+    are in it; nothing depends on the machine's own zone.
+    """
     currency: str = "USD"
+    """ISO 4217 three-letter currency code of all amounts (USD, EUR, ...)."""
     mode: LotMode = LotMode.COUNTER
+    """counter: count capacity per level and spot type; per_spot: also assign a spot to each ticket
+    (needs [[spots]] or [[spot_ranges]]).
+    """
     allocation: AllocationStrategy = AllocationStrategy.NEAREST
+    """How a walk-in is placed: nearest (shortest distance to the entrance), spread (least occupied
+    level first), preserve_larger (exact type first, then the next larger) or reservation_aware
+    (nearest, after holding back what upcoming reservations need).
+    """
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.id):
@@ -72,6 +87,9 @@ class HardwareSection:
 
     # lgpio: Pi 5 (and any Pi); native: gpiozero's own, Pi 1-4 only; auto: what the board has
     pin_factory: Literal["auto", "mock", "lgpio", "rpigpio", "native"] = "mock"
+    """The GPIO backend: lgpio (Pi 5, and any Pi), rpigpio, native (gpiozero's own, Pi 1-4 only), auto
+    (what the board has) or mock (no hardware: simulation and tests).
+    """
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,28 +99,74 @@ class CloudSection:
     __pydantic_config__ = _FORBID
 
     enabled: bool = False
+    """Sync with the cloud (event uplink over MQTT, signed bundles over HTTP); false: the appliance
+    runs fully offline.
+    """
     mqtt_url: str = "mqtt://127.0.0.1:1883"
+    """The broker: mqtt://host:port, or mqtts://host:port for TLS."""
     api_url: str | None = None
+    """Base URL of the cloud API that serves signed bundles (GET {api_url}/v1/lots/{lot_id}/bundle);
+    none: no bundles are fetched. Needs bundle_public_key.
+    """
     username: str | None = None
+    """Broker user name (the broker ACL expects the lot id)."""
     password_file: str | None = None
+    """File (owner-only) holding the broker password."""
     tls_ca_file: str | None = None
+    """CA certificate(s) to verify the broker's TLS certificate (mqtts://); none: the system's CAs.
+    """
     tls_cert_file: str | None = None
+    """Client certificate for TLS client authentication (give tls_key_file too)."""
     tls_key_file: str | None = None
+    """Private key of tls_cert_file (owner-only)."""
     batch_max_events: int = 500
+    """Most events in one uplink batch (1-100,000)."""
     batch_max_bytes: int = 256 * 1024
+    """Largest uplink batch in bytes (at least 4096; one event always fits)."""
     max_inflight_batches: int = 8
+    """Batches published ahead of the cloud's acknowledgement."""
     ack_timeout_s: float = 30.0
+    """Seconds without acknowledgement progress before the uplink resends from the last acknowledged
+    event.
+    """
     backoff_max_s: float = 60.0
+    """Longest wait between reconnect attempts (exponential backoff with full jitter)."""
     bundle_public_key: str | None = None
+    """The cloud's Ed25519 bundle key: base64 of the raw 32 bytes, or a file holding it. Required with
+    api_url: bundles are signed.
+    """
     bundle_poll_interval_s: float = 300.0
+    """Seconds between bundle fetches (a retained notice on lotedge/{lot_id}/bundle also triggers one
+    at once).
+    """
     bundle_stale_after_h: float | None = None  # newest bundle older than this: bundle_stale alarm
+    """Raise the bundle_stale alarm when the newest applied bundle was issued longer ago than this
+    many hours; none: never.
+    """
     signing_key_file: str | None = None  # this lot's Ed25519 key (`lotedge cloud keygen`)
+    """This lot's Ed25519 private key (owner-only; `lotedge cloud keygen`): batches are sealed with
+    it. Give ack_public_key too.
+    """
     ack_public_key: str | None = None  # the cloud's ack key (base64, or a file holding it)
+    """The cloud's Ed25519 ack key (base64, or a file holding it): acknowledgements count only when
+    their seal verifies. Give signing_key_file too.
+    """
     retention_max_bytes: int = 2 * 1024**3
+    """Local storage budget in bytes (ledger pages in use plus images under the data directory);
+    synced events and then images are pruned to stay under it.
+    """
     retention_max_age_days: int = 90
+    """Synced events older than this many days are pruned (unsynced events are never deleted)."""
     retention_alarm_ratio: float = 0.9
+    """Share of retention_max_bytes above which pruning starts and, if unsynced events still fill it,
+    the storage.budget alarm is raised (between 0 and 1).
+    """
     retention_prune_images: bool = True
+    """Whether pruning may delete images (plate evidence) when synced events are not enough."""
     offline_alarm_s: float = 600.0
+    """Seconds the broker may be unreachable (sync_offline), the cloud silent with events waiting
+    (sync_stalled) or bundle fetches failing (cloud_api_unreachable) before the alarm is raised.
+    """
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"mqtts?://[^/\s]+(:\d+)?/?", self.mqtt_url):
@@ -144,8 +208,15 @@ class StorageSection:
     __pydantic_config__ = _FORBID
 
     data_dir: str = "var"
+    """Directory of the ledger, the API socket and token, evidence images and backups; relative paths
+    are relative to the working directory.
+    """
     db_file: str = "ledger.sqlite3"
+    """The ledger's file name in data_dir."""
     min_free_bytes: int = 256 * 1024**2  # below this free space on the data disk: an alarm
+    """Free space on the data disk below which the critical disk_low alarm is raised (writes still
+    work).
+    """
 
     def __post_init__(self) -> None:
         if self.min_free_bytes < 0:
@@ -159,17 +230,42 @@ class PolicySection:
     __pydantic_config__ = _FORBID
 
     passback: Literal["hard", "soft"] = "hard"
+    """A plate already inside at an entry: hard refuses it (alarm passback), soft admits it and
+    records entry.passback_allowed.
+    """
     plate_match_distance: int = 1
+    """Edits (0-2) by which a plate may differ from a plate list entry or an open ticket and still
+    match, when the match is unique.
+    """
     prepaid_exit_grace_minutes: int = 15
+    """Minutes after paying on foot within which the exit is free; later, the difference is charged.
+    """
     unpaid_invoices_for_prepay: int = 3
+    """Unpaid invoices after which a plate is put on the prepay list."""
     prepay_authorization_cents: int | None = None
+    """Amount a prepay-list plate must have authorised on its card before entry; none: the tariff's
+    daily maximum.
+    """
     overbooking_factor: Decimal = Decimal("1.0")
+    """Reservations accepted up to capacity times this factor at any moment (1.0-2.0)."""
     reservation_early_minutes: int = 30
+    """Minutes before its start from which a reservation is honoured at the entry."""
     reservation_grace_minutes: int = 30
+    """Minutes after its start after which an unused reservation is released as a no-show."""
     walk_in_expected_stay_minutes: int = 180
+    """How long a walk-in is expected to stay, for reservation_aware allocation (spaces needed by
+    reservations starting within it are held back).
+    """
     drift_tolerance: int = 3
+    """Difference between counted and expected cars (per level: sensors vs tickets; whole lot: loop
+    passages vs tickets) above which counter_drift is raised.
+    """
     overstay_alarm_hours: int = 72
+    """A ticket open longer than this many hours raises the overstay alarm."""
     vacated_release_minutes: int = 15
+    """Per-spot lots: a ticket whose spot has sensed empty this long (after having seen its car) is
+    released as VACATED; 0: never.
+    """
 
     def __post_init__(self) -> None:
         if not 0 <= self.plate_match_distance <= 2:
@@ -190,9 +286,17 @@ class ApiSection:
     __pydantic_config__ = _FORBID
 
     socket: str = "lotedge.sock"
+    """The local API's Unix socket (mode 0660, group lotedge), relative to the data directory."""
     http_host: str = "127.0.0.1"
+    """Address of the optional HTTP listener (loopback by default)."""
     http_port: int = 0
+    """TCP port of the HTTP listener for display boards and tools (bearer token; GET /availability is
+    public); 0: off.
+    """
     token_file: str = "api.token"
+    """File holding the HTTP API's bearer token (owner-only; created at first start), relative to the
+    data directory.
+    """
 
     def __post_init__(self) -> None:
         if not 0 <= self.http_port <= 65535:
@@ -206,14 +310,25 @@ class SimulationSection:
     __pydantic_config__ = _FORBID
 
     arrivals_per_hour_per_lane: int = 240
+    """Cars arriving at each entry lane per lot hour (Poisson arrivals)."""
     speed: float = 60.0
+    """How many times faster than real time lot time runs in the simulation (arrivals and stays;
+    device timing stays real).
+    """
     mean_stay_minutes: int = 90
+    """Mean parking stay in lot minutes (exponential)."""
     min_stay_minutes: int = 2
+    """Shortest stay in lot minutes (time to drive to a space, park and come back)."""
     passage_ms: int = 400
+    """Real milliseconds a car takes to drive over a loop."""
     unreadable_plate_rate: float = 0.05
+    """Share of cars whose plate the simulated camera cannot read (0-1)."""
     gate_wait_ms: int = 3000
+    """Real milliseconds a driver waits at a barrier that does not open before backing away."""
     max_queue: int = 20
+    """Cars queued at one lane above which new arrivals drive on (balk)."""
     seed: int | None = None
+    """Random seed of the traffic generator; none: a new one each run."""
 
     def __post_init__(self) -> None:
         if self.arrivals_per_hour_per_lane < 0:
@@ -240,27 +355,57 @@ class LprSection:
     __pydantic_config__ = _FORBID
 
     det_model: str = ""
+    """Text detector model (ONNX); empty: the shipped PP-OCRv4 detector."""
     rec_model: str = ""
+    """First text recogniser (ONNX, CTC); empty: the shipped plate recogniser."""
     rec_dict: str = ""
+    """Dictionary of rec_model, one character per line; empty: the shipped one."""
     second_rec_model: str = ""  # "" = the shipped PP-OCRv6 small recogniser; "none" = no vote
+    """A second recogniser whose reads vote with the first's; empty: the shipped PP-OCRv6 small; none:
+    no second recogniser.
+    """
     second_rec_dict: str = ""
+    """Dictionary of second_rec_model; empty: the shipped one."""
     second_rec_below: float = 2.0  # the second reads a line only when the first is less sure (> 1: always)
+    """The second recogniser reads a line only when the first is less sure than this (0: never, above
+    1: always; at most 2).
+    """
     detector: str = "yolo"  # the plate detector (AGPL-3.0); "text" = text detector only
+    """yolo: a plate detector first, the text search as fallback (the shipped detector is AGPL-3.0);
+    text: the text-detector search only.
+    """
     plate_det_model: str = ""
+    """Plate detector model (ONNX, YOLOv8 style); empty: the shipped one."""
     plate_det_px: int = 416
+    """Plate detector input size (longer side; a multiple of 32 from 96 to 1280)."""
     threads: int = 1
+    """onnxruntime intra-op threads per model session."""
     det_max_side_px: int = 640
+    """Text detector input size (longer side) of the first text-search pass (96-4096)."""
     det_retry_max_side_px: int = 896
+    """A second, larger text-search pass when the first finds no good plate (96-4096); 0: off."""
     burst_frames: int = 5
+    """Frames taken per lane read."""
     burst_interval_ms: int = 200
+    """Milliseconds between the frames of a burst."""
     min_confidence: float = 0.5
+    """A voted read less sure than this (0-1) is a no-read."""
     regions: tuple[RegionFormat, ...] = field(default_factory=_default_regions)
+    """Plate formats accepted, tried in order: [[lpr.regions]] tables and/or names of built-in regions
+    (such as "us", "de", "eu").
+    """
     list_max_distance: int = 1
+    """Edit distance within which a read matches a permit, prepay or block list entry."""
     storage_dir: str = "lpr"
+    """Folder of plate evidence (crops and frames), relative to the data directory."""
     retention_days: int = 30
+    """Evidence older than this many days is deleted."""
     retention_max_mb: int = 2000
+    """Evidence is deleted oldest first above this many megabytes."""
     reconnect_initial_s: float = 0.5
+    """First wait before reopening a failed camera (doubling each time)."""
     reconnect_max_s: float = 30.0
+    """Longest wait between camera reopen attempts."""
 
     def __post_init__(self) -> None:
         if self.threads < 1:
@@ -309,22 +454,55 @@ class SensorBusSection:
     __pydantic_config__ = _FORBID
 
     id: str
+    """The bus's id (1-32 letters, digits, '-' or '_'); spots name their sensor as ID:ADDRESS."""
     port: str = "sim"
+    """Serial device (use a stable /dev/serial/by-id/ path), a pyserial URL (socket://host:port for an
+    RS-485-to-TCP gateway), or sim (a simulator, with --simulate).
+    """
     protocol: Literal["modbus", "maxbotix"] = "modbus"
+    """modbus: an RS-485 bus of addressed Modbus RTU sensors; maxbotix: one MaxBotix sensor on this
+    port.
+    """
     baud: int | None = None
+    """Line speed; none: the protocol's usual one (Modbus 19200, MaxBotix 9600)."""
     parity: Literal["N", "E", "O"] = "N"
+    """Parity of the line: N, E or O (8 data bits)."""
     stop_bits: Literal[1, 2] = 1
+    """Stop bits of the line: 1 or 2."""
     sensor_model: str = "dfrobot-urm14"
+    """Modbus: the register map of the sensors on this bus, a preset (dfrobot-urm14, dfrobot-sen0492,
+    apg-mnu) or a [[sensor_models]] id.
+    """
     poll_interval_ms: int = 500
+    """Modbus: each address is polled at most this often (10-600,000 ms)."""
     request_timeout_ms: int = 100
+    """Modbus: how long one answer is waited for (5-5000 ms)."""
     retries: int = 1
+    """Modbus: further tries of a request that got no valid answer (0-5)."""
     maxbotix_format: Literal["R3-cm", "R3-in", "R4-mm"] = "R3-cm"
+    """MaxBotix: the model family's output: R3-cm, R3-in (R + 3 digits) or R4-mm (R + 4 digits, HR
+    series).
+    """
     min_cm: int | None = None
+    """MaxBotix: the model's shortest valid reading; below it is 'no target', never free. None: the
+    format's usual limit.
+    """
     max_cm: int | None = None
+    """MaxBotix: the model's longest valid reading; a max-range report is 'no target', never free.
+    None: the format's usual limit.
+    """
     floor_cm: int | None = None
+    """What the sensor reads over the empty spot (its mounting height); its spots are occupied below
+    floor_cm - 50 unless [devices] spot_thresholds_cm names them.
+    """
     no_target_fault_after_s: float = 60.0
+    """Seconds an address may report only 'no target' before its no_target fault."""
     silent_fault_after_s: float = 3.0
+    """Seconds an address may go without a valid answer before its silent fault."""
     bad_rate_fault: float = 0.2
+    """Share of the last 20 answers that were exceptions, corrupt frames or out of range above which
+    the bad_readings fault is raised.
+    """
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", self.id):
@@ -362,12 +540,19 @@ class SignSection:
     __pydantic_config__ = _FORBID
 
     id: str
+    """The sign's id."""
     port: str = "sim"
+    """Serial device or pyserial URL of the sign, or sim."""
     fields: dict[str, str] = field(default_factory=dict)
+    """Sign field name (1-8 characters) = the level id it shows, or ALL for the whole lot."""
     thresholds: tuple[int, ...] = (0, 5, 10, 50)
+    """Free counts at which a change is sent at once (otherwise every refresh_s)."""
     refresh_s: float = 10.0
+    """Seconds between full updates (also the sign's keep-alive)."""
     full_at: int = 0
+    """Free count at or below which a field shows FULL."""
     baud: int = 9600
+    """Line speed of the sign's port."""
 
     def __post_init__(self) -> None:
         if not self.fields:
@@ -386,17 +571,33 @@ class DevicesSection:
     __pydantic_config__ = _FORBID
 
     loop_stuck_after_s: float = 300.0
+    """A loop occupied longer than this raises the loop_stuck fault."""
     loop_dead_after_s: float = 14400.0
+    """A loop without an edge this long, while the other loop of its lane saw loop_dead_min_edges
+    edges, raises the loop_dead fault.
+    """
     loop_dead_min_edges: int = 10
+    """Edges the other loop must have seen before a silent loop counts as dead."""
     gate_closing_travel_ms: int = 3000
+    """How long the boom takes to come down; a safety-loop contact within it reverses the barrier.
+    """
     gate_feedback_timeout_ms: int = 4000
+    """How long the barrier's limit switch may disagree with the command before a position fault."""
     spot_occupied_below_cm: int = 150
+    """A spot sensor reading closer than this is OCCUPIED (per spot: spot_thresholds_cm)."""
     spot_hysteresis_cm: int = 20
+    """A spot is AVAILABLE only beyond the threshold plus this; in between it keeps its state."""
     spot_debounce_ms: int = 3000
+    """The window over which a new spot state must hold before it is taken."""
     spot_settle_ratio: float = 0.8  # share of the window's readings a new state needs
+    """Share of the window's readings that must agree on a new state (above 0.5, at most 1)."""
     spot_settle_min_readings: int = 16  # ... taken over at least this many readings
+    """Readings the window must hold before a new state is taken."""
     spot_heartbeat_s: float = 1800.0
+    """A spot with no valid reading this long goes UNKNOWN (its level is then counted from tickets).
+    """
     spot_thresholds_cm: dict[str, int] = field(default_factory=dict)
+    """Per-spot occupied threshold in cm (spot id = cm), overriding spot_occupied_below_cm."""
 
     def __post_init__(self) -> None:
         for key in ("loop_stuck_after_s", "loop_dead_after_s", "spot_heartbeat_s",
@@ -434,22 +635,41 @@ class LotConfig:
     __pydantic_config__ = _FORBID
 
     lot: LotSection
+    """The lot's identity and allocation."""
     levels: tuple[LevelDef, ...]
+    """The lot's levels (at least one); in counter mode with their capacity."""
     spots: tuple[SpotDef, ...] = ()
+    """Individual spots (per-spot lots), each with its level, type, distance and sensor."""
     spot_ranges: tuple[SpotRange, ...] = ()
+    """Numbered runs of spots of one type on one level, expanded into [[spots]]."""
     lanes: tuple[LaneDef, ...] = ()
+    """Entry and exit lanes: loops, barrier relay, camera, wiring."""
     tariff: Tariff = field(default_factory=Tariff)
+    """Prices: grace, minimum, hourly, daily maximum, multipliers, bands, flat rates, events,
+    validations, dynamic pricing (see Fees and pricing).
+    """
     hardware: HardwareSection = field(default_factory=HardwareSection)
+    """Which GPIO backend drives the devices."""
     cloud: CloudSection = field(default_factory=CloudSection)
+    """Cloud sync: broker, bundles, keys, retention, offline alarms."""
     storage: StorageSection = field(default_factory=StorageSection)
+    """Where the ledger and the appliance's files live."""
     api: ApiSection = field(default_factory=ApiSection)
+    """The local API: Unix socket and optional loopback HTTP."""
     policy: PolicySection = field(default_factory=PolicySection)
+    """Entry, exit, reservation and count-checking rules."""
     simulation: SimulationSection = field(default_factory=SimulationSection)
+    """The traffic generator of `lotedge run --simulate`."""
     devices: DevicesSection = field(default_factory=DevicesSection)
+    """Loop, gate and spot-sensor timing and thresholds."""
     sensor_buses: tuple[SensorBusSection, ...] = ()
+    """Spot-sensor ports: RS-485 Modbus RTU buses or MaxBotix sensors."""
     sensor_models: tuple[RegisterMap, ...] = ()
+    """Register maps of Modbus sensor models beyond the presets."""
     signs: tuple[SignSection, ...] = ()
+    """LED availability signs."""
     lpr: LprSection = field(default_factory=LprSection)
+    """Plate reading: models, bursts, trust thresholds, regions, evidence retention."""
     source_path: str | None = None
     source_sha256: str | None = None
 

@@ -29,6 +29,14 @@ def test_site_builds_with_strict(tmp_path):
     assert (tmp_path / "site" / "asyncapi.yaml").exists()
 
 
+def test_every_config_key_has_a_description():
+    missing = [f"{k.section or '(top level)'} {k.name}  ({k.owner})"
+               for k in gen_docs.config_keys() if not k.doc]
+    assert not missing, ("config keys without a description (add a docstring on the line after "
+                         "the field, or an Args: line in its class docstring, then `make docs`):"
+                         "\n  " + "\n  ".join(missing))
+
+
 def test_generated_pages_are_up_to_date():
     for name, make in gen_docs.PAGES.items():
         committed = (DOCS / name).read_text(encoding="utf-8")

@@ -18,6 +18,7 @@ import datetime as dt
 import enum
 import inspect
 import json
+import re
 import sys
 import textwrap
 import types
@@ -65,10 +66,39 @@ def attribute_docs(cls: type) -> dict[str, str]:
     return docs
 
 
+@cache
+def args_docs(cls: type) -> dict[str, str]:
+    """The `Args:` section of a class docstring: field name -> its text (`a, b: text` names
+    both)."""
+    doc = inspect.getdoc(cls) or ""
+    lines = doc.splitlines()
+    if "Args:" not in [line.strip() for line in lines]:
+        return {}
+    start = [line.strip() for line in lines].index("Args:") + 1
+    docs: dict[str, str] = {}
+    names: list[str] = []
+    for line in lines[start:]:
+        if not line.strip():
+            break
+        head = re.match(r"^    ([a-z_][a-z0-9_]*(?:, [a-z_][a-z0-9_]*)*): (.*)$", line)
+        if head:
+            names = head.group(1).split(", ")
+            for name in names:
+                docs[name] = head.group(2).strip()
+        elif line.startswith("      ") and names:
+            for name in names:
+                docs[name] += " " + line.strip()
+        else:
+            break
+    return docs
+
+
 def _field_docs(cls: type) -> dict[str, str]:
+    """Each field's description: its attribute docstring, else its line in the class's Args."""
     docs: dict[str, str] = {}
     for base in reversed(cls.__mro__):
         if dataclasses.is_dataclass(base):
+            docs.update(args_docs(base))
             docs.update(attribute_docs(base))
     return docs
 
@@ -90,6 +120,10 @@ def _table_item(tp: Any) -> tuple[type | None, bool]:
         args = [a for a in typing.get_args(tp) if a is not Ellipsis]
         if len(args) == 1 and dataclasses.is_dataclass(args[0]):
             return args[0], True
+        if len(args) == 1 and typing.get_origin(args[0]) in (typing.Union, types.UnionType):
+            tables = [a for a in typing.get_args(args[0]) if dataclasses.is_dataclass(a)]
+            if len(tables) == 1:  # tables, or names of built-in ones (see the field's text)
+                return tables[0], True
     return None, False
 
 

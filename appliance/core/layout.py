@@ -30,8 +30,12 @@ class LevelDef:
     __pydantic_config__ = _FORBID
 
     id: str
+    """The level's id (spots, lanes and signs refer to it)."""
     name: str = ""
+    """The level's name, shown in the attendant UI."""
     capacity: dict[SpotType, int] = field(default_factory=dict)
+    """Counter mode: spaces per spot type (MOTORCYCLE, COMPACT, REGULAR, LARGE, EV, HANDICAP) = count.
+    """
 
     def __post_init__(self) -> None:
         for spot_type, n in self.capacity.items():
@@ -46,10 +50,17 @@ class SpotDef:
     __pydantic_config__ = _FORBID
 
     id: str
+    """The spot's id (unique in the lot)."""
     level: str
+    """The level it is on."""
     type: SpotType
+    """Its type: MOTORCYCLE, COMPACT, REGULAR, LARGE, EV (EV vehicles only) or HANDICAP (handicap-
+    permit holders only).
+    """
     distance_cm: int = 0
+    """Distance from the entrance in cm (nearest allocation picks the smallest)."""
     sensor: str | None = None
+    """Its sensor: BUS:ADDRESS on a Modbus bus, or a MaxBotix bus id; none: no sensor."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,13 +70,23 @@ class SpotRange:
     __pydantic_config__ = _FORBID
 
     level: str
+    """The level the spots are on."""
     type: SpotType
+    """Their spot type."""
     count: int
+    """How many spots (1-10,000; 50,000 in a lot); on an RS-485 bus their addresses must stay within
+    1-247.
+    """
     prefix: str
+    """Spot ids are the prefix and a 3-digit number from 001."""
     first_distance_cm: int = 0
+    """Distance from the entrance of the first spot, in cm."""
     distance_step_cm: int = 0
+    """Added to the distance for each next spot, in cm."""
     sensor_bus: str | None = None
+    """The [[sensor_buses]] id of their sensors; none: no sensors."""
     first_sensor_address: int = 1
+    """Bus address of the first spot's sensor; the next spots count up from it."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.count <= MAX_RANGE_SPOTS:
@@ -104,21 +125,44 @@ class LaneDef:
     __pydantic_config__ = _FORBID
 
     id: str
+    """The lane's id (events, the API and diag commands name it)."""
     direction: LaneDirection
+    """entry or exit."""
     arming_loop_pin: int
+    """BCM GPIO of the arming loop (in front of the barrier)."""
     safety_loop_pin: int
+    """BCM GPIO of the safety loop (under the barrier)."""
     barrier_relay_pin: int
+    """BCM GPIO of the barrier relay (output)."""
     gate_feedback_pin: int | None = None
+    """BCM GPIO of the barrier's 'fully up' limit switch; none: no feedback."""
     camera: str = "sim"
+    """The lane camera: sim (the simulator), a USB index (0), an rtsp:// or other URL OpenCV opens, a
+    video file, dir:/path (a folder of images) or photos:/path (simulation with real photos).
+    """
     fail_state: FailState = FailState.OPEN
+    """What the barrier does on power loss or a crash: open (never traps a car) or secure (stays
+    down).
+    """
     debounce_ms: int = 150
+    """Software debounce of the loop contacts (0-5000 ms)."""
     auto_close_ms: int = 1000
+    """The barrier closes this long after the vehicle has cleared the safety loop."""
     level: str | None = None
+    """The level the lane serves; none: the whole lot."""
     # Wiring (docs/hardware.md): the barrier relay and the loop detectors' output contacts.
     relay_energise: Literal["open", "close"] | None = None  # None: what fail_state needs
+    """What energising the relay does: open or close the barrier; none: what fail_state needs (fail-
+    open wiring energises to close).
+    """
     loop_contact: Literal["no", "nc"] = "no"  # detector output: closes (no) / opens (nc) on a car
+    """The detector's output contact: no (closes on a vehicle) or nc (opens on a vehicle)."""
     loop_closed_level: Literal["high", "low"] = "high"  # contact to 3V3 (pull-down) / to GND (pull-up)
+    """How the contact is wired: high (to 3V3, pull-down) or low (to GND, pull-up)."""
     loop_fail_safe: bool = False  # require that a cut wire or dead detector reads "vehicle present"
+    """Require the wiring where a cut wire or a dead detector reads 'vehicle present' (needs
+    loop_contact = nc).
+    """
 
     def __post_init__(self) -> None:
         if not 0 <= self.debounce_ms <= 5000:

@@ -79,10 +79,17 @@ class Band:
     __pydantic_config__ = _FORBID
 
     name: str
+    """The band's name, shown in the fee breakdown."""
     multiplier: Decimal
+    """Multiplies the time charge of stays whose lot-local entry falls in the band."""
     start: time
+    """Start of the daily window (lot-local, inclusive)."""
     end: time
+    """End of the window (exclusive); an end not after the start wraps midnight (00:00-00:00 is all
+    day).
+    """
     days: tuple[str, ...] = ("all",)
+    """Weekdays it applies on: mon..sun, weekdays, weekend, all."""
 
     def __post_init__(self) -> None:
         _check_naive_time("start", self.start)
@@ -147,10 +154,17 @@ class TariffEvent:
     __pydantic_config__ = _FORBID
 
     name: str
+    """The event's name, shown in the fee breakdown."""
     start: datetime
+    """Start (date-time with a UTC offset, inclusive) of the entries it applies to."""
     end: datetime
+    """End (exclusive)."""
     multiplier: Decimal | None = None
+    """Multiplies the dynamic rate locked at entry for entries during the event."""
     flat_cents: Cents | None = None
+    """A flat fee replacing the time charge for entries during the event and stays of at most 24 h
+    (even if dearer).
+    """
 
     def __post_init__(self) -> None:
         for key in ("start", "end"):
@@ -177,10 +191,16 @@ class Validation:
     __pydantic_config__ = _FORBID
 
     code: str
+    """The code typed or scanned at the booth or pay station (each once per ticket)."""
     name: str = ""
+    """The merchant's name, shown in the breakdown."""
     amount_off_cents: Cents | None = None
+    """An amount taken off the fee (give exactly one of the three)."""
     percent_off: Decimal | None = None
+    """A percentage taken off the fee (0-100)."""
     free_hours: Annotated[int, Strict()] | None = None
+    """Hours not charged, each worth hourly_cents times the ticket's band, spot and rate multipliers.
+    """
 
     def __post_init__(self) -> None:
         if not self.code or not self.code.strip() or self.code != self.code.strip():
@@ -217,8 +237,13 @@ class DynamicPricing:
     __pydantic_config__ = _FORBID
 
     occupancy_curve: tuple[tuple[Decimal, Decimal], ...] = DEFAULT_OCCUPANCY_CURVE
+    """Points [occupancy 0-1, multiplier], linear in between and flat outside: the occupancy
+    multiplier at entry.
+    """
     min_multiplier: Decimal = Decimal(1)
+    """The locked rate (occupancy multiplier times event multipliers) is at least this."""
     max_multiplier: Decimal = Decimal(2)
+    """The locked rate is at most this."""
 
     def __post_init__(self) -> None:
         if not self.occupancy_curve:
@@ -244,17 +269,36 @@ class Tariff:
     __pydantic_config__ = _FORBID
 
     grace_minutes: Annotated[int, Strict()] = 10
+    """A stay of at most this many minutes is free (even during an event)."""
     minimum_charge_cents: Cents = 200
+    """The charge of a stay longer than the grace and at most minimum_charge_minutes."""
     minimum_charge_minutes: Annotated[int, Strict()] = 30
+    """Stays up to this long pay the minimum charge."""
     hourly_cents: Cents = 300
+    """Otherwise each started hour costs this ..."""
     daily_max_cents: Cents = 2400
+    """... up to this per 24 h counted from entry; longer stays pay it per full 24 h plus the
+    remainder's started hours, capped again.
+    """
     lost_ticket_cents: Cents | None = None
+    """The fee when no entry can be matched; none: daily_max_cents."""
     spot_multipliers: dict[SpotType, Decimal] = field(default_factory=dict)
+    """Spot type = multiplier of the charge (flat rates too), e.g. { EV = 1.5 }."""
     bands: tuple[Band, ...] = ()
+    """Time-of-day and weekday multipliers, by lot-local entry time; the first match wins."""
     flat_rates: tuple[FlatRate, ...] = ()
+    """Flat-rate products such as early bird, charged instead of the time charge when the stay
+    qualifies and it is cheaper.
+    """
     events: tuple[TariffEvent, ...] = ()
+    """Calendar events: a multiplier of the locked rate and/or a flat fee for entries during them.
+    """
     validations: tuple[Validation, ...] = ()
+    """Merchant validation codes."""
     dynamic: DynamicPricing | None = None
+    """Dynamic pricing: an occupancy multiplier at entry, locked on the ticket; none: only event
+    multipliers apply.
+    """
 
     def __post_init__(self) -> None:
         for name in ("grace_minutes", "minimum_charge_cents", "minimum_charge_minutes",
