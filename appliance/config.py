@@ -12,10 +12,10 @@ import tomllib
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BeforeValidator, TypeAdapter, ValidationError
 
 from appliance.core.layout import (
     MAX_BUS_ADDRESS,
@@ -30,7 +30,7 @@ from appliance.core.register_maps import PRESETS, RegisterMap
 from appliance.core.tariff import Tariff
 from appliance.core.types import AllocationStrategy, LaneDirection, LotMode
 from appliance.errors import ConfigError
-from lpr.regions import BUILTIN_REGIONS, RegionFormat
+from lpr.regions import BUILTIN_REGIONS, RegionFormat, region_by_code
 
 _FORBID = {"extra": "forbid"}
 
@@ -345,6 +345,18 @@ def _default_regions() -> tuple[RegionFormat, ...]:
     return (BUILTIN_REGIONS["us"],)
 
 
+def _region_codes(value: Any) -> Any:
+    """`[lpr] regions`: built-in country codes become their formats; tables stay as they are."""
+    if not isinstance(value, list | tuple):
+        return value
+    out: list[Any] = []
+    for item in value:
+        for region in (region_by_code(item) if isinstance(item, str) else (item,)):
+            if region not in out:
+                out.append(region)
+    return out
+
+
 @dataclass(frozen=True, kw_only=True)
 class LprSection:
     """Licence plate recognition: models, burst, trust thresholds and crop retention.
@@ -390,9 +402,12 @@ class LprSection:
     """Milliseconds between the frames of a burst."""
     min_confidence: float = 0.5
     """A voted read less sure than this (0-1) is a no-read."""
-    regions: tuple[RegionFormat, ...] = field(default_factory=_default_regions)
-    """Plate formats accepted, tried in order: [[lpr.regions]] tables and/or names of built-in regions
-    (such as "us", "de", "eu").
+    regions: Annotated[tuple[RegionFormat, ...], BeforeValidator(_region_codes)] = field(
+        default_factory=_default_regions)
+    """Plate formats accepted: [[lpr.regions]] tables and/or built-in country codes ("us", "br",
+    "uk", "de", "fr", ... or "eu" for every European one). A read that fits a format as it is
+    wins over one that needs look-alike characters mapped (O/0, I/1, B/8 ...); ties go to the
+    format listed first.
     """
     list_max_distance: int = 1
     """Edit distance within which a read matches a permit, prepay or block list entry."""

@@ -57,6 +57,23 @@ def load_labels(folder: Path) -> list[Labelled]:
     return items
 
 
+PARTS = ("all", "dev", "held-out")
+
+
+def split_items(items: list[Labelled], part: str) -> list[Labelled]:
+    """One fixed half of a labelled set: sorted by image name, `dev` = even, `held-out` = odd.
+
+    Models and settings are trained and tuned on the `dev` half only; figures on the
+    `held-out` half are what the reader does on photos it never saw.
+    """
+    if part not in PARTS:
+        raise InputError(f"part: one of {', '.join(PARTS)}, not {part!r}")
+    ordered = sorted(items, key=lambda item: item.image.name)
+    if part == "all":
+        return ordered
+    return [item for k, item in enumerate(ordered) if k % 2 == (0 if part == "dev" else 1)]
+
+
 def char_accuracy(truth: str, read: str | None) -> float:
     """1 - edit distance / length of the truth (floored at 0)."""
     if not truth:

@@ -16,11 +16,24 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c",
                                                 help="lot TOML whose [lpr] section to use")]
 
 
-def _reader(config: Path | None):
+RegionOpt = Annotated[list[str] | None, typer.Option(
+    "--region", "-r", help="plate formats by country code (us, br, uk, de, fr, ..., or eu for "
+    "every European one); repeatable; replaces the config's [lpr] regions")]
+
+
+def _reader(config: Path | None, regions: list[str] | None = None):
+    import dataclasses
+
     from appliance.config import LprSection, load_config
     from lpr.reader import PlateReader
+    from lpr.regions import resolve_regions
 
     section = load_config(config).lpr if config else LprSection()
+    if regions:
+        try:
+            section = dataclasses.replace(section, regions=resolve_regions(regions))
+        except ValueError as err:
+            raise InputError(f"--region: {err}") from err
     return PlateReader.from_config(section)
 
 
@@ -29,11 +42,12 @@ def read(
     images: Annotated[list[Path], typer.Argument(help="image files")],
     json_out: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
     config: ConfigOpt = None,
+    region: RegionOpt = None,
 ) -> None:
     """Read the plate in each image."""
     import cv2
 
-    reader = _reader(config)
+    reader = _reader(config, region)
     for path in images:
         image = cv2.imread(str(path)) if path.is_file() else None
         if image is None:
@@ -54,12 +68,15 @@ def bench(
     config: ConfigOpt = None,
     misses: Annotated[bool, typer.Option(help="list the images read wrongly")] = False,
     json_out: Annotated[bool, typer.Option("--json")] = False,
+    region: RegionOpt = None,
+    part: Annotated[str, typer.Option(
+        help="all, or one fixed half (sorted by name): dev (even) or held-out (odd)")] = "all",
 ) -> None:
     """Exact-plate accuracy, character accuracy and median/p95 latency on a labelled folder."""
-    from lpr.bench import load_labels, run_bench
+    from lpr.bench import load_labels, run_bench, split_items
 
-    items = load_labels(folder)
-    result = run_bench(_reader(config), items)
+    items = split_items(load_labels(folder), part)
+    result = run_bench(_reader(config, region), items)
     if json_out:
         print(json.dumps({"images": result.images, "exact": result.exact,
                           "exact_accuracy": round(result.exact_accuracy, 4),

@@ -277,12 +277,13 @@ class PlateDetector:
         self.iou_thresh = iou_thresh
         self.max_boxes = max_boxes
 
-    def _letterbox(self, image: np.ndarray) -> tuple[np.ndarray, float, int, int]:
+    def _letterbox(self, image: np.ndarray,
+                   input_px: int | None = None) -> tuple[np.ndarray, float, int, int]:
         h, w = image.shape[:2]
         if self.fixed_hw:
             th, tw = self.fixed_hw
         else:
-            side = max(32, int(round(self.input_px / 32)) * 32)
+            side = max(32, int(round((input_px or self.input_px) / 32)) * 32)
             th = tw = side
         scale = min(tw / w, th / h)
         nw, nh = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
@@ -296,9 +297,9 @@ class PlateDetector:
         blob = canvas[:, :, ::-1].astype(np.float32).transpose(2, 0, 1)[None] / 255.0
         return np.ascontiguousarray(blob), scale, left, top
 
-    def detect(self, image: np.ndarray) -> list[PlateBox]:
-        """Plate boxes in a BGR image, best first."""
-        blob, scale, left, top = self._letterbox(image)
+    def detect(self, image: np.ndarray, *, input_px: int | None = None) -> list[PlateBox]:
+        """Plate boxes in a BGR image, best first (`input_px`: this look's input size)."""
+        blob, scale, left, top = self._letterbox(image, input_px)
         out = self.session.run(None, {self.input_name: blob})[0][0]
         if out.shape[0] > out.shape[1]:  # [N, 5] layout
             out = out.T

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,9 @@ class PlateReader:
             when it finds no valid plate; `text` = the text-detector search only (Apache-2.0).
         plate_det_model: the plate detector ONNX file (default: the shipped YOLOv8 one).
         plate_det_px: plate detector input size (longer side, multiple of 32).
+        plate_det_retry_px: the plate detector looks again at this size when the first look
+            gives no plate read at least `plate_sure` confident (0 = never).
+        plate_sure: a plate read this confident (0-1) ends the search after the plate detector.
         plate_line_px: plate windows are scaled so the plate box is about this tall before the
             text line inside it is detected.
     """
@@ -79,6 +83,7 @@ class PlateReader:
                  good_score: float = 1.4, refine: bool = True, refine_line_px: int = 40,
                  max_candidates: int = 2, detector: str = "yolo",
                  plate_det_model: Path | str | None = None, plate_det_px: int = 416,
+                 plate_det_retry_px: int = 0, plate_sure: float = 0.0,
                  plate_line_px: int = 128, second_rec_model: Path | str | None = None,
                  second_rec_dict: Path | str | None = None, second_rec_below: float = 2.0):
         if detector not in ("yolo", "text"):
@@ -87,6 +92,8 @@ class PlateReader:
                                              threads=threads, input_px=plate_det_px)
                                if detector == "yolo" else None)
         self.plate_line_px = plate_line_px
+        self.plate_det_retry_px = plate_det_retry_px
+        self.plate_sure = plate_sure
         self.lines_per_plate = 1
         self.plate_full_width = False
         self.plate_margin = 0.0
@@ -135,6 +142,16 @@ class PlateReader:
         best, score = FrameRead(plate=None, confidence=0.0, bbox=None), -2.0
         if self.plate_detector is not None:
             best, score = self._best_in_plates(image, self.plate_detector.detect(image))
+            if (best.plate is None or best.confidence < self.plate_sure) and (
+                    self.plate_det_retry_px > self.plate_detector.input_px):
+                # unsure: a second, larger look finds the small and the far plates
+                again, again_score = self._best_in_plates(
+                    image, self.plate_detector.detect(image, input_px=self.plate_det_retry_px))
+                if again_score > score:
+                    best, score = again, again_score
+            if best.plate is not None and best.confidence >= self.plate_sure:
+                release_free_memory()
+                return dataclasses.replace(best, ms=(time.perf_counter() - started) * 1000)
         if score < self.plate_good_score:
             text_best, text_score = self._best(image, self.detector.detect(image))
             if text_score > score:
@@ -266,7 +283,7 @@ class PlateReader:
                 kept = [(c, p) for c, p in zip(text.text, text.char_conf, strict=True)
                         if p >= self.min_char_conf]
                 raw = "".join(c for c, _ in kept)
-                plate = normalize(raw, self.regions)
+                plate = normalize(raw, self.regions, tuple(p for _, p in kept))
                 conf = float(np.mean([p for _, p in kept])) if kept else 0.0
                 key = plate or ""
                 totals[key] = totals.get(key, 0.0) + conf

@@ -103,6 +103,8 @@ def build_model(base: Path = BASE_MODEL, base_dict: Path = BASE_DICT):
     while add.op == "call_module" and add.target.startswith("Identity"):
         add = add.args[0]
     matmul, bias_node = add.args
+    if matmul.op == "get_attr":  # torch's own export writes Add(bias, MatMul)
+        matmul, bias_node = bias_node, matmul
     features, weight_node = matmul.args
     weight = graph_module.get_buffer(weight_node.target).detach().clone()  # [C, 18710]
     bias = graph_module.get_buffer(bias_node.target).detach().clone()
@@ -190,6 +192,76 @@ def synthetic_line(rng: random.Random) -> tuple[np.ndarray, str]:
                                    [rng.randint(0, 120), rng.randint(0, 80), rng.randint(60, 160)]))
     cv2.putText(img, text, (pad_x, pad_y + th), font, scale, ink, thickness, cv2.LINE_AA)
     return img, text
+
+
+_FONTS = ("/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed-Bold.ttf",
+          "/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed.ttf",
+          "/usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf",
+          "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
+
+
+def region_text(rng: random.Random, region) -> tuple[str, str]:
+    """A random plate of one built-in region: (text as printed, with separators; label)."""
+    mask = rng.choice(region.masks)
+    letters = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in region.never]
+    chars = [rng.choice(letters) if k == "L" else rng.choice("0123456789") if k == "D"
+             else rng.choice(letters + list("0123456789")) for k in mask]
+    if region.prefix:
+        chars[:len(region.prefix)] = list(region.prefix)
+    label = "".join(chars)
+    # separators where the kind of character changes (AB-123-CD, ABC 1234)
+    printed, sep = chars[0], rng.choice([" ", "-", " ", ""])
+    for prev, k, ch in zip(mask, mask[1:], chars[1:], strict=False):
+        printed += (sep if k != prev and rng.random() < 0.8 else "") + ch
+    return printed, label
+
+
+def _ttf_line(text: str, font_path: str, size: int, ink, paper, rng: random.Random):
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(font_path, size)
+    x0, y0, x1, y1 = font.getbbox(text)
+    pad_x, pad_y = rng.randint(4, 16), rng.randint(5, 12)
+    img = Image.new("RGB", (x1 - x0 + 2 * pad_x, y1 - y0 + 2 * pad_y), paper)
+    ImageDraw.Draw(img).text((pad_x - x0, pad_y - y0), text, font=font, fill=ink)
+    line = np.array(img)[:, :, ::-1].copy()
+    # condensed plate typefaces: squeeze the line a little more
+    squeeze = rng.uniform(0.75, 1.0)
+    return cv2.resize(line, (max(8, int(line.shape[1] * squeeze)), line.shape[0]))
+
+
+def region_line(rng: random.Random, regions) -> tuple[np.ndarray, str]:
+    """A synthetic one-row plate of a random built-in region (EU band, BR Mercosur band)."""
+    region = rng.choice(regions)
+    printed, label = region_text(rng, region)
+    paper = (rng.randint(200, 255),) * 3
+    mercosur = region.name == "br" and label[4].isalpha()
+    if region.name == "br" and not mercosur:
+        paper = (rng.randint(150, 205),) * 3  # the grey plates
+    elif region.name in ("nl", "lu") and rng.random() < 0.6:
+        paper = (rng.randint(200, 255), rng.randint(170, 220), rng.randint(0, 60))  # yellow
+    ink = (rng.randint(0, 60),) * 3
+    try:
+        line = _ttf_line(printed, rng.choice(_FONTS), rng.randint(40, 56), ink[::-1], paper[::-1],
+                         rng)
+    except (ImportError, OSError):
+        line, _ = synthetic_line(rng)
+        return line, _
+    h = line.shape[0]
+    if region.band and rng.random() < 0.6:
+        # the blue EU band with the country letters, left of the text (not part of the plate)
+        band = np.zeros((h, max(8, int(h * rng.uniform(0.35, 0.6))), 3), np.uint8)
+        band[:] = (rng.randint(120, 190), rng.randint(30, 70), rng.randint(0, 40))
+        scale = band.shape[1] / (18 * max(1, len(region.band)))
+        cv2.putText(band, region.band, (2, h - 4), cv2.FONT_HERSHEY_SIMPLEX, max(0.2, scale),
+                    (255, 255, 255), 1, cv2.LINE_AA)
+        line = np.hstack([band, line])
+    if region.name == "br" and rng.random() < 0.4:
+        # the Mercosur band or the city line above the characters, cut into the top
+        top = np.zeros((max(2, int(h * rng.uniform(0.05, 0.2))), line.shape[1], 3), np.uint8)
+        top[:] = (rng.randint(120, 190), rng.randint(40, 90), 0) if mercosur else paper
+        line = np.vstack([top, line])
+    return line, label
 
 
 def augment(crop: np.ndarray, rng: random.Random) -> np.ndarray:
@@ -296,11 +368,19 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dev", type=Path, required=True, help="labelled folder of car photos")
+    parser.add_argument("--dev", type=Path, required=True, action="append",
+                        help="labelled folder of car photos (repeat for several)")
+    parser.add_argument("--base", type=Path, default=BASE_MODEL,
+                        help="recogniser to start from (an ONNX CTC model, e.g. plate_rec.onnx)")
+    parser.add_argument("--base-dict", type=Path, default=BASE_DICT)
+    parser.add_argument("--region-synthetic", type=int, default=0,
+                        help="synthetic one-row plates of the built-in regions (eu, br) to mix in")
     parser.add_argument("--split", choices=("even", "odd", "all"), default="even",
                         help="which images train (sorted by name); the rest are held out")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--synthetic", type=int, default=2000, help="synthetic lines to mix in")
+    parser.add_argument("--repeat", type=int, default=4,
+                        help="each real line this many times per epoch (augmented differently)")
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--seed", type=int, default=1)
@@ -312,12 +392,20 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     np.random.seed(args.seed)
 
-    lines = dev_lines(args.dev)
     keep = {"even": 0, "odd": 1}.get(args.split)
-    train = [ln for ln in lines if keep is None or ln[0] % 2 == keep]
-    held = [ln for ln in lines if keep is not None and ln[0] % 2 != keep]
+    train, held = [], []
+    for dev in args.dev:
+        lines = dev_lines(dev)
+        train += [ln for ln in lines if keep is None or ln[0] % 2 == keep]
+        held += [ln for ln in lines if keep is not None and ln[0] % 2 != keep]
     synth = [(-1, "synthetic", *synthetic_line(rng)) for _ in range(args.synthetic)]
-    model = build_model()
+    if args.region_synthetic:
+        from lpr.regions import BR, REGION_GROUPS
+
+        regions = [*REGION_GROUPS["eu"], BR, BR, BR]
+        synth += [(-1, "region", *region_line(rng, regions))
+                  for _ in range(args.region_synthetic)]
+    model = build_model(args.base, args.base_dict)
     report = {"train_lines": len(train), "held_out_lines": len(held), "synthetic": len(synth),
               "held_out_line_acc_before": line_accuracy(model, held) if held else None}
     print(json.dumps(report), flush=True)
@@ -325,14 +413,15 @@ def main(argv: list[str] | None = None) -> int:
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
     ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
-    steps_per_epoch = max(1, math.ceil((len(train) * 4 + len(synth) // 4) / args.batch))
+    steps_per_epoch = max(1, math.ceil((len(train) * args.repeat + len(synth) // 4) / args.batch))
     total = steps_per_epoch * args.epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=total,
                                                 pct_start=0.1)
     started = time.monotonic()
     for epoch in range(args.epochs):
-        # each real line four times per epoch (augmented differently), a quarter of the synthetic
-        pool = train * 4 + rng.sample(synth, len(synth) // 4)
+        # each real line `repeat` times per epoch (augmented differently), a quarter of the
+        # synthetic ones
+        pool = train * args.repeat + rng.sample(synth, len(synth) // 4)
         rng.shuffle(pool)
         model.train()
         freeze_norm_stats(model)
@@ -353,8 +442,6 @@ def main(argv: list[str] | None = None) -> int:
             losses.append(float(loss))
         msg = {"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4),
                "s": round(time.monotonic() - started)}
-        if held and (epoch + 1) % 5 == 0:
-            msg["held_out_line_acc"] = round(line_accuracy(model, held), 4)
         print(json.dumps(msg), flush=True)
     model.eval()
     report["train_line_acc"] = line_accuracy(model, train)

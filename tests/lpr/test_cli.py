@@ -45,3 +45,21 @@ def test_bench_scores_a_labelled_folder(tmp_path):
     # the mislabelled image reads 6 of its 7 characters right
     assert abs(figures["char_accuracy"] - (1 + 6 / 7) / 2) < 1e-3
     assert figures["median_ms"] > 0
+
+
+def test_read_region_option_chooses_the_plate_format(tmp_path):
+    paths = write_scenes(tmp_path, plates=("OKL1235",))
+    rows = {}
+    for region in (["--region", "us"], ["--region", "br"], ["-r", "eu", "-r", "br"]):
+        result = CliRunner().invoke(app, ["lpr", "read", str(paths[0]), "--json", *region])
+        assert result.exit_code == 0, result.output
+        rows[" ".join(region)] = json.loads(result.output)["plate"]
+    # the US writes one glyph for O and 0 (as 0); Brazil's LLLDDDD keeps the letter
+    assert rows == {"--region us": "0KL1235", "--region br": "OKL1235", "-r eu -r br": "OKL1235"}
+
+
+def test_read_unknown_region_is_a_one_line_input_error(tmp_path):
+    paths = write_scenes(tmp_path, plates=("ABC1234",))
+    result = CliRunner().invoke(app, ["lpr", "read", str(paths[0]), "--region", "xx"])
+    assert result.exit_code != 0
+    assert "unknown region code 'xx'" in str(result.exception)

@@ -107,3 +107,88 @@ def test_lpr_config_errors_name_the_key_and_line(snippet, message):
     with pytest.raises(ConfigError, match=message) as info:
         parse_config(LOT + snippet, path="lot.toml")
     assert info.value.line is not None and info.value.line > 7
+
+
+# -- built-in regions by country code ------------------------------------------------------------
+
+from lpr.regions import BR, BUILTIN_REGIONS, REGION_GROUPS, region_by_code  # noqa: E402
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("ABC-1234", "ABC1234"),     # the grey plates LLL-DDDD
+    ("ABC1D23", "ABC1D23"),      # Mercosur LLLDLDD
+    ("AB01234", "ABO1234"),      # 0 in a letter position is an O
+    ("0KL1235", "OKL1235"),
+    ("PJB24I4", "PJB2414"),      # I in a digit position is a 1
+    ("ABC12345", None),          # too long for either format
+    ("ABC123", None),
+])
+def test_brazil_old_and_mercosur_formats(raw, expected):
+    assert normalize(raw, region_by_code("br")) == expected
+
+
+def test_the_us_rule_is_the_us_regions_not_everyones():
+    # the US writes one glyph for O and 0; a Brazilian O stays an O
+    assert normalize("OKL1235", region_by_code("us")) == "0KL1235"
+    assert normalize("OKL1235", region_by_code("br")) == "OKL1235"
+
+
+def test_eu_is_every_european_format_with_its_source():
+    eu = region_by_code("eu")
+    names = {r.name for r in eu}
+    assert {"de", "fr", "it", "es", "nl", "pl", "sk", "cz", "se", "no", "uk"} <= names
+    assert len(names) >= 25
+    for region in (*eu, BR, BUILTIN_REGIONS["us"]):
+        assert region.source.startswith("https://"), region.name
+        assert region.masks or region.pattern
+
+
+@pytest.mark.parametrize(("raw", "code", "expected"), [
+    ("RK340A0", "eu", "RK340AO"),   # Slovak LLDDDLL: a 0 in a letter position is an O
+    ("BB135B0", "sk", "BB135BO"),
+    ("FAB123CD", "fr", "AB123CD"),  # the band's F read as part of the plate
+    ("SKBA268IM", "eu", "BA268IM"),  # ... or the band's SK
+    ("AB123CO", "it", "AB123CD"),   # Italy never prints O: the look-alike letter
+    ("1BO0338", "cz", "1B00338"),   # Czech third place: never an O, so a 0
+    ("5678BCD", "es", "5678BCD"),
+    ("5678ACD", "es", None),        # Spain prints no vowels
+    ("FL12345", "li", "FL12345"),
+    ("AB12345", "li", None),        # Liechtenstein plates start with FL
+    ("M5XSX", "eu", None),          # a show plate fits no European format
+])
+def test_european_formats_by_country(raw, code, expected):
+    assert normalize(raw, region_by_code(code)) == expected
+
+
+def test_the_recogniser_s_doubt_decides_between_equal_fits():
+    regions = region_by_code("be") + region_by_code("cz")
+    # 1-BOO-338 (Belgian) or 1BO 0338 (Czech): change the character the recogniser doubted
+    unsure_third = (0.99, 0.99, 0.3, 0.99, 0.99, 0.99, 0.99)
+    unsure_fourth = (0.99, 0.99, 0.99, 0.3, 0.99, 0.99, 0.99)
+    assert normalize("1BO0338", regions, unsure_third) == "1B00338"
+    assert normalize("1BO0338", regions, unsure_fourth) == "1BOO338"
+
+
+def test_unknown_region_code_is_refused():
+    with pytest.raises(ValueError, match="unknown region code 'xx'"):
+        region_by_code("xx")
+    assert region_by_code("GB") == REGION_GROUPS["gb"]
+
+
+def test_config_selects_built_in_regions_by_code():
+    cfg = parse_config(LOT + '[lpr]\nregions = ["br"]\n')
+    assert cfg.lpr.regions == (BR,)
+    cfg = parse_config(LOT + '[lpr]\nregions = ["de", "fr", "eu"]\n')
+    names = [r.name for r in cfg.lpr.regions]
+    assert names[:2] == ["de", "fr"] and len(names) == len(set(names)) and "sk" in names
+    assert normalize("RK340A0", cfg.lpr.regions) == "RK340AO"
+    # codes and custom formats together (TOML arrays may mix strings and tables)
+    cfg = parse_config(LOT + '[lpr]\nregions = ["br", { name = "x", pattern = "X[0-9]{3}" }]\n')
+    assert [r.name for r in cfg.lpr.regions] == ["br", "x"]
+    assert normalize("X123", cfg.lpr.regions) == "X123"
+
+
+def test_config_unknown_region_code_names_the_key_and_line():
+    with pytest.raises(ConfigError, match=r"lpr\.regions: unknown region code 'zz'") as info:
+        parse_config(LOT + '[lpr]\nregions = ["br", "zz"]\n', path="lot.toml")
+    assert info.value.line == 8
