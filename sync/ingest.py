@@ -13,13 +13,22 @@ is sealed too: `{"lot_id", "acked_through", "hash", "epoch"}` signed by the clou
 the stored hash of event `acked_through` (which binds the ack to this lot's chain) and `epoch`
 the sync epoch of the batch it answers. Without either, the old unsigned protocol is spoken and
 a warning says so at start.
+
+Group commit: the batches already waiting in the client's queue (up to `group_max_batches`) are
+verified, stored in one database transaction and acked together (one ack per lot, the acks
+published concurrently). Pace: every `pace_interval_s` the worker publishes, retained on
+`lotedge-cloud/pace/{client_id}`, how long a batch arriving now waits here at its measured rate
+and the window that keeps that wait near `pace_target_s` (`sync.flow.pace_for`); the lots
+lengthen their ack timeout and narrow their window accordingly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -28,8 +37,9 @@ import aiomqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from appliance.core.events import canonical_json
-from sync.cloud_store import CloudStore
-from sync.mqtt import MqttSettings, ack_topic, backoff_s, ingest_presence_topic
+from sync.cloud_store import CloudStore, StoreResult
+from sync.flow import PaceHint, pace_for
+from sync.mqtt import MqttSettings, ack_topic, backoff_s, ingest_presence_topic, pace_topic
 from sync.signing import LotKeys, SignatureRefused, is_sealed, seal, unseal
 
 log = logging.getLogger(__name__)
@@ -45,12 +55,16 @@ class Ingest:
         group: shared-subscription group name, or None for a plain subscription.
         lot_keys: the lots' registered public keys; None accepts unsigned batches (legacy).
         ack_key: the cloud's private key acks are signed with; None sends unsigned acks.
+        group_max_batches: most batches stored in one transaction.
+        pace_interval_s: how often the pace hint is reconsidered (0: never published).
+        pace_target_s: the wait the hint's window aims at.
     """
 
     def __init__(self, store: CloudStore, settings: MqttSettings, *,
                  client_id: str | None = None, group: str | None = "lotedge-ingest",
                  backoff_max_s: float = 30.0, lot_keys: LotKeys | None = None,
-                 ack_key: Ed25519PrivateKey | None = None) -> None:
+                 ack_key: Ed25519PrivateKey | None = None, group_max_batches: int = 16,
+                 pace_interval_s: float = 1.0, pace_target_s: float = 10.0) -> None:
         self.store = store
         self.settings = settings
         self.client_id = client_id or f"lotedge-ingest-{uuid.uuid4().hex[:8]}"
@@ -67,6 +81,14 @@ class Ingest:
         # aiomqtt waits out the timeout for a PUBACK when the link drops; keep it short.
         self.publish_timeout_s = 3.0
         self.connected = asyncio.Event()
+        self.group_max_batches = max(1, group_max_batches)
+        self.transactions = 0  # database transactions (groups) committed
+        self.pace_interval_s = pace_interval_s
+        self.pace_target_s = pace_target_s
+        self.pace = PaceHint()  # the hint last published
+        self.rate_events_s = 0.0  # measured storing rate while busy (events per busy second)
+        self._batch_events = 500.0  # running mean of events per batch
+        self._lots_seen: dict[str, float] = {}  # lot -> when its last batch arrived
 
     @property
     def subscription(self) -> str:
@@ -105,8 +127,23 @@ class Ingest:
                         {"online": True, "client_id": self.client_id,
                          "since_utc": datetime.now(UTC).isoformat()}), qos=1, retain=True,
                         timeout=self.publish_timeout_s)
-                    async for message in client.messages:
-                        await self._handle(client, message)
+                    pacer = (asyncio.create_task(self._pace_loop(client))
+                             if self.pace_interval_s > 0 else None)
+                    try:
+                        async for message in client.messages:
+                            group = [message]
+                            while len(group) < self.group_max_batches and len(client.messages):
+                                group.append(await anext(aiter(client.messages)))
+                            await self._handle_group(client, group)
+                    finally:
+                        if pacer is not None:
+                            pacer.cancel()
+                            with contextlib.suppress(asyncio.CancelledError, Exception):
+                                await pacer
+                        if self.pace.wait_s or self.pace.max_inflight_batches is not None:
+                            with contextlib.suppress(Exception):  # a clean stop clears it
+                                await client.publish(pace_topic(self.client_id), b"", qos=1,
+                                                     retain=True, timeout=1.0)
             except aiomqtt.MqttError as err:
                 log.warning("ingest: broker link lost (%s); retrying", err)
             finally:
@@ -114,10 +151,11 @@ class Ingest:
             await asyncio.sleep(backoff_s(attempt, max_s=self.backoff_max_s))
             attempt += 1
 
-    async def _handle(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+    def _parse(self, message: aiomqtt.Message) -> tuple[str, list, int] | None:
+        """(lot, events, epoch) of a verified batch, or None (refused and counted)."""
         parts = str(message.topic).split("/")
         if len(parts) != 3 or parts[0] != "lotedge" or parts[2] != "events":
-            return
+            return None
         lot_id = parts[1]
         payload = bytes(message.payload) if isinstance(message.payload, bytes | bytearray) \
             else str(message.payload).encode("utf-8")
@@ -135,28 +173,106 @@ class Ingest:
         except SignatureRefused as err:
             self.refused += 1
             log.error("ingest: lot %s: batch refused, not stored: %s", lot_id, err)
-            return
+            return None
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as err:
             self.refused += 1
             log.error("ingest: lot %s: malformed batch dropped (%s)", lot_id, err)
+            return None
+        return lot_id, events, epoch
+
+    async def _handle(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        """Store and ack one batch."""
+        await self._handle_group(client, [message])
+
+    async def _handle_group(self, client: aiomqtt.Client,
+                            messages: list[aiomqtt.Message]) -> None:
+        """Verify, store in one transaction and ack a group of batches."""
+        started = time.monotonic()
+        batches = [b for b in (self._parse(m) for m in messages) if b is not None]
+        if not batches:
             return
-        try:
-            result = await asyncio.to_thread(self.store.store_batch, lot_id, events)
-        except Exception:
-            # Not stored, so not acked: the appliance resends after its ack timeout.
-            log.exception("ingest: lot %s: storing a batch failed; no ack sent", lot_id)
-            self.store_errors += 1
-            await asyncio.sleep(1.0)
+        for lot_id, events, _ in batches:
+            self._lots_seen[lot_id] = started
+            self._batch_events += (len(events) - self._batch_events) / 16
+        items = [(lot_id, events) for lot_id, events, _ in batches]
+        results = await asyncio.to_thread(self._store_group, items)
+        if all(r is None for r in results):
+            await asyncio.sleep(1.0)  # the database is down or failing: do not spin
             return
-        for reason in result.rejected[:5]:
-            log.error("ingest: lot %s: refused event: %s", lot_id, reason)
-        self.batches += 1
-        self.quarantined += result.quarantined
-        self.acked[lot_id] = max(self.acked.get(lot_id, 0), result.acked_through)
-        self.events += result.inserted
-        await client.publish(ack_topic(lot_id), self.ack_message(
-            lot_id, result.acked_through, result.head_hash, epoch), qos=1, retain=True,
-            timeout=self.publish_timeout_s)
+        acks: dict[str, tuple[StoreResult, int]] = {}
+        stored = 0
+        for (lot_id, _, epoch), result in zip(batches, results, strict=True):
+            if result is None:  # this batch failed on its own (see _store_group)
+                continue
+            for reason in result.rejected[:5]:
+                log.error("ingest: lot %s: refused event: %s", lot_id, reason)
+            self.batches += 1
+            self.quarantined += result.quarantined
+            self.acked[lot_id] = max(self.acked.get(lot_id, 0), result.acked_through)
+            self.events += result.inserted
+            stored += len(result.rejected) + result.inserted
+            acks[lot_id] = (result, epoch)  # the lot's latest frontier answers all its batches
+        await asyncio.gather(*(client.publish(
+            ack_topic(lot_id), self.ack_message(lot_id, r.acked_through, r.head_hash, epoch),
+            qos=1, retain=True, timeout=self.publish_timeout_s)
+            for lot_id, (r, epoch) in acks.items()))
+        busy = time.monotonic() - started
+        events = sum(len(e) for _, e in items)
+        if busy > 0 and events:
+            rate = events / busy
+            self.rate_events_s = rate if not self.rate_events_s else (
+                0.8 * self.rate_events_s + 0.2 * rate)
+
+    def _store_group(self, items: list[tuple[str, list]]) -> list[StoreResult | None]:
+        """One transaction for the group; should it fail, each batch on its own (one bad
+        batch must not hold the others' acks back). None for a batch that failed alone."""
+        store_batches = getattr(self.store, "store_batches", None)
+        if store_batches is not None and len(items) > 1:
+            try:
+                results: list[StoreResult | None] = list(store_batches(items))
+                self.transactions += 1
+                return results
+            except Exception:
+                log.warning("ingest: a group of %d batches failed; storing them one by one",
+                            len(items), exc_info=True)
+        out: list[StoreResult | None] = []
+        for lot_id, events in items:
+            try:
+                out.append(self.store.store_batch(lot_id, events))
+                self.transactions += 1
+            except Exception:
+                # Not stored, so not acked: the appliance resends after its ack timeout.
+                log.exception("ingest: lot %s: storing a batch failed; no ack sent", lot_id)
+                self.store_errors += 1
+                out.append(None)
+        return out
+
+    def current_pace(self, queued_batches: int, now_s: float) -> PaceHint:
+        """The pace hint for `queued_batches` waiting in this worker's queue."""
+        active = sum(1 for t in self._lots_seen.values() if now_s - t < 60)
+        return pace_for(queued_events=int(queued_batches * self._batch_events),
+                        rate_events_s=self.rate_events_s, active_lots=active,
+                        batch_events=self._batch_events, target_wait_s=self.pace_target_s)
+
+    async def _pace_loop(self, client: aiomqtt.Client) -> None:
+        """Publish the pace hint (retained) when it changed enough to matter."""
+        while True:
+            await asyncio.sleep(self.pace_interval_s)
+            now = time.monotonic()
+            self._lots_seen = {k: t for k, t in self._lots_seen.items() if now - t < 60}
+            hint = self.current_pace(len(client.messages), now)
+            if hint.wait_s < 1.0:  # not behind: no hint (the lots' own timers suffice)
+                hint = PaceHint()
+            old = self.pace
+            if (abs(hint.wait_s - old.wait_s) <= max(1.0, 0.2 * old.wait_s)
+                    and hint.max_inflight_batches == old.max_inflight_batches):
+                continue
+            payload = b"" if hint == PaceHint() else json.dumps(
+                {"wait_s": hint.wait_s, "max_inflight_batches": hint.max_inflight_batches,
+                 "client_id": self.client_id}).encode()
+            await client.publish(pace_topic(self.client_id), payload, qos=1, retain=True,
+                                 timeout=self.publish_timeout_s)
+            self.pace = hint
 
     def _verified_body(self, lot_id: str, payload: bytes) -> bytes:
         """The batch bytes, verified against the lot's key when keys are configured."""
