@@ -644,6 +644,127 @@ class DevicesSection:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PaymentSection:
+    """The card terminal: the simulator, or a ZVT terminal (real or the emulator)."""
+
+    __pydantic_config__ = _FORBID
+
+    terminal: Literal["simulated", "zvt", "zvt-emulator"] = "simulated"
+    """Which terminal: 'simulated' (in-process), 'zvt' (a ZVT terminal at host:port) or
+    'zvt-emulator' (a ZVT emulator the service starts on host:port, for `--simulate`)."""
+    host: str = "127.0.0.1"
+    """The ZVT terminal's address (TCP)."""
+    port: int = 20007
+    """The ZVT terminal's TCP port (20007 by convention)."""
+    password_file: str | None = None
+    """File (mode 0600) holding the terminal's 6-digit ECR password; none: 000000."""
+    currency_code: int = 978
+    """ISO 4217 numeric currency code the terminal books in (978 EUR, 840 USD)."""
+    flow: Literal["preauth", "sale"] = "preauth"
+    """'preauth': reserve at the exit, book the fee (06 22 + 06 24); 'sale': one payment (06 01)."""
+    answer_timeout_s: float = 60.0
+    """Longest silence from the terminal during one command before it is in doubt."""
+    offline_floor_cents: int = 5000
+    """The emulator's floor limit: offline approvals up to this amount (a real terminal's own)."""
+    end_of_day_at: str | None = "03:00"
+    """Local time of the daily end-of-day (06 50) that submits the day's bookings; none: never."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port <= 65535:
+            raise ValueError("port: must be a TCP port")
+        if not 0 < self.currency_code <= 999:
+            raise ValueError("currency_code: an ISO 4217 numeric code such as 978")
+        if self.answer_timeout_s <= 0:
+            raise ValueError("answer_timeout_s: must be positive")
+        if self.offline_floor_cents < 0:
+            raise ValueError("offline_floor_cents: must not be negative")
+        if self.end_of_day_at is not None and not re.fullmatch(
+                r"([01]\d|2[0-3]):[0-5]\d", self.end_of_day_at):
+            raise ValueError("end_of_day_at: HH:MM (24 h, the lot's local time)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrinterSection:
+    """One ESC/POS printer: an entry lane's ticket printer or the booth's receipt printer."""
+
+    __pydantic_config__ = _FORBID
+
+    id: str
+    """The lane id it serves, or 'booth'."""
+    backend: Literal["file", "dummy", "usb", "serial", "network"] = "file"
+    """python-escpos backend: 'usb', 'serial', 'network'; 'file' writes the bytes to `path`."""
+    path: str = ""
+    """File for the 'file' backend (in the data directory; default printer-<id>.escpos)."""
+    port: str = ""
+    """Serial device of the 'serial' backend."""
+    baud: int = 19200
+    """Serial line speed of the 'serial' backend."""
+    host: str = ""
+    """Address of the 'network' backend (raw TCP printing)."""
+    tcp_port: int = 9100
+    """TCP port of the 'network' backend."""
+    vendor_id: int = 0
+    """USB vendor id of the 'usb' backend (e.g. 0x04b8)."""
+    product_id: int = 0
+    """USB product id of the 'usb' backend."""
+    width: int = 42
+    """Characters per line (80 mm paper: 42 or 48; 58 mm: 32)."""
+
+    def __post_init__(self) -> None:
+        if self.backend == "serial" and not self.port:
+            raise ValueError("port: the serial backend needs a port")
+        if self.backend == "network" and not self.host:
+            raise ValueError("host: the network backend needs a host")
+        if self.backend == "usb" and not (self.vendor_id and self.product_id):
+            raise ValueError("vendor_id: the usb backend needs vendor_id and product_id")
+        if not 24 <= self.width <= 64:
+            raise ValueError("width: between 24 and 64 characters")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScannerSection:
+    """A ticket scanner at an exit lane or the booth."""
+
+    __pydantic_config__ = _FORBID
+
+    lane: str
+    """The lane id it serves, or 'booth'."""
+    kind: Literal["serial", "hid", "camera"] = "serial"
+    """'serial' (line-terminated codes), 'hid' (keyboard-wedge USB, needs evdev) or 'camera'
+    (the lane camera's frames searched for QR codes)."""
+    port: str = ""
+    """Serial device or pyserial URL ('serial'), or the evdev device ('hid')."""
+    baud: int = 9600
+    """Serial line speed."""
+    hold_s: float = 30.0
+    """How long a scanned code counts as the ticket at the lane."""
+
+    def __post_init__(self) -> None:
+        if self.kind in ("serial", "hid") and not self.port:
+            raise ValueError(f"port: a {self.kind} scanner needs a port")
+        if self.hold_s <= 0:
+            raise ValueError("hold_s: must be positive")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReceiptsSection:
+    """What tickets and receipts say."""
+
+    __pydantic_config__ = _FORBID
+
+    vat_rate: Decimal | None = None
+    """VAT included in fees, as a fraction (0.19 for 19 %); none: no VAT line."""
+    vat_label: str = "VAT"
+    """The tax's name on receipts (VAT, MwSt, GST)."""
+    ticket_key_file: str = "ticket.key"
+    """File (mode 0600, created on first start) with the key that signs ticket QR codes."""
+
+    def __post_init__(self) -> None:
+        if self.vat_rate is not None and not Decimal(0) <= self.vat_rate < Decimal(1):
+            raise ValueError("vat_rate: a fraction between 0 and 1 (0.19 for 19 %)")
+
+
+@dataclass(frozen=True, kw_only=True)
 class LotConfig:
     """A whole lot, as validated from its TOML file."""
 
@@ -684,6 +805,10 @@ class LotConfig:
     signs: tuple[SignSection, ...] = ()
     """LED availability signs."""
     lpr: LprSection = field(default_factory=LprSection)
+    payment: PaymentSection = field(default_factory=PaymentSection)
+    printers: tuple[PrinterSection, ...] = ()
+    scanners: tuple[ScannerSection, ...] = ()
+    receipts: ReceiptsSection = field(default_factory=ReceiptsSection)
     """Plate reading: models, bursts, trust thresholds, regions, evidence retention."""
     source_path: str | None = None
     source_sha256: str | None = None
@@ -875,6 +1000,15 @@ def _check_devices(cfg: LotConfig, spots: tuple[SpotDef, ...], path: str | None,
             if level != "ALL" and level not in level_ids:
                 raise _fail(f"unknown level {level!r} (a level id or \"ALL\")",
                             ("signs", i, "fields", name), path, lines)
+    lane_ids = {lane.id for lane in cfg.lanes}
+    for i, printer in enumerate(cfg.printers):
+        if printer.id != "booth" and printer.id not in lane_ids:
+            raise _fail(f"unknown lane {printer.id!r} (a lane id or \"booth\")",
+                        ("printers", i, "id"), path, lines)
+    for i, scanner in enumerate(cfg.scanners):
+        if scanner.lane != "booth" and scanner.lane not in lane_ids:
+            raise _fail(f"unknown lane {scanner.lane!r} (a lane id or \"booth\")",
+                        ("scanners", i, "lane"), path, lines)
 
 
 def parse_config(text: str, *, path: str | None = None) -> LotConfig:

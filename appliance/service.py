@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -32,6 +33,15 @@ from appliance.lot.device_log import DeviceLog
 from appliance.lot.lanes import LaneController
 from appliance.lot.late import LateRecords
 from appliance.lot.layout import record_layout
+from appliance.lot.money_devices import (
+    end_of_day_forever,
+    make_paper,
+    make_scanners,
+    make_terminal,
+    probe_printers_forever,
+    scanned_ticket,
+)
+from appliance.lot.printing import Paper
 from appliance.lot.recorder import EventRecorder
 from appliance.lot.runtime import LotRuntime
 from appliance.lot.tariffs import TariffBook
@@ -41,8 +51,7 @@ from drivers.gpio import make_pin_factory
 from drivers.lane_display import MemoryLaneDisplay
 from drivers.loops import LoopDetector
 from drivers.lot_devices import LotDevices
-from drivers.payment import PaymentTerminal, SimulatedTerminal
-from drivers.tickets import FileTicketPrinter, SimulatedScanner
+from drivers.payment import PaymentTerminal
 from lpr.camera_source import CameraPlates
 from lpr.source import PlateResult, PlateSource, SimulatedPlates
 
@@ -78,14 +87,16 @@ class Service:
         self._pin_factory = pin_factory
         self.base_dir = base_dir
         seed = cfg.simulation.seed
-        self.terminal: PaymentTerminal = terminal or SimulatedTerminal(seed=seed)
+        made, self.terminal_emulator = (terminal, None) if terminal is not None else \
+            make_terminal(cfg, seed=seed)
+        self.terminal: PaymentTerminal = made
         self._plates_given = plates is not None
         self.plates: PlateSource = plates or SimulatedPlates()
         self.cameras: CameraPlates | None = None
-        self.scanner = SimulatedScanner()
+        self.scanner = make_scanners(cfg, grab=self._camera_frame)
         self.lane_display = MemoryLaneDisplay()
         self.late = LateRecords()  # what a full disk kept out of the ledger, written late
-        self.printer: FileTicketPrinter | None = None
+        self.paper: Paper | None = None  # printers and ticket key; `printer` for the simulator
         self.ledger: Ledger | None = None
         self.tariffs = TariffBook(cfg.tariff)  # what new tickets lock; loaded from the ledger
         self.recorder: EventRecorder | None = None
@@ -139,7 +150,12 @@ class Service:
         await self.ledger.append(NewEvent(type="service.started", payload={
             "version": __version__, "config_sha256": cfg.source_sha256,
             "simulate": self.simulate}))
-        self.printer = FileTicketPrinter(self.data_dir / "printer.txt")
+        loop = asyncio.get_running_loop()
+        self.paper = make_paper(cfg, data_dir=self.data_dir, base_dir=self.base_dir,
+                                on_fault=lambda name, fault: loop.call_soon_threadsafe(
+                                    self._lane_alarm, fault.code, name, str(fault)))
+        if self.terminal_emulator is not None:
+            await self.terminal_emulator.start(cfg.payment.host, cfg.payment.port)
         self.recorder = EventRecorder(self.ledger, late=self.late, now=self.clock.now)
         loop = asyncio.get_running_loop()
         if not self._plates_given and any(lane.camera.strip() != "sim" for lane in cfg.lanes):
@@ -190,7 +206,7 @@ class Service:
             "SELECT COUNT(*) FROM tickets WHERE status IN ('OPEN', 'PAID')"))[0]
         self.runtime = LotRuntime(
             cfg=cfg, ledger=self.ledger, clock=self.clock, tariffs=self.tariffs, lanes=self.lanes,
-            terminal=self.terminal, late=self.late, data_dir=self.data_dir,
+            terminal=self.terminal, late=self.late, data_dir=self.data_dir, paper=self.paper,
             db_path=cfg.db_path(self.base_dir), open_tickets_at_start=self.open_tickets_at_start)
         self.probes = ServiceProbes(
             simulate=self.simulate, started_monotonic=self.started_monotonic,
@@ -222,21 +238,52 @@ class Service:
     async def _decide_entry(self, lane_id: str, read: PlateResult) -> Outcome:
         assert self.ledger is not None
         vehicle_type = VehicleType(read.vehicle_type) if read.vehicle_type else VehicleType.REGULAR
+        if read.plate is None and self.paper is not None and \
+                not self.paper.can_print_tickets(lane_id):
+            return await self._plate_only_refusal(lane_id)
         outcome = await admit(self.ledger, self.cfg, lane=lane_id, plate=read.plate,
                               confidence=read.confidence, vehicle_type=vehicle_type,
                               is_ev=read.is_ev, at=self.clock.now(),
                               code=self.scanner.read(lane_id), terminal=self.terminal,
                               monotonic_s=self.clock.monotonic(),
                               clock_epoch=self.clock.epoch_id, tariffs=self.tariffs)
-        if outcome.print_ticket and outcome.ticket_id and self.printer is not None:
-            self.printer.print_ticket(lane=lane_id, ticket_id=outcome.ticket_id,
-                                      entry=self.clock.now(), level=outcome.level)
+        if outcome.print_ticket and outcome.ticket_id and self.paper is not None:
+            try:
+                await asyncio.to_thread(self.paper.print_entry_ticket, lane=lane_id,
+                                        ticket_id=outcome.ticket_id, entry=self.clock.now(),
+                                        level=outcome.level)
+            except DeviceError:  # the alarm is raised; the car is in, its ticket in the ledger
+                return dataclasses.replace(outcome, message="NO TICKET PRINTED - SEE ATTENDANT")
         return outcome
+
+    async def _plate_only_refusal(self, lane_id: str) -> Outcome:
+        """The lane's ticket printer is out: only cars whose plate was read come in."""
+        assert self.ledger is not None
+        await self.ledger.append(NewEvent(type="entry.refused", payload={
+            "lane": lane_id, "plate": None, "reason": "printer_fault",
+            "detail": "no plate read and no ticket can be printed: plate-only entry"}))
+        return Outcome(allow=False, reason="ticket printer out: plate-only entry",
+                       kind="printer_fault", message="NO TICKET - PLEASE SEE ATTENDANT")
+
+    @property
+    def printer(self) -> Paper | None:
+        """What the traffic generator takes printed tickets from."""
+        return self.paper
+
+    def _camera_frame(self, lane_id: str):
+        """The lane camera's latest frame (a camera scanner's source), None without one."""
+        camera = self.cameras.cameras.get(lane_id) if self.cameras is not None else None
+        if camera is None:
+            return None
+        frames = camera.burst(1, interval_s=0.0, timeout_s=2.0)
+        return frames[0] if frames else None
 
     async def _decide_exit(self, lane_id: str, read: PlateResult) -> Outcome:
         assert self.ledger is not None
+        scanned = await scanned_ticket(self.scanner, self.paper, lane_id,
+                                       on_alarm=self._lane_alarm)
         return await release(self.ledger, self.cfg, lane=lane_id, plate=read.plate,
-                             scanned_ticket=self.scanner.read(lane_id), terminal=self.terminal,
+                             scanned_ticket=scanned, terminal=self.terminal,
                              at=self.clock.now(), monotonic_s=self.clock.monotonic(),
                              clock_epoch=self.clock.epoch_id, tariffs=self.tariffs)
 
@@ -261,6 +308,12 @@ class Service:
             tasks.append(tg.create_task(self.device_log.run(self.ledger), name="device-events"))
             tasks.append(tg.create_task(self._housekeeping(), name="housekeeping"))
             tasks.append(tg.create_task(self._write_late(), name="late-records"))
+            tasks.append(tg.create_task(end_of_day_forever(
+                self.terminal, self.cfg, now=self.clock.now, sleep=self.clock.sleep,
+                on_result=self._end_of_day_done), name="end-of-day"))
+            if self.paper is not None:
+                tasks.append(tg.create_task(probe_printers_forever(
+                    self.paper, sleep=self.clock.sleep), name="printers"))
             if self.api:
                 from appliance.api.app import serve_api
 
@@ -351,6 +404,14 @@ class Service:
         except Exception:
             log.exception("could not raise alarm %s", code)
 
+    async def _end_of_day_done(self, result: dict) -> None:
+        """Record the terminal's end-of-day (its totals; the receipt lines stay out)."""
+        await self.ledger.append(NewEvent(type="payment.end_of_day", payload={
+            "ok": result.get("ok", False), "total_cents": result.get("total_cents"),
+            "result": result.get("result")}))
+        if not result.get("ok"):
+            await self._raise("end_of_day_failed", "payment", str(result.get("result")))
+
     async def _write_late(self) -> None:
         """Write what the ledger refused (disk full) as soon as it takes writes again."""
         while True:
@@ -379,6 +440,9 @@ class Service:
             self.devices.stop()
         if self.cameras is not None:
             self.cameras.close()
+        self.scanner.close()
+        if self.terminal_emulator is not None:
+            await self.terminal_emulator.stop()
         for controller in self.lanes.values():
             controller.gate.apply_fail_state("service stopped")  # then the wiring holds it
             controller.arming.close()

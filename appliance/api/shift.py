@@ -44,6 +44,8 @@ GATED: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
         ("POST", r"^/tickets/[^/]+/override$", "ticket.override"),
         ("POST", r"^/tickets/[^/]+/void$", "ticket.void"),
         ("POST", r"^/alarms/[^/]+/ack$", "alarm.ack"),
+        ("POST", r"^/print/receipt/[^/]+$", "receipt.print"),
+        ("POST", r"^/print/shift$", "receipt.print"),
         ("POST", r"^/attendants$", "attendant.add"),
         ("POST", r"^/attendants/[^/]+/pin$", "attendant.add"),
         ("POST", r"^/counts/reset$", "counts.reset"),

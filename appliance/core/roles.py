@@ -15,6 +15,7 @@ class Role(StrEnum):
 
 ATTENDANT_ACTIONS = frozenset({
     "gate.open", "gate.close", "ticket.validate", "ticket.cash", "ticket.lost", "alarm.ack",
+    "receipt.print",
 })
 SUPERVISOR_ACTIONS = ATTENDANT_ACTIONS | {"gate.hold", "ticket.override", "ticket.void",
                                           "shift.close", "attendant.add", "counts.reset",

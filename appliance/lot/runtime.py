@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from appliance.clock import Clock
 from appliance.config import LotConfig
@@ -18,6 +19,9 @@ from appliance.lot.lanes import LaneController
 from appliance.lot.late import LateRecords
 from appliance.lot.tariffs import TariffBook
 from drivers.payment import PaymentTerminal
+
+if TYPE_CHECKING:
+    from appliance.lot.printing import Paper
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,6 +39,7 @@ class LotRuntime:
         data_dir: the directory of the ledger and the other data files.
         db_path: the ledger file.
         open_tickets_at_start: OPEN or PAID tickets when the service started (loop drift base).
+        paper: the lot's printers and ticket key (None: nothing prints).
     """
 
     cfg: LotConfig
@@ -47,3 +52,4 @@ class LotRuntime:
     data_dir: Path
     db_path: Path
     open_tickets_at_start: int = 0
+    paper: Paper | None = None
