@@ -39,6 +39,18 @@ class PaymentTerminal(Protocol):
         """Once the processor is reachable: settle offline approvals (key -> collected)."""
         ...
 
+    async def abort(self) -> bool:
+        """Ask the terminal to stop what it is doing; True when it acknowledged."""
+        ...
+
+    async def status(self) -> dict:
+        """The terminal's state: at least `ready` (bool)."""
+        ...
+
+    async def end_of_day(self) -> dict:
+        """Close the day: `ok`, `total_cents` booked since the last one, `receipt_lines`."""
+        ...
+
 
 class TerminalUnavailable(DeviceError):
     """The terminal or its processor cannot be reached."""
@@ -83,6 +95,7 @@ class SimulatedTerminal:
         self._unsettled: dict[str, PaymentResult] = {}  # offline captures, until settled
         self.captured_cents = 0
         self.capture_calls = 0
+        self._day_start_cents = 0
 
     def _remember(self, key: str, result: PaymentResult) -> None:
         """Keep `result` as the key's authorisation; forget the oldest keys past the window."""
@@ -155,6 +168,24 @@ class SimulatedTerminal:
         self._refunded[idempotency_key] = result
         self.captured_cents -= amount_cents
         return result
+
+    async def abort(self) -> bool:
+        """Nothing runs between calls: acknowledged unless the terminal is down."""
+        await self._fault()
+        return True
+
+    async def status(self) -> dict:
+        """Ready unless down; says whether the processor is reachable."""
+        return {"ready": self.mode != "down", "online": self.mode == "online",
+                "unsettled_offline": len(self._unsettled)}
+
+    async def end_of_day(self) -> dict:
+        """The captures since the last end-of-day (offline ones stay for `settle_offline`)."""
+        await self._fault()
+        total = self.captured_cents - self._day_start_cents
+        self._day_start_cents = self.captured_cents
+        return {"ok": True, "total_cents": total, "result": "no error",
+                "receipt_lines": [f"END-OF-DAY {total / 100:.2f}"]}
 
     def settle_offline(self) -> dict[str, bool]:
         """When the processor is back: settle offline approvals; some cards fail then."""

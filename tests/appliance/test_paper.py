@@ -234,3 +234,35 @@ async def test_configured_zvt_emulator_takes_the_exit_payment(tmp_path):
         assert day["ok"] and day["total_cents"] == out.paid_cents
     finally:
         await service.stop()
+
+
+async def test_end_of_day_runs_daily_at_the_local_time_and_is_recorded(tmp_path):
+    from datetime import UTC, datetime
+
+    from appliance.lot.money_devices import end_of_day_forever
+    from drivers.payment import SimulatedTerminal
+
+    cfg = _with(tmp_path, '[payment]\nend_of_day_at = "03:00"\n')
+    cfg = cfg.__class__(**{**cfg.__dict__, "lot": cfg.lot.__class__(
+        **{**cfg.lot.__dict__, "timezone": "Europe/Berlin"})})
+    term = SimulatedTerminal(seed=1, decline_rate=0)
+    await term.authorize(idempotency_key="k", amount_cents=700)
+    await term.capture(idempotency_key="k", amount_cents=700)
+    clock = [datetime(2026, 3, 2, 23, 30, tzinfo=UTC)]  # 00:30 in Berlin
+    slept, results = [], []
+
+    async def sleep(seconds):
+        if len(slept) == 2:
+            raise asyncio.CancelledError
+        slept.append(seconds)
+        clock[0] += timedelta(seconds=seconds)
+
+    async def record(result):
+        results.append(result)
+
+    with pytest.raises(asyncio.CancelledError):
+        await end_of_day_forever(term, cfg, now=lambda: clock[0], sleep=sleep,
+                                 on_result=record)
+    assert slept == [2.5 * 3600, 24 * 3600]  # 03:00 local, then the next day's
+    assert [r["total_cents"] for r in results] == [700, 0] and results[0]["ok"]
+    assert (await term.status())["ready"] and await term.abort()
