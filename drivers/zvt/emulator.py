@@ -144,6 +144,8 @@ class ZvtEmulator:
                 await self._command(link, apdu)
         except (ProtocolError, ConnectionError, OSError, TimeoutError, _Dropped):
             pass
+        except asyncio.CancelledError:  # stopped: end quietly (a cancelled stream handler
+            pass                        # makes asyncio log the cancellation as an error)
         finally:
             if task is not None:
                 self._handlers.discard(task)
