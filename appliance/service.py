@@ -207,6 +207,7 @@ class Service:
         self.runtime = LotRuntime(
             cfg=cfg, ledger=self.ledger, clock=self.clock, tariffs=self.tariffs, lanes=self.lanes,
             terminal=self.terminal, late=self.late, data_dir=self.data_dir, paper=self.paper,
+            scanners=self.scanner,
             db_path=cfg.db_path(self.base_dir), open_tickets_at_start=self.open_tickets_at_start)
         self.probes = ServiceProbes(
             simulate=self.simulate, started_monotonic=self.started_monotonic,

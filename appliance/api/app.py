@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from appliance.api import admin, alarms, diag, lanes, printing, shift, status, tickets
+from appliance.api import admin, alarms, diag, lanes, printing, scan, shift, status, tickets
 from appliance.api.limits import BodyLimit, bearer_ok
 from appliance.api.peer import PeerCredProtocol
 from appliance.api.probes import ServiceProbes
@@ -64,6 +64,7 @@ def create_app(lot: LotRuntime, probes: ServiceProbes, *, token: str | None = No
         *alarms.routes(lot, handler),
         *diag.routes(lot, probes, handler),
         *printing.routes(lot, handler),
+        *scan.routes(lot, handler),
     ]
     app = Starlette(routes=routes)
     shift.install(app, lot, token=token)

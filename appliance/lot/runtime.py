@@ -22,6 +22,7 @@ from drivers.payment import PaymentTerminal
 
 if TYPE_CHECKING:
     from appliance.lot.printing import Paper
+    from drivers.scanner import Scanners
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +41,7 @@ class LotRuntime:
         db_path: the ledger file.
         open_tickets_at_start: OPEN or PAID tickets when the service started (loop drift base).
         paper: the lot's printers and ticket key (None: nothing prints).
+        scanners: the ticket scanners by lane (None: none).
     """
 
     cfg: LotConfig
@@ -53,3 +55,4 @@ class LotRuntime:
     db_path: Path
     open_tickets_at_start: int = 0
     paper: Paper | None = None
+    scanners: Scanners | None = None

@@ -266,3 +266,20 @@ async def test_end_of_day_runs_daily_at_the_local_time_and_is_recorded(tmp_path)
     assert slept == [2.5 * 3600, 24 * 3600]  # 03:00 local, then the next day's
     assert [r["total_cents"] for r in results] == [700, 0] and results[0]["ok"]
     assert (await term.status())["ready"] and await term.abort()
+
+
+async def test_the_booth_scanner_over_the_api(running_lot):
+    service = running_lot.service
+    client = ServiceClient(running_lot.socket_path)
+    assert (await client.get("/scan/booth"))["scanned"] is False  # no scanner fitted
+    now = service.clock.now()
+    code = ticket_payload(lot_id=service.cfg.lot.id, ticket_id="T00000000000A", entry=now,
+                          key=service.paper.key)
+    service.scanner.by_lane["booth"] = _Held(code)
+    got = await client.get("/scan/booth")
+    assert got == {"lane": "booth", "scanned": True, "ticket_id": "T00000000000A",
+                   "genuine": True}
+    service.scanner.by_lane["booth"] = _Held("LE1:x:y:z:forged")
+    got = await client.get("/scan/booth")
+    assert got["scanned"] and not got["genuine"] and got["ticket_id"] is None
+    await client.aclose()
