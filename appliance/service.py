@@ -38,6 +38,7 @@ from appliance.lot.money_devices import (
     make_paper,
     make_scanners,
     make_terminal,
+    print_exit_receipt,
     probe_printers_forever,
     scanned_ticket,
 )
@@ -97,6 +98,7 @@ class Service:
         self.lane_display = MemoryLaneDisplay()
         self.late = LateRecords()  # what a full disk kept out of the ledger, written late
         self.paper: Paper | None = None  # printers and ticket key; `printer` for the simulator
+        self._receipts: set[asyncio.Task] = set()  # exit receipts being printed
         self.ledger: Ledger | None = None
         self.tariffs = TariffBook(cfg.tariff)  # what new tickets lock; loaded from the ledger
         self.recorder: EventRecorder | None = None
@@ -283,10 +285,18 @@ class Service:
         assert self.ledger is not None
         scanned = await scanned_ticket(self.scanner, self.paper, lane_id,
                                        on_alarm=self._lane_alarm)
-        return await release(self.ledger, self.cfg, lane=lane_id, plate=read.plate,
-                             scanned_ticket=scanned, terminal=self.terminal,
-                             at=self.clock.now(), monotonic_s=self.clock.monotonic(),
-                             clock_epoch=self.clock.epoch_id, tariffs=self.tariffs)
+        outcome = await release(self.ledger, self.cfg, lane=lane_id, plate=read.plate,
+                                scanned_ticket=scanned, terminal=self.terminal,
+                                at=self.clock.now(), monotonic_s=self.clock.monotonic(),
+                                clock_epoch=self.clock.epoch_id, tariffs=self.tariffs)
+        if (outcome.paid_cents and outcome.ticket_id and self.paper is not None
+                and lane_id in self.paper.printers):  # after the decision: the gate never waits
+            task = asyncio.get_running_loop().create_task(print_exit_receipt(
+                self.paper, self.ledger, self.cfg, lane=lane_id, ticket_id=outcome.ticket_id,
+                at=self.clock.now(), tariffs=self.tariffs))
+            self._receipts.add(task)
+            task.add_done_callback(self._receipts.discard)
+        return outcome
 
     async def run(self, stop: asyncio.Event, *, extra: list[Callable[[], Any]] = ()) -> None:
         """Run lanes and publishers until `stop` is set (then shut down cleanly)."""

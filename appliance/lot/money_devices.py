@@ -15,7 +15,7 @@ from typing import Any
 from appliance.config import LotConfig, PrinterSection
 from appliance.errors import DeviceError
 from appliance.host.secrets import read_secret_file
-from appliance.lot.printing import Paper, load_or_create_ticket_key
+from appliance.lot.printing import Paper, load_or_create_ticket_key, receipt_document
 from drivers.payment import PaymentTerminal, SimulatedTerminal
 from drivers.printer import EscposPrinter, PrinterFault, make_backend
 from drivers.scanner import CameraQrScanner, HidScanner, Scanners, SerialScanner
@@ -68,6 +68,9 @@ def make_paper(cfg: LotConfig, *, data_dir: Path, base_dir: Path | None,
             raise DeviceError(f"cannot open the {section.backend} printer: {err}",
                               code="printer_open", device=section.id) from err
         printers[section.id] = EscposPrinter(section.id, backend, on_fault=on_fault)
+    for lane in cfg.entry_lanes():
+        if lane.id not in printers:
+            log.warning("entry lane %s has no ticket printer: it admits by plate only", lane.id)
     key = load_or_create_ticket_key(cfg.data_path(cfg.receipts.ticket_key_file, base_dir))
     return Paper(cfg, printers, key)
 
@@ -107,6 +110,19 @@ async def scanned_ticket(scanners: Scanners, paper: Paper | None, lane: str, *,
         on_alarm("ticket_not_genuine", lane,
                  f"the code scanned is not a ticket of this lot: {text[:40]!r}")
     return ticket
+
+
+async def print_exit_receipt(paper: Paper, ledger, cfg: LotConfig, *, lane: str,
+                             ticket_id: str, at: datetime, tariffs=None) -> bool:
+    """Print the receipt of a paid exit on the exit lane's printer; False when it could not
+    (the printer's fault is already an alarm; the car has gone either way)."""
+    lines = await receipt_document(ledger, cfg, ticket_id, at=at, tariffs=tariffs,
+                                   width=paper.widths.get(lane, 42))
+    try:
+        await asyncio.to_thread(paper.print_lines, lane, lines)
+    except DeviceError:
+        return False
+    return True
 
 
 async def probe_printers_forever(paper: Paper, *, sleep: Callable[[float], Any],

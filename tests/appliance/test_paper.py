@@ -283,3 +283,23 @@ async def test_the_booth_scanner_over_the_api(running_lot):
     got = await client.get("/scan/booth")
     assert got["scanned"] and not got["genuine"] and got["ticket_id"] is None
     await client.aclose()
+
+
+async def test_a_paid_exit_prints_its_receipt_on_the_exit_lane_printer(tmp_path):
+    cfg = _with(tmp_path, '[[printers]]\nid = "out-1"\nbackend = "dummy"\nwidth = 32\n\n'
+                          '[receipts]\nvat_rate = "0.2"\n')
+    service = Service(cfg, simulate=True, api=False)
+    await service.start()
+    try:
+        now = service.clock.now()
+        entered = await admit(service.ledger, cfg, lane="in-1", plate="EXR0001", confidence=1,
+                              at=now - timedelta(hours=2))
+        out = await service._decide_exit("out-1", PlateResult(plate="EXR0001", confidence=1))
+        assert out.reason == "exit paid"
+        await asyncio.gather(*service._receipts)
+        printed = service.paper.printers["out-1"].backend.output
+        assert printed.startswith(b"\x1b@") and entered.ticket_id.encode() in printed
+        assert b"incl. VAT 20%" in printed and b"Card" in printed
+        assert "booth" not in service.paper.printers  # only the configured printers
+    finally:
+        await service.stop()
