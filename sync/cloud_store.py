@@ -40,6 +40,11 @@ from appliance.core.events import (
 )
 from sync.errors import SyncError
 
+try:
+    import orjson as _orjson
+except ImportError:  # optional speed-up: the standard json module gives the same results
+    _orjson = None
+
 log = logging.getLogger(__name__)
 
 _COLUMNS = ("lot_id", "seq", "event_id", "type", "ts_utc", "ts_local", "mono_ns", "payload",
@@ -57,20 +62,56 @@ class StoreResult:
     quarantined: int = 0
 
 
-def check_event(lot_id: str, event: dict[str, Any]) -> tuple[Any, ...] | str:
-    """The row to store for one synced event, or the reason it is refused."""
+def _fast_canonical(value: Any) -> str | None:
+    """canonical_json through orjson (sorted keys, compact, UTF-8): the same text for what the
+    appliance writes, several times faster; None when orjson is missing or refuses the value.
+    Only ever trusted through a hash match (see check_event)."""
+    if _orjson is None:
+        return None
     try:
-        payload_json = canonical_json(event["payload"])
+        return _orjson.dumps(value, option=_orjson.OPT_SORT_KEYS).decode("utf-8")
+    except (TypeError, ValueError):
+        return None
+
+
+def _hash_of(event: dict[str, Any], payload_json: str) -> str:
+    body = event_body(seq=event["seq"], event_id=event["event_id"], lot_id=event["lot_id"],
+                      type=event["type"], ts_utc=event["ts_utc"], ts_local=event["ts_local"],
+                      mono_ns=event["mono_ns"], payload_json=payload_json)
+    return chain_hash(event["prev_hash"], body)
+
+
+def _fast_hash(event: dict[str, Any], payload_json: str) -> str | None:
+    head = _fast_canonical({k: event[k] for k in ("seq", "event_id", "lot_id", "type", "ts_utc",
+                                                  "ts_local", "mono_ns")})
+    if head is None:
+        return None
+    return hashlib.sha256((event["prev_hash"] + head + "|" + payload_json).encode()).hexdigest()
+
+
+def check_event(lot_id: str, event: dict[str, Any]) -> tuple[Any, ...] | str:
+    """The row to store for one synced event, or the reason it is refused.
+
+    The hash is first checked on orjson's canonical text; only a match is taken from it (the
+    lot hashed exactly that text), anything else is checked again with the reference
+    `canonical_json`, so the fast path can never accept or store what the slow one would not.
+    """
+    try:
         seq = event["seq"]
+        if isinstance(seq, int) and not isinstance(seq, bool) and seq >= 1 and isinstance(
+                event["prev_hash"], str) and isinstance(event["hash"], str):
+            fast = _fast_canonical(event["payload"])
+            if fast is not None and event["lot_id"] == lot_id and _fast_hash(
+                    event, fast) == event["hash"]:
+                return (lot_id, seq, event["event_id"], event["type"], event["ts_utc"],
+                        event["ts_local"], event["mono_ns"], fast, event["prev_hash"],
+                        event["hash"])
+        payload_json = canonical_json(event["payload"])
         if not isinstance(seq, int) or seq < 1:
             return f"bad seq {seq!r}"
         if event["lot_id"] != lot_id:
             return f"seq {seq}: lot_id {event['lot_id']!r} does not match topic lot {lot_id!r}"
-        body = event_body(seq=seq, event_id=event["event_id"], lot_id=event["lot_id"],
-                          type=event["type"], ts_utc=event["ts_utc"],
-                          ts_local=event["ts_local"], mono_ns=event["mono_ns"],
-                          payload_json=payload_json)
-        if chain_hash(event["prev_hash"], body) != event["hash"] and not is_redacted(
+        if _hash_of(event, payload_json) != event["hash"] and not is_redacted(
                 event["type"], event["payload"]):  # a redacted secret: taken on its hash
             return f"seq {seq}: hash does not match its content"
     except (KeyError, TypeError) as err:
@@ -146,14 +187,19 @@ class CloudStore:
                                  "a second, different event for a stored seq")
                 quarantined += 1
         if fresh:
-            cur.executemany(f"INSERT INTO cloud_events({', '.join(_COLUMNS)}) VALUES "
-                            f"({', '.join([p] * len(_COLUMNS))}) ON CONFLICT DO NOTHING", fresh)
+            self._insert(cur, fresh)
         for reason in rejected:
             cur.execute(f"INSERT INTO cloud_problems(lot_id, seq, problem) VALUES ({p},{p},{p})",
                         (lot_id, None, reason))
         new_acked, new_head = self._advance(cur, lot_id, acked, head)
         return StoreResult(acked_through=new_acked, inserted=len(fresh), rejected=tuple(rejected),
                            head_hash=new_head, quarantined=quarantined)
+
+    def _insert(self, cur: Any, fresh: list[tuple[Any, ...]]) -> None:
+        """Insert events known not to be stored (the caller holds the lot's lock)."""
+        p = self.placeholder
+        cur.executemany(f"INSERT INTO cloud_events({', '.join(_COLUMNS)}) VALUES "
+                        f"({', '.join([p] * len(_COLUMNS))}) ON CONFLICT DO NOTHING", fresh)
 
     def _quarantine(self, cur: Any, lot_id: str, seq: int, offered: tuple[Any, ...] | None,
                     reason: str) -> None:
@@ -512,6 +558,13 @@ class PostgresCloudStore(CloudStore):
                             "WHERE lot_id = %s",
                             [(acked, head, lot) for lot, (acked, head, _) in state.items()])
         return results
+
+    def _insert(self, cur: Any, fresh: list[tuple[Any, ...]]) -> None:
+        """COPY, several times cheaper than INSERT: the rows are known to be new, as every
+        writer of the lot holds its cloud_lots row lock and looked first."""
+        with cur.copy(f"COPY cloud_events ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+            for row in fresh:
+                copy.write_row(row)
 
     def drop_chunks(self, lot_id: str, *, before_seq: int) -> int:
         """Retention: drop the lot's seq chunks that lie wholly below `before_seq` and below
