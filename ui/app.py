@@ -16,7 +16,9 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from appliance.client import ApiError, ServiceClient, ServiceUnavailable
-from ui.labels import badge, money
+from appliance.core.roles import least_role_for
+from ui.labels import badge, money, short_time
+from ui.screens.activity import ActivityView
 from ui.screens.alarms import AlarmsView
 from ui.screens.availability import AvailabilityView
 from ui.screens.lanes import LanesView
@@ -24,7 +26,7 @@ from ui.screens.shift import ShiftView
 from ui.screens.signin import SignInScreen
 from ui.screens.tickets import TicketsView
 
-TABS = ("lanes", "availability", "tickets", "alarms", "shift")
+TABS = ("lanes", "availability", "tickets", "alarms", "shift", "activity")
 
 
 def tariff_text(health: dict[str, Any] | None) -> str:
@@ -62,12 +64,15 @@ class AttendantApp(App[None]):
     CSS_PATH = "attendant.tcss"
     ENABLE_COMMAND_PALETTE = False
     TITLE = "lotedge attendant"
+    # The tab keys are written on the tabs themselves: the footer keeps its room for the
+    # keys of the view in front (it must fit 80 columns).
     BINDINGS = [
-        Binding("1", "tab('lanes')", "Lanes"),
-        Binding("2", "tab('availability')", "Avail"),
-        Binding("3", "tab('tickets')", "Tickets"),
-        Binding("4", "tab('alarms')", "Alarms"),
-        Binding("5", "tab('shift')", "Shift"),
+        Binding("1", "tab('lanes')", "Lanes", show=False),
+        Binding("2", "tab('availability')", "Avail", show=False),
+        Binding("3", "tab('tickets')", "Tickets", show=False),
+        Binding("4", "tab('alarms')", "Alarms", show=False),
+        Binding("5", "tab('shift')", "Shift", show=False),
+        Binding("6", "tab('activity')", "Activity", show=False),
         Binding("ctrl+q", "quit", "Quit"),
     ]
 
@@ -77,13 +82,15 @@ class AttendantApp(App[None]):
         self.client = client
         self.poll_s = poll_s
         self.ask_sign_in = sign_in
-        self.tz = ZoneInfo(timezone) if timezone else None
+        self.tz = ZoneInfo(timezone) if timezone else None  # else the service's lot zone
         self.session: dict[str, Any] | None = None
         self.shift: dict[str, Any] | None = None
         self.health: dict[str, Any] | None = None
         self.last_error = ""
         self.polls = 0
         self._polling = False
+        self._uptime_s: float | None = None  # a drop means the service restarted
+        self.restarted = False
 
     def compose(self) -> ComposeResult:
         """Banner, tabs, status bar, key help."""
@@ -99,16 +106,18 @@ class AttendantApp(App[None]):
                 yield AlarmsView(id="alarms-view")
             with TabPane("5 Shift", id="shift"):
                 yield ShiftView(id="shift-view")
+            with TabPane("6 Activity", id="activity"):
+                yield ActivityView(id="activity-view")
         yield Static("", id="status")
-        yield Footer()
+        yield Footer(compact=True)
 
     async def on_mount(self) -> None:
         """First snapshot, periodic refresh, and the sign-in prompt."""
         self._main = self.screen
         self._banner = self.query_one("#banner", Static)
         self._status_bar = self.query_one("#status", Static)
-        self._views = {cls: self.query_one(cls) for cls in (LanesView, AvailabilityView,
-                                                            AlarmsView, ShiftView, TicketsView)}
+        self._views = {cls: self.query_one(cls) for cls in (
+            LanesView, AvailabilityView, AlarmsView, ShiftView, TicketsView, ActivityView)}
         await self.poll()
         self.set_interval(self.poll_s, self.poll)
         if self.ask_sign_in and self.session is None:
@@ -119,6 +128,37 @@ class AttendantApp(App[None]):
     def can(self, permission: str) -> bool:
         """Whether the signed-in role may do `permission` (the service checks again)."""
         return self.session is not None and permission in self.session.get("permissions", ())
+
+    def explain_refusal(self, what: str, permission: str) -> None:
+        """Say why a key does nothing for the signed-in role (instead of ignoring it)."""
+        if self.session is None:
+            self.notify(f"{what}: sign in first", severity="warning", timeout=4)
+            return
+        role = least_role_for(permission)
+        self.notify(f"{what}: needs a {role.value if role else 'technician'}; "
+                    f"{self.session['attendant']} is {self.session['role']}",
+                    severity="warning", timeout=5)
+
+    def when(self, iso: str | None) -> str:
+        """A service timestamp as `MM-DD HH:MM` in the lot's local time."""
+        return short_time(iso, self.lot_tz)
+
+    def service_now(self) -> datetime:
+        """The service's clock at the last poll, in the lot's zone (the booth's "now")."""
+        stamp = (self.health or {}).get("time_utc")
+        when = datetime.fromisoformat(stamp) if stamp else datetime.now().astimezone()
+        return when.astimezone(self.lot_tz) if self.lot_tz is not None else when
+
+    @property
+    def lot_tz(self) -> ZoneInfo | None:
+        """The lot's time zone: the configured one, else the one the service reports."""
+        if self.tz is not None:
+            return self.tz
+        name = (self.health or {}).get("timezone")
+        try:
+            return ZoneInfo(name) if name else None
+        except (KeyError, ValueError):
+            return None
 
     async def signed_in(self, session: dict[str, Any] | None) -> None:
         """Use a new session for every request."""
@@ -131,15 +171,37 @@ class AttendantApp(App[None]):
         await self.poll()
         self._main.query_one("#lanes-table", DataTable).focus()
 
-    def signed_out(self) -> None:
-        """Forget the session and ask for a sign-in again."""
+    async def end_session(self, path: str, body: dict[str, Any]) -> Any:
+        """POST a command that ends this session (sign-out, shift close): the session is
+        dropped first, so no poll meanwhile takes its end for an expiry ("session ended")."""
+        ending, self.session = self.session, None
+        if ending is not None:
+            body = {**body, "attendant": ending["attendant"]}
+        try:
+            result = await self.client.post(path, body)
+        except (ApiError, ServiceUnavailable) as err:
+            if not (isinstance(err, ApiError) and err.status == 401):  # gone already: fine
+                self.session = ending
+                self.last_error = str(err)
+                self.notify(str(err), severity="error", timeout=6)
+                return None
+            result = {}
+        self.last_error = ""
+        self.signed_out()
+        return result
+
+    def signed_out(self, reason: str = "") -> None:
+        """Forget the session and ask for a sign-in again (`reason` shown on the form); the
+        dialogs of the ended session are closed: their commands would go out unsigned."""
         self.session = None
         self.shift = None
         self.client.set_session(None)
         self.refresh_bindings()
         self._status()
+        while len(self.screen_stack) > 1 and not isinstance(self.screen, SignInScreen):
+            self.pop_screen()
         if not isinstance(self.screen, SignInScreen):
-            self.push_screen(SignInScreen(), self.signed_in)
+            self.push_screen(SignInScreen(reason=reason), self.signed_in)
 
     # -- talking to the service ------------------------------------------------------------
 
@@ -167,8 +229,11 @@ class AttendantApp(App[None]):
     def _failed(self, err: Exception, *, quiet: bool) -> None:
         self.last_error = str(err)
         if isinstance(err, ApiError) and err.status == 401 and self.session is not None:
-            self.notify(f"session ended: {err}", severity="warning")
-            self.signed_out()
+            why = ("the service restarted (sessions end with it): sign in again"
+                   if self.restarted else f"session ended: {err}")
+            self.restarted = False
+            self.notify(why, severity="warning")
+            self.signed_out(why)
             return
         if isinstance(err, ServiceUnavailable):
             self._set_down(str(err))
@@ -190,6 +255,11 @@ class AttendantApp(App[None]):
         self._polling = True
         try:
             health = await self.client.get("/health")
+            uptime = health.get("uptime_s")
+            if isinstance(uptime, (int, float)):
+                if self._uptime_s is not None and uptime < self._uptime_s:
+                    self.restarted = True
+                self._uptime_s = uptime
             availability = await self.client.get("/availability")
             alarms_view = self._views[AlarmsView]
             alarms = await self.client.get("/alarms", **({"all": "1"} if alarms_view.show_all
@@ -201,12 +271,13 @@ class AttendantApp(App[None]):
                 sensors = await self.client.get("/availability/sensors")
             except ApiError:
                 pass  # a service without per-spot sensor states
-            shift = None
+            shift = activity = None
             if self.session is not None:
                 try:
                     shift = await self.client.get("/shift")
+                    activity = await self.client.get("/activity", limit=50)
                 except ApiError as err:
-                    if err.status == 401:
+                    if err.status == 401 and self.session is not None:
                         self._failed(err, quiet=True)
         except ServiceUnavailable as err:
             self._set_down(str(err))
@@ -229,6 +300,7 @@ class AttendantApp(App[None]):
         self._views[AvailabilityView].show(availability, active, sensors)
         alarms_view.show(alarms)
         self._views[ShiftView].show(self.session, shift)
+        self._views[ActivityView].show(activity)
         self._status()
         tickets = self._views[TicketsView]
         if tickets.ticket is not None and self._main.query_one(TabbedContent).active == "tickets":
@@ -252,8 +324,8 @@ class AttendantApp(App[None]):
             stamp = health.get("time_utc")
             if stamp:
                 when = datetime.fromisoformat(stamp)
-                if self.tz is not None:
-                    when = when.astimezone(self.tz)
+                if self.lot_tz is not None:
+                    when = when.astimezone(self.lot_tz)
                 text.append(f"| {when:%H:%M:%S} {when.tzname()} ")
         who = self.session
         text.append(f"| {who['attendant']} ({who['role']})" if who else "| not signed in")
@@ -266,7 +338,8 @@ class AttendantApp(App[None]):
         """Switch to a tab and focus its table."""
         self._main.query_one(TabbedContent).active = tab
         target = {"lanes": "#lanes-table", "availability": "#avail-table",
-                  "tickets": "#ticket-search", "alarms": "#alarms-table"}.get(tab)
+                  "tickets": "#ticket-search", "alarms": "#alarms-table",
+                  "activity": "#activity-table"}.get(tab)
         if target:
             self._main.query_one(target).focus()
         else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -27,6 +28,9 @@ def _ticket(tid: str, plate: str | None, entry: str, minutes: int, lines: list[t
         "spot_type": "REGULAR", "spot_id": spot, "entry_lane": "in-1", "entry_utc": entry,
         "status": status, "rate_multiplier": "1", "paid_cents": paid, "override_cents": override,
         "validations": list(validations),
+        "validation_codes": [{"code": "CINEMA", "label": "Validation CINEMA (Roxy): 2 free hours"},
+                             {"code": "MALL10", "label": "Validation MALL10: 10% off"}],
+        "lost_fee_cents": max(total, 2500),
         "fee": {"total_cents": total, "due_cents": max(0, due), "override_cents": override,
                 "duration_minutes": minutes, "currency": "USD",
                 "breakdown": [{"label": label, "amount_cents": a} for label, a in lines]},
@@ -38,7 +42,7 @@ def demo_state() -> dict[str, Any]:
     lanes = [
         {"lane": "in-1", "direction": "entry", "state": "VEHICLE_PASSING", "arming": False,
          "safety": True, "gate_open": True, "held_open": False, "last_plate": "KXP4417",
-         "last_confidence": 0.93, "last_crop": "var/crops/in-1/000412.jpg",
+         "last_confidence": 0.93, "last_plate_crop": "var/crops/in-1/000412.jpg",
          "last_decision": "entry L1 REGULAR", "passed": 212, "refused": 3},
         {"lane": "in-2", "direction": "entry", "state": "IDLE", "arming": False,
          "safety": False, "gate_open": False, "held_open": False, "last_plate": None,
@@ -79,15 +83,19 @@ def demo_state() -> dict[str, Any]:
     ]
     tickets = [
         _ticket("T8K2M4Q7", "KXP4417", "2026-03-14T11:02:00+00:00", 210,
-                [("3 started hours x 3.00", 900), ("4th hour", 300)], spot="L1-R017"),
+                [("3 started hours x 3.00 (weekday day rate, Mon-Fri 07:00-19:00)", 900),
+                 ("4th hour at the evening rate after the day-rate cap", 300)], spot="L1-R017"),
         _ticket("T5J9W1Z3", "KXP4471", "2026-03-14T13:40:00+00:00", 52,
                 [("minimum charge", 200)], override=0, validations=("CINEMA",)),
         _ticket("T2B6C8D0", None, "2026-03-14T09:15:00+00:00", 317,
                 [("6 started hours x 3.00", 1800)], paid=1800, status="PAID"),
+        _ticket("T7N3P5R1", None, "2026-03-14T13:51:00+00:00", 41,
+                [("1 started hour x 3.00", 300)]),
     ]
     return {
         "health": {"ok": True, "version": "0.1.0", "lot_id": "demo-lot", "simulate": True,
                    "uptime_s": 8123.0, "last_seq": 40211, "lanes": lanes, "time_utc": T0,
+                   "timezone": "America/New_York", "currency": "USD",
                    "sync": {"online": False, "backlog": 37}},
         "availability": availability, "alarms": alarms, "tickets": tickets,
         "availability/sensors": [
@@ -99,7 +107,23 @@ def demo_state() -> dict[str, Any]:
                   "opened_utc": "2026-03-14T06:00:12+00:00", "opened_seq": 38001,
                   "closed_utc": None, "closed_seq": None, "closed_by": None,
                   "expected_cents": 14250, "counted_cents": None, "difference_cents": None,
-                  "cash_payments": 23},
+                  "cash_payments": 23, "cash_cents": 14250, "card_payments": 311,
+                  "card_cents": 198450, "validations": 17, "manual_opens": 4, "holds": 1,
+                  "overrides": 2, "lost_tickets": 1, "voids": 1, "close_reason": None},
+        "activity": [
+            {"seq": 40211, "ts_utc": "2026-03-14T14:32:01+00:00", "type": "ticket.issued",
+             "text": "IN   in-1: KXP4417 ticket T9Q4L2M8 L1 REGULAR"},
+            {"seq": 40209, "ts_utc": "2026-03-14T14:31:50+00:00", "type": "alarm.raised",
+             "text": "ALARM CRITICAL blocked_plate out-2: TRK9O31 on the block list"},
+            {"seq": 40204, "ts_utc": "2026-03-14T14:30:12+00:00", "type": "payment.recorded",
+             "text": "PAY  cash 12.00 captured ticket T4H8J2K6 by sue"},
+            {"seq": 40198, "ts_utc": "2026-03-14T14:28:40+00:00", "type": "ticket.closed",
+             "text": "OUT  out-1: ticket T1F5G9H3 paid 6.00"},
+            {"seq": 40190, "ts_utc": "2026-03-14T14:20:11+00:00", "type": "alarm.raised",
+             "text": "ALARM WARNING sensor_stale RS485:12: no reading for 120 s"},
+            {"seq": 40187, "ts_utc": "2026-03-14T14:18:02+00:00", "type": "gate.manual_open",
+             "text": "GATE OPEN in-2 by sue (ticket jam)"},
+        ],
     }
 
 
@@ -128,13 +152,20 @@ def fixed_transport(state: dict[str, Any] | None = None) -> httpx.MockTransport:
                           "permissions": sorted(PERMISSIONS[Role(role)])})
         if method == "POST":
             return reply({"error": "refused: this is a recorded state (read-only)"}, 409)
-        if path in ("/health", "/availability", "/availability/sensors", "/shift"):
+        if path in ("/health", "/availability", "/availability/sensors", "/shift", "/activity"):
             return reply(state[path[1:]])
         if path == "/lanes":
             return reply(state["health"]["lanes"])
         if path == "/alarms":
             everything = "all" in request.url.params
             return reply([a for a in state["alarms"] if everything or not a["cleared_utc"]])
+        if path == "/tickets" and request.url.params.get("no_plate"):
+            params = request.url.params
+            after, before = (datetime.fromisoformat(params[k]) for k in ("from", "to"))
+            return reply([t for t in state["tickets"] if t["plate"] is None
+                          and t["status"] in ("OPEN", "PAID")
+                          and after <= datetime.fromisoformat(t["entry_utc"]) < before
+                          and params.get("lane", t["entry_lane"]) == t["entry_lane"]])
         if path == "/tickets":
             q = _norm(request.url.params.get("q", ""))
             return reply([t for t in state["tickets"]

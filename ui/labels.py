@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, tzinfo
 from typing import Any
 
 from rich.text import Text
@@ -53,8 +54,15 @@ def duration(minutes: int | None) -> str:
     return f"{hours}h {mins:02d}m" if hours < 48 else f"{hours // 24}d {hours % 24}h"
 
 
-def short_time(iso: str | None) -> str:
-    """An ISO timestamp as `MM-DD HH:MM` (as given, with its offset's zone)."""
+def short_time(iso: str | None, tz: tzinfo | None = None) -> str:
+    """An ISO timestamp as `MM-DD HH:MM` in the lot's zone `tz` (as given when None)."""
     if not iso:
         return "-"
-    return f"{iso[5:10]} {iso[11:16]}"
+    if tz is None:
+        return f"{iso[5:10]} {iso[11:16]}"
+    return f"{datetime.fromisoformat(iso).astimezone(tz):%m-%d %H:%M}"
+
+
+def clock_time(iso: str | None, tz: tzinfo | None = None) -> str:
+    """An ISO timestamp as `HH:MM` in the lot's zone `tz` (as given when None)."""
+    return short_time(iso, tz)[6:] if iso else "-"

@@ -23,11 +23,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from appliance.api.limits import bearer_ok
 from appliance.api.peer import source_of, trusted_local_user
-from appliance.api.requests import error_response, json_body, parse_json, replaying
+from appliance.api.requests import error_response, int_param, json_body, parse_json, replaying
 from appliance.core.roles import PERMISSIONS, allowed, least_role_for
 from appliance.errors import InputError, LotedgeError
 from appliance.ledger import Ledger
-from appliance.lot import attendants
+from appliance.lot import activity, attendants
 from appliance.lot.attendants import Desk, RoleError, Session, SignInError
 from appliance.lot.runtime import LotRuntime
 
@@ -43,6 +43,7 @@ GATED: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
         ("POST", r"^/tickets/[^/]+/pay-cash$", "ticket.cash"),
         ("POST", r"^/tickets/[^/]+/override$", "ticket.override"),
         ("POST", r"^/tickets/[^/]+/void$", "ticket.void"),
+        ("POST", r"^/tickets/[^/]+/lost$", "ticket.lost"),
         ("POST", r"^/alarms/[^/]+/ack$", "alarm.ack"),
         ("POST", r"^/print/receipt/[^/]+$", "receipt.print"),
         ("POST", r"^/print/shift$", "receipt.print"),
@@ -216,9 +217,15 @@ def install(app: Starlette, lot: LotRuntime, *, token: str | None = None) -> Non
         shift_id = b.get("shift_id") or session.shift_id
         report = await attendants.close_shift(lot.ledger, shift_id=shift_id,
                                               counted_cents=b.get("counted_cents"),
-                                              closed_by=session.attendant_id)
+                                              closed_by=session.attendant_id,
+                                              reason=b.get("reason"))
         desk.end_shift_sessions(shift_id)
         return report
+
+    async def activity_feed(request: Request):
+        session_of(request)  # the feed names plates and people: signed-in staff only
+        return await activity.recent(lot.ledger,
+                                     limit=int_param(request, "limit", 50, low=1, high=500))
 
     async def sensor_states(request: Request):
         rows = await lot.ledger.fetchall(SENSOR_SQL)
@@ -235,5 +242,6 @@ def install(app: Starlette, lot: LotRuntime, *, token: str | None = None) -> Non
         Route("/attendants/{attendant}/pin", handler(attendant_pin), methods=["POST"]),
         Route("/shift", handler(shift_current)),
         Route("/shift/close", handler(shift_close), methods=["POST"]),
+        Route("/activity", handler(activity_feed)),
     ])
     app.add_middleware(RoleGate, ledger=lot.ledger, desk=desk)

@@ -32,6 +32,7 @@ def routes(lot: LotRuntime, probes: ServiceProbes, handler: Callable) -> list[Ro
             "last_seq": await ledger.last_seq(),
             "lanes": lanes,
             "time_utc": lot.clock.now().isoformat(),
+            "timezone": lot.cfg.lot.timezone, "currency": lot.cfg.lot.currency,
             "ledger": lot.late.status(),
             "tariff": lot.tariffs.describe(),
             **({"sync": {**sync, "backlog": (await ledger.last_seq()) - sync.get(

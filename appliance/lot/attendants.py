@@ -261,8 +261,33 @@ _CASH_SQL = (
     "AND json_extract(payload, '$.attendant') = ?")
 
 
+# What happened during a shift: card payments at the lanes (lot-wide: a card is taken by no
+# attendant), and what this attendant did by hand.
+_SUMMARY_SQL = """
+SELECT
+  SUM(type = 'payment.recorded' AND json_extract(payload, '$.method') = 'card'
+      AND json_extract(payload, '$.status') = 'captured') AS card_payments,
+  COALESCE(SUM(CASE WHEN type = 'payment.recorded' AND json_extract(payload, '$.method') = 'card'
+      AND json_extract(payload, '$.status') = 'captured'
+      THEN json_extract(payload, '$.amount_cents') END), 0) AS card_cents,
+  SUM(type = 'ticket.validation_applied' AND json_extract(payload, '$.attendant') = ?3)
+      AS validations,
+  SUM(type = 'gate.manual_open' AND json_extract(payload, '$.attendant') = ?3) AS manual_opens,
+  SUM(type = 'gate.hold_open' AND json_extract(payload, '$.attendant') = ?3
+      AND json_extract(payload, '$.hold')) AS holds,
+  SUM(type = 'ticket.fee_overridden' AND json_extract(payload, '$.attendant') = ?3
+      AND json_extract(payload, '$.lost') IS NULL) AS overrides,
+  SUM(type = 'ticket.fee_overridden' AND json_extract(payload, '$.attendant') = ?3
+      AND json_extract(payload, '$.lost')) AS lost_tickets,
+  SUM(type = 'ticket.voided' AND json_extract(payload, '$.attendant') = ?3) AS voids
+FROM events WHERE seq > ?1 AND seq <= ?2
+"""
+
+
 async def shift_report(ledger: Ledger, shift_id: str) -> dict[str, Any]:
-    """A shift with the cash expected from the ledger's cash payments taken during it."""
+    """A shift with the cash expected from the ledger's cash payments taken during it, and
+    what happened in it: card payments, validations, manual opens, holds, overrides, lost
+    tickets and voids."""
     row = await ledger.fetchone("SELECT * FROM shifts WHERE id = ?", (shift_id,))
     if row is None:
         raise InputError(f"no shift {shift_id!r}")
@@ -270,14 +295,23 @@ async def shift_report(ledger: Ledger, shift_id: str) -> dict[str, Any]:
     cash = await ledger.fetchone(_CASH_SQL, (row["opened_seq"], until, row["attendant_id"]))
     report = dict(row)
     report["cash_payments"] = cash["n"]
+    report["cash_cents"] = cash["cents"]
     if row["closed_seq"] is None:
         report["expected_cents"] = cash["cents"]
+    summary = await ledger.fetchone(_SUMMARY_SQL,
+                                   (row["opened_seq"], until, row["attendant_id"]))
+    report.update({k: int(summary[k] or 0) for k in summary.keys()})
+    closed = await ledger.fetchone(
+        "SELECT json_extract(payload, '$.reason') AS reason FROM events "
+        "WHERE seq = ? AND type = 'shift.closed'", (row["closed_seq"] or 0,))
+    report["close_reason"] = closed["reason"] if closed is not None else None
     return report
 
 
 async def close_shift(ledger: Ledger, *, shift_id: str, counted_cents: int,
-                      closed_by: str) -> dict[str, Any]:
-    """Close a shift: record expected vs counted cash and the difference (`shift.closed`)."""
+                      closed_by: str, reason: str | None = None) -> dict[str, Any]:
+    """Close a shift: record expected vs counted cash and the difference (`shift.closed`).
+    Closing another attendant's shift needs a reason, recorded with it."""
     if not isinstance(counted_cents, int) or isinstance(counted_cents, bool) or counted_cents < 0:
         raise InputError("counted_cents: must be a non-negative integer")
     async with ledger.transaction() as tx:
@@ -286,6 +320,10 @@ async def close_shift(ledger: Ledger, *, shift_id: str, counted_cents: int,
             raise InputError(f"no shift {shift_id!r}")
         if row["closed_utc"] is not None:
             raise InputError(f"shift {shift_id} is already closed")
+        reason = (reason or "").strip() or None
+        if row["attendant_id"] != closed_by and reason is None:
+            raise InputError(f"shift {shift_id} is {row['attendant_id']}'s: closing another "
+                             "attendant's shift needs a reason")
         head = await tx.fetchone("SELECT COALESCE(MAX(seq), 0) AS seq FROM events")
         cash = await tx.fetchone(_CASH_SQL, (row["opened_seq"], head["seq"],
                                              row["attendant_id"]))
@@ -293,5 +331,6 @@ async def close_shift(ledger: Ledger, *, shift_id: str, counted_cents: int,
         await tx.append(NewEvent(type="shift.closed", payload={
             "shift_id": shift_id, "attendant": row["attendant_id"], "closed_by": closed_by,
             "expected_cents": expected, "counted_cents": counted_cents,
-            "difference_cents": counted_cents - expected, "cash_payments": cash["n"]}))
+            "difference_cents": counted_cents - expected, "cash_payments": cash["n"],
+            **({"reason": reason} if reason is not None else {})}))
     return await shift_report(ledger, shift_id)

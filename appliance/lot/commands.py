@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from appliance.core.booth import change_cents, lost_ticket_fee_cents
 from appliance.core.events import NewEvent
 from appliance.core.fees import compute_fee
 from appliance.core.lane import HoldReleased, ManualClose, ManualOpen
@@ -127,6 +128,10 @@ async def ticket_with_fee(lot: LotRuntime, ticket_id: str, *, at: datetime | Non
                       rate_multiplier=Decimal(row["rate_multiplier"]),
                       validations=tuple(ticket["validations"]))
     due = fee.total_cents if row["override_cents"] is None else row["override_cents"]
+    tariff = ticket_tariff(lot.cfg, row, lot.tariffs)
+    ticket["validation_codes"] = [{"code": v.code, "label": v.label} for v in tariff.validations]
+    ticket["lost_fee_cents"] = lost_ticket_fee_cents(
+        fee_now_cents=fee.total_cents, lost_fee_cents=tariff.lost_ticket_fee_cents)
     ticket["fee"] = {
         "total_cents": fee.total_cents, "due_cents": max(0, due - row["paid_cents"]),
         "override_cents": row["override_cents"], "duration_minutes": fee.duration_minutes,
@@ -175,25 +180,62 @@ async def apply_validation(lot: LotRuntime, ticket_id: str, *, code: str, attend
     return await ticket_with_fee(lot, ticket_id)
 
 
-async def pay_cash(lot: LotRuntime, ticket_id: str, *, amount_cents: int, attendant: str) -> dict:
-    """Record a cash payment of the fee due (for shift reconciliation)."""
+async def pay_cash(lot: LotRuntime, ticket_id: str, *, amount_cents: int, attendant: str,
+                   tendered_cents: int | None = None) -> dict:
+    """Record a cash payment of the fee due (for shift reconciliation), with the cash tendered
+    and the change handed back; refused when the cash tendered does not cover the fee."""
     attendant = _need(attendant, "attendant")
     ticket = await ticket_with_fee(lot, ticket_id)
     due = ticket["fee"]["due_cents"]
     if amount_cents != due:
         raise InputError(f"amount {amount_cents} does not match the {due} cents due")
+    tendered = amount_cents if tendered_cents is None else tendered_cents
+    change = change_cents(due_cents=due, tendered_cents=tendered)
     async with lot.ledger.transaction() as tx:
         await _open_ticket(tx, ticket_id)
         key = f"cash:{ticket_id}:{amount_cents}"
         await tx.append(NewEvent(type="payment.recorded", payload={
             "payment_id": "P" + uuid.uuid4().hex[:12].upper(), "ticket_id": ticket_id,
             "idempotency_key": key, "amount_cents": amount_cents, "method": "cash",
-            "status": "captured", "attendant": attendant}))
+            "status": "captured", "attendant": attendant, "tendered_cents": tendered,
+            "change_cents": change}))
         await tx.append(NewEvent(type="ticket.paid", payload={
             "ticket_id": ticket_id, "amount_cents": amount_cents,
             "fee_cents": ticket["fee"]["total_cents"] if ticket["override_cents"] is None
             else ticket["override_cents"], "method": "cash", "attendant": attendant}))
+    paid = await ticket_with_fee(lot, ticket_id)
+    paid["cash"] = {"amount_cents": amount_cents, "tendered_cents": tendered,
+                    "change_cents": change}
+    return paid
+
+
+async def lost_ticket(lot: LotRuntime, ticket_id: str, *, attendant: str) -> dict:
+    """The driver lost the paper of this ticket: its fee becomes the tariff's lost-ticket fee
+    (or the recorded stay's fee if higher), recorded as an override with reason "lost ticket"
+    so the cash or card payment that follows is for that amount."""
+    attendant = _need(attendant, "attendant")
+    ticket = await ticket_with_fee(lot, ticket_id)
+    fee = ticket["lost_fee_cents"]
+    async with lot.ledger.transaction() as tx:
+        await _open_ticket(tx, ticket_id)
+        await tx.append(NewEvent(type="ticket.fee_overridden", payload={
+            "ticket_id": ticket_id, "fee_cents": fee, "attendant": attendant,
+            "reason": "lost ticket", "lost": True}))
     return await ticket_with_fee(lot, ticket_id)
+
+
+async def tickets_without_plate(lot: LotRuntime, *, lane: str | None, after: datetime,
+                                before: datetime, limit: int = 50) -> list[dict]:
+    """Cars inside with no plate read (ticket printed at entry), entered within [after,
+    before) at `lane` (any lane when None), newest first: how the booth finds the ticket of a
+    car whose driver lost the paper."""
+    if before <= after:
+        raise InputError("the entry time window is empty (from must be before to)")
+    rows = await lot.ledger.fetchall(
+        "SELECT * FROM tickets WHERE status IN ('OPEN', 'PAID') AND plate IS NULL "
+        "AND entry_utc >= ? AND entry_utc < ? ORDER BY entry_utc DESC",
+        (after.astimezone(UTC).isoformat(), before.astimezone(UTC).isoformat()))
+    return [dict(r) for r in rows if lane is None or r["entry_lane"] == lane][:limit]
 
 
 async def void_ticket(lot: LotRuntime, ticket_id: str, *, attendant: str, reason: str) -> dict:

@@ -58,6 +58,7 @@ class LaneStats:
     reads_discarded: int = 0  # finished after their vehicle was decided or gone: never used
     last_plate: str | None = None
     last_confidence: float = 0.0
+    last_crop: str | None = None  # evidence image of the read that decided the last vehicle
     last_decision: str = ""
     last_refusal: str = ""  # why the last refused vehicle was refused ...
     last_refusal_at: datetime | None = None  # ... and when
@@ -168,6 +169,7 @@ class LaneController:
             case Decide(plate=plate, presence=presence):
                 read = self._reads.pop(presence, None) or PlateResult(plate=None)
                 self._reads.clear()  # nothing older can be decided any more
+                self.stats.last_crop = read.crop_path
                 if plate is None:
                     self.stats.no_read += 1
                     read = PlateResult(plate=None, vehicle_type=read.vehicle_type,
@@ -266,6 +268,7 @@ class LaneController:
             "held_open": self.gate.held_open,
             "last_plate": self.stats.last_plate,
             "last_confidence": self.stats.last_confidence,
+            "last_plate_crop": self.stats.last_crop,
             "last_decision": self.stats.last_decision,
             "display": getattr(self.display, "current", {}).get(self.lane.id),
             "passed": self.stats.vehicles_passed,

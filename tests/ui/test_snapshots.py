@@ -66,3 +66,66 @@ def test_alarms_screen(snap_compare, size):
 @pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
 def test_shift_screen(snap_compare, size):
     assert snap_compare(_app(), terminal_size=size, run_before=_signed_in_at("5"))
+
+
+def _on_ticket(query: str, *keys: str):
+    async def run_before(pilot) -> None:
+        await _signed_in_at("3")(pilot)
+        pilot.app.focused.value = query
+        await pilot.press("enter")
+        await pilot.pause()
+        for key in keys:
+            await pilot.press(key)
+        await pilot.pause()
+
+    return run_before
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_cash_tendered_dialog(snap_compare, size):
+    assert snap_compare(_app(), terminal_size=size, run_before=_on_ticket("kxp4417", "p"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_validation_dialog_lists_the_codes(snap_compare, size):
+    assert snap_compare(_app(), terminal_size=size, run_before=_on_ticket("kxp4417", "v"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_lost_ticket_dialog(snap_compare, size):
+    assert snap_compare(_app(), terminal_size=size, run_before=_on_ticket("kxp4417", "l"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_no_plate_dialog(snap_compare, size):
+    async def run_before(pilot) -> None:
+        await _signed_in_at("3", "enter", "n")(pilot)
+
+    assert snap_compare(_app(), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_no_plate_results(snap_compare, size):
+    async def run_before(pilot) -> None:
+        await _signed_in_at("3", "enter", "n")(pilot)
+        for value in ("09:00", "10:00", "in-1", "2026-03-14"):  # lot time (New York, EDT)
+            pilot.app.focused.value = value
+            await pilot.press("enter")
+        await pilot.pause()
+
+    assert snap_compare(_app(), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_plate_crop_screen(snap_compare, size):
+    assert snap_compare(_app(), terminal_size=size, run_before=_signed_in_at("1", "i"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_activity_screen(snap_compare, size):
+    assert snap_compare(_app(), terminal_size=size, run_before=_signed_in_at("6"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_shift_close_dialog(snap_compare, size):
+    assert snap_compare(_app(), terminal_size=size, run_before=_signed_in_at("5", "k"))

@@ -9,11 +9,12 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
-from ui.labels import badge, short_time
+from ui.labels import badge
 from ui.screens.dialogs import Field, FormDialog
+from ui.screens.gated import RoleKeys
 
 
-class AlarmsView(Vertical):
+class AlarmsView(RoleKeys, Vertical):
     """Alarm table; `a` acknowledges the selected alarm, `t` toggles cleared ones."""
 
     BINDINGS = [Binding("a", "ack", "Acknowledge"), Binding("t", "toggle_all", "Active/all")]
@@ -31,9 +32,7 @@ class AlarmsView(Vertical):
         yield table
         yield Static("", id="alarm-detail", markup=False)
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Hide ack from roles that may not acknowledge."""
-        return self.app.can("alarm.ack") if action == "ack" else True
+    PERMISSION = {"ack": "alarm.ack"}
 
     def show(self, alarms: list[dict[str, Any]]) -> None:
         """Redraw from the alarm list, keeping the cursor."""
@@ -45,7 +44,7 @@ class AlarmsView(Vertical):
             state = "CLEARED" if alarm.get("cleared_utc") else (
                 "ACKED" if alarm.get("acked_by") else "NEW")
             table.add_row(badge(state), badge(str(alarm.get("severity", "warning")).upper()),
-                          alarm["code"], alarm["source"], short_time(alarm.get("raised_utc")),
+                          alarm["code"], alarm["source"], self.app.when(alarm.get("raised_utc")),
                           alarm.get("acked_by") or "-", key=alarm["id"])
         if alarms:
             table.move_cursor(row=min(row, len(alarms) - 1))

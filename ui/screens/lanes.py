@@ -11,16 +11,19 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
 from ui.labels import badge, gate_word, loop_word
+from ui.screens.crop import CropScreen
 from ui.screens.dialogs import Field, FormDialog
+from ui.screens.gated import RoleKeys
 
 
-class LanesView(Vertical):
+class LanesView(RoleKeys, Vertical):
     """Table of lanes, the selected lane's detail and the last command's result."""
 
     BINDINGS = [
         Binding("o", "open_gate", "Open gate"),
         Binding("c", "close_gate", "Close gate"),
         Binding("h", "hold", "Hold/release"),
+        Binding("i", "crop", "Plate crop"),
     ]
     PERMISSION = {"open_gate": "gate.open", "close_gate": "gate.close", "hold": "gate.hold"}
 
@@ -35,11 +38,6 @@ class LanesView(Vertical):
         yield table
         yield Static("", id="lane-detail")
         yield Static("", id="lane-message")
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Hide actions the signed-in role may not do."""
-        need = self.PERMISSION.get(action)
-        return True if need is None else self.app.can(need)
 
     def show(self, lanes: list[dict[str, Any]]) -> None:
         """Redraw from a lanes snapshot, keeping the cursor."""
@@ -84,7 +82,7 @@ class LanesView(Vertical):
         plate = lane.get("last_plate")
         conf = lane.get("last_confidence") or 0.0
         text.append(f"last plate: {plate + f' ({conf:.0%})' if plate else 'no read'}   "
-                    f"crop: {lane.get('last_crop') or '-'}\n")
+                    f"crop: {lane.get('last_plate_crop') or '-'} (i: show)\n")
         text.append(f"last decision: {lane.get('last_decision') or '-'}")
         detail.update(text)
 
@@ -121,6 +119,13 @@ class LanesView(Vertical):
             self.say(f"{lane_id}: CLOSE REFUSED - {self.app.last_error}", error=True)
         else:
             self.say(f"{lane_id}: gate CLOSED")
+
+    def action_crop(self) -> None:
+        """Show the plate crop of the read that decided the selected lane's last vehicle."""
+        lane = self.selected()
+        if lane is not None:
+            self.app.push_screen(CropScreen(lane["lane"], lane.get("last_plate"),
+                                            lane.get("last_plate_crop")))
 
     def action_hold(self) -> None:
         """Hold the selected barrier open, or release the hold (supervisor)."""

@@ -18,6 +18,10 @@ class SignInScreen(ModalScreen[dict[str, Any] | None]):
 
     BINDINGS = [Binding("ctrl+q", "app.quit", "Quit")]
 
+    def __init__(self, *, reason: str = ""):
+        super().__init__()
+        self.reason = reason  # why a sign-in is asked for again (restart, expiry)
+
     def compose(self) -> ComposeResult:
         """Id, PIN (hidden), error line."""
         with Vertical(id="form"):
@@ -26,11 +30,12 @@ class SignInScreen(ModalScreen[dict[str, Any] | None]):
             yield Input(placeholder="e.g. ann", id="signin-id")
             yield Label("PIN")
             yield Input(password=True, placeholder="digits", id="signin-pin")
-            yield Static("", id="form-error", markup=False)
+            yield Static(self.reason, id="form-error", markup=False)
             yield Static("Enter: next/sign in   Ctrl+Q: quit", id="form-help")
 
     async def on_mount(self) -> None:
-        """Say how to add the first attendant when the service has none."""
+        """Focus the id; say how to add the first attendant when the service has none."""
+        self.query_one("#signin-id", Input).focus()
         try:
             staff = await self.app.client.get("/attendants")
         except (ApiError, ServiceUnavailable):

@@ -1,18 +1,24 @@
-"""Tickets: search open tickets by plate or id, see the fee now, and act on a ticket."""
+"""Tickets: search open tickets by plate or id (or cars with no plate read by entry time and
+lane), see the fee now, and act on a ticket: cash with change, validation, lost ticket,
+override, void, receipt."""
 
 from __future__ import annotations
 
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Static
 
-from ui.labels import duration, money, short_time
+from ui.labels import duration, money
 from ui.screens.dialogs import Field, FormDialog
+from ui.screens.gated import RoleKeys
 
 
 def parse_amount_cents(text: str) -> int:
@@ -26,16 +32,55 @@ def parse_amount_cents(text: str) -> int:
     return int(amount * 100)
 
 
-class TicketsView(Vertical):
+def parse_clock(text: str) -> time:
+    """`14:05` (or `1405`, `9`) typed by a person as a time of day; ValueError otherwise."""
+    raw = text.strip().replace(".", ":")
+    if raw.isdigit() and len(raw) <= 2:
+        raw += ":00"
+    elif raw.isdigit() and len(raw) in (3, 4):
+        raw = f"{raw[:-2]}:{raw[-2:]}"
+    try:
+        hours, minutes = (int(part) for part in raw.split(":"))
+        return time(hours, minutes)
+    except ValueError:
+        raise ValueError(f"not a time of day: {text!r} (use e.g. 14:05)") from None
+
+
+def entry_window(day: date, start: str, end: str, tz) -> tuple[datetime, datetime]:
+    """[from, to) on `day` in the lot's zone from two typed times (`to` past midnight: next
+    day); ValueError for a time that is not one."""
+    after = datetime.combine(day, parse_clock(start), tzinfo=tz)
+    before = datetime.combine(day, parse_clock(end), tzinfo=tz)
+    if before <= after:
+        before += timedelta(days=1)
+    return after, before
+
+
+class SearchInput(Input):
+    """The search box: `/` is the search key, never part of a plate or ticket id, so typed
+    here it selects the query for a new one instead of becoming its first character."""
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.key == "slash":
+            event.stop()
+            event.prevent_default()
+            self.select_all()
+            return
+        await super()._on_key(event)
+
+
+class TicketsView(RoleKeys, Vertical):
     """Search box, results, and the selected ticket with its fee breakdown."""
 
     BINDINGS = [
         Binding("slash", "search", "Search"),
+        Binding("n", "no_plate", "No plate"),
+        Binding("p", "pay_cash", "Cash"),
         Binding("v", "validate", "Validate"),
-        Binding("p", "pay_cash", "Cash paid"),
-        Binding("f", "override", "Override fee"),
+        Binding("l", "lost", "Lost"),
+        Binding("r", "receipt", "Receipt"),
+        Binding("f", "override", "Fee"),
         Binding("x", "void", "Void"),
-        Binding("l", "lost", "Lost ticket"),
     ]
     PERMISSION = {"validate": "ticket.validate", "pay_cash": "ticket.cash",
                   "override": "ticket.override", "void": "ticket.void", "lost": "ticket.lost"}
@@ -47,19 +92,17 @@ class TicketsView(Vertical):
 
     def compose(self) -> ComposeResult:
         """Search input, results table and detail side by side."""
-        yield Input(placeholder="plate (partial ok) or ticket id, Enter to search",
-                    id="ticket-search")
+        yield SearchInput(placeholder="plate (partial ok) or ticket id, Enter to search",
+                          id="ticket-search")
         with Horizontal(id="tickets-body"):
             table = DataTable(id="tickets-table", cursor_type="row", zebra_stripes=True)
-            table.add_columns("Ticket", "Plate", "Status", "In")
+            table.add_column("Ticket", key="id")
+            table.add_column("Plate", key="plate")
+            table.add_column("Status", key="status")
+            table.add_column("In", key="in")
             yield table
             yield Static("", id="ticket-detail")
         yield Static("", id="ticket-message", markup=False)
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Hide actions the signed-in role may not do."""
-        need = self.PERMISSION.get(action)
-        return True if need is None else self.app.can(need)
 
     def action_search(self) -> None:
         """Focus the search box."""
@@ -67,21 +110,28 @@ class TicketsView(Vertical):
 
     async def on_input_submitted(self, event: Input.Submitted) -> None:
         """Search the service and list the matches."""
-        if event.input.id == "ticket-search":
-            await self.search(event.value)
+        if event.input.id != "ticket-search":
+            return
+        if not event.value.strip():  # nothing to search: on to the list and its keys
+            self.query_one(DataTable).focus()
+            return
+        await self.search(event.value)
 
     async def search(self, query: str) -> list[dict[str, Any]]:
         """Ask the service for open tickets matching `query` and show them."""
         if not query.strip():
             return []
         found = await self.app.fetch("/tickets", q=query)
-        self.results = found or []
+        return await self._list(found or [], f"{len(found or [])} open ticket(s) for {query!r}")
+
+    async def _list(self, found: list[dict[str, Any]], message: str) -> list[dict[str, Any]]:
+        self.results = found
         table = self.query_one(DataTable)
         table.clear()
         for t in self.results:
             table.add_row(t["id"], t.get("plate") or "(no plate)", t["status"],
-                          short_time(t["entry_utc"])[6:], key=t["id"])
-        self.say(f"{len(self.results)} open ticket(s) for {query!r}")
+                          self.app.when(t["entry_utc"])[6:], key=t["id"])
+        self.say(message)
         if self.results:
             table.focus()
             table.move_cursor(row=0)
@@ -104,32 +154,45 @@ class TicketsView(Vertical):
             self.show_ticket(ticket)
 
     def show_ticket(self, ticket: dict[str, Any]) -> None:
-        """Show a ticket and its fee as the service computed it."""
+        """Show a ticket and its fee as the service computed it (labels wrap, never cut)."""
         self.ticket = ticket
+        table = self.query_one(DataTable)
+        if ticket["id"] in table.rows:  # the list says what the ticket is now (PAID, ...)
+            table.update_cell(ticket["id"], "status", ticket["status"])
         fee = ticket.get("fee") or {}
         cur = fee.get("currency", "")
-        text = Text()
-        text.append(f"{ticket['id']}  {ticket.get('plate') or '(no plate)'}\n", style="bold")
-        text.append(f"{ticket['status']}  {ticket.get('level_id')} {ticket.get('spot_type')}"
+        head = Text()
+        head.append(f"{ticket['id']}  {ticket.get('plate') or '(no plate)'}\n", style="bold")
+        head.append(f"{ticket['status']}  {ticket.get('level_id')} {ticket.get('spot_type')}"
                     f"{' spot ' + ticket['spot_id'] if ticket.get('spot_id') else ''}\n")
-        text.append(f"in {short_time(ticket['entry_utc'])} lane {ticket.get('entry_lane') or '-'}"
-                    f"  stay {duration(fee.get('duration_minutes'))}\n")
+        head.append(f"in {self.app.when(ticket['entry_utc'])} lane "
+                    f"{ticket.get('entry_lane') or '-'}  stay "
+                    f"{duration(fee.get('duration_minutes'))}")
+        lines = Table.grid(padding=(0, 1), pad_edge=True, expand=True)
+        lines.add_column(ratio=1, overflow="fold")
+        lines.add_column(justify="right", no_wrap=True)
         for item in fee.get("breakdown", []):
-            text.append(f"  {item['label'][:22]:<22} {money(item['amount_cents']):>9}\n")
-        text.append(f"  {'fee now':<22} {money(fee.get('total_cents')):>9}\n")
+            lines.add_row(f"{item['label']}", money(item["amount_cents"]))
+        lines.add_row("fee now", money(fee.get("total_cents")))
         if fee.get("override_cents") is not None:
-            text.append(f"  {'OVERRIDE':<22} {money(fee['override_cents']):>9}\n", style="bold")
+            lines.add_row(Text("OVERRIDE", style="bold"), Text(money(fee["override_cents"]),
+                                                                 style="bold"))
         if ticket.get("validations"):
-            text.append(f"  validations: {', '.join(ticket['validations'])}\n")
-        text.append(f"  {'paid':<22} {money(ticket.get('paid_cents', 0)):>9}\n")
-        text.append(f"  {'DUE':<22} {money(fee.get('due_cents'), cur):>13}", style="bold")
-        self.query_one("#ticket-detail", Static).update(text)
+            lines.add_row(f"validations: {', '.join(ticket['validations'])}", "")
+        lines.add_row("paid", money(ticket.get("paid_cents", 0)))
+        lines.add_row(Text("DUE", style="bold"), Text(money(fee.get("due_cents"), cur),
+                                                       style="bold"))
+        outer = Table.grid(expand=True)
+        outer.add_column()
+        outer.add_row(head)
+        outer.add_row(lines)
+        self.query_one("#ticket-detail", Static).update(outer)
 
     def say(self, message: str) -> None:
         """Show a result line."""
         self.query_one("#ticket-message", Static).update(message)
 
-    def _act(self, title: str, fields: list[Field], path: str, body_of, done_text: str,
+    def _act(self, title: str, fields: list[Field], path: str, body_of, done_text,
              note: str = "") -> None:
         ticket = self.ticket
         if ticket is None:
@@ -146,19 +209,26 @@ class TicketsView(Vertical):
                 self.say(str(err))
                 return
             result = await self.app.command(f"/tickets/{ticket_id}/{path}", body)
-            if result is not None:
-                self.say(done_text.format(id=ticket_id, **values))
-                if "fee" in result:
-                    self.show_ticket(result)
-                else:
-                    await self.load(ticket_id)
+            if result is None:
+                self.say(f"{ticket_id}: refused - {self.app.last_error}")
+                return
+            self.say(done_text(result, values) if callable(done_text)
+                     else done_text.format(id=ticket_id, **values))
+            if "fee" in result:
+                self.show_ticket(result)
+            else:
+                await self.load(ticket_id)
 
         self.app.push_screen(FormDialog(f"{title} {ticket_id}", fields, note=note), done)
 
     def action_validate(self) -> None:
-        """Apply a merchant validation code."""
+        """Apply a merchant validation code (the codes this ticket's tariff takes are listed)."""
+        codes = (self.ticket or {}).get("validation_codes") or []
+        note = ("codes: " + "; ".join(c["label"].removeprefix("Validation ") for c in codes)
+                if codes else "this lot has no validation codes")
         self._act("Validate", [Field(name="code", label="Validation code")], "validate",
-                  lambda v: {"code": v["code"]}, "{id}: validation {code} applied")
+                  lambda v: {"code": v["code"]},
+                  "{id}: validation {code} applied", note=note)
 
     def action_override(self) -> None:
         """Override the fee (supervisor; reason required)."""
@@ -169,12 +239,26 @@ class TicketsView(Vertical):
             "{id}: fee overridden to {amount} ({reason})")
 
     def action_pay_cash(self) -> None:
-        """Record cash taken for the fee due."""
+        """Take cash for the fee due: the amount tendered, the change computed by the service."""
         due = (self.ticket or {}).get("fee", {}).get("due_cents")
-        self._act("Cash paid for", [
-            Field(name="amount", label="Cash taken", value=money(due) if due is not None else "")],
-            "pay-cash", lambda v: {"amount_cents": parse_amount_cents(v["amount"])},
-            "{id}: cash {amount} recorded", note=f"due now: {money(due)}")
+
+        def body(values: dict[str, str]) -> dict[str, int]:
+            tendered = parse_amount_cents(values["tendered"])
+            if due is not None and tendered < due:
+                raise ValueError(f"cash tendered {money(tendered)} is less than the "
+                                 f"{money(due)} due: refused")
+            return {"amount_cents": due, "tendered_cents": tendered}
+
+        def done(result: dict[str, Any], values: dict[str, str]) -> str:
+            cash = result.get("cash") or {}
+            return (f"{result['id']}: PAID {money(cash.get('amount_cents'))} cash, tendered "
+                    f"{money(cash.get('tendered_cents'))}, CHANGE "
+                    f"{money(cash.get('change_cents'))}")
+
+        self._act("Cash for", [
+            Field(name="tendered", label="Cash tendered (e.g. 20.00)",
+                  value=money(due) if due is not None else "")],
+            "pay-cash", body, done, note=f"due now: {money(due)}")
 
     def action_void(self) -> None:
         """Void the ticket (supervisor; reason required)."""
@@ -182,18 +266,71 @@ class TicketsView(Vertical):
                   lambda v: {"reason": v["reason"]}, "{id}: VOID ({reason})")
 
     def action_lost(self) -> None:
-        """Lost ticket: find the car's ticket by plate; without one the exit charges the flat fee."""
+        """Lost ticket: the selected car's fee becomes the lost-ticket fee (or its stay's fee if
+        higher); without a selected ticket, find the car by plate first."""
+        if self.ticket is None:
+            async def found(values: dict[str, str] | None) -> None:
+                if values:
+                    hits = await self.search(values["plate"])
+                    self.say(f"LOST TICKET: {len(hits)} ticket(s) match {values['plate']!r}: "
+                             "select the car and press l again" if hits else
+                             f"LOST TICKET: no ticket for {values['plate']!r}: try n (no "
+                             "plate, by entry time and lane)")
+
+            self.app.push_screen(FormDialog("Lost ticket: find the car", [
+                Field(name="plate", label="Plate of the car")]), found)
+            return
+        lost = self.ticket.get("lost_fee_cents")
+        self._act("Lost ticket", [Field(name="confirm", label="Type LOST to confirm")], "lost",
+                  _confirm_lost, lambda r, v: (
+                      f"{r['id']}: LOST TICKET fee {money(r['fee'].get('override_cents'))}; "
+                      "now take the payment (p)"),
+                  note=f"lost-ticket fee for this car: {money(lost)}")
+
+    def action_no_plate(self) -> None:
+        """Find a car with no plate read: entry time window (lot time, today) and lane."""
+        now = self.app.service_now()
+        since = (now - timedelta(hours=1)).strftime("%H:%M")
 
         async def done(values: dict[str, str] | None) -> None:
             if not values:
                 return
-            found = await self.search(values["plate"])
-            if found:
-                self.say(f"LOST TICKET: {len(found)} ticket(s) match {values['plate']!r}; fee "
-                         "from the recorded entry time - confirm the car, then take payment")
-            else:
-                self.say(f"LOST TICKET: no open ticket for {values['plate']!r}; the exit lane "
-                         "charges the flat lost-ticket fee")
+            try:
+                day = (date.fromisoformat(values["day"]) if values.get("day")
+                       else now.date())
+                after, before = entry_window(day, values["from"], values["to"],
+                                             now.tzinfo)
+            except ValueError as err:
+                self.say(str(err))
+                return
+            params = {"no_plate": "1", "from": after.isoformat(), "to": before.isoformat()}
+            if values.get("lane"):
+                params["lane"] = values["lane"]
+            found = await self.app.fetch("/tickets", **params)
+            await self._list(found or [], f"{len(found or [])} car(s) without a plate read in "
+                             f"{values.get('lane') or 'any lane'} {after:%m-%d %H:%M}-"
+                             f"{before:%H:%M}")
 
-        self.app.push_screen(FormDialog("Lost ticket", [
-            Field(name="plate", label="Plate of the car")]), done)
+        self.app.push_screen(FormDialog("Find a car with no plate read", [
+            Field(name="from", label="Entered from (HH:MM, lot time)", value=since),
+            Field(name="to", label="Entered until (HH:MM)", value=now.strftime("%H:%M")),
+            Field(name="lane", label="Entry lane (blank: any)", required=False),
+            Field(name="day", label="Day (YYYY-MM-DD, blank: today)", required=False)]), done)
+
+    async def action_receipt(self) -> None:
+        """Reprint the receipt of the selected ticket on the booth printer."""
+        if self.ticket is None:
+            self.say("search and select a ticket first")
+            return
+        ticket_id = self.ticket["id"]
+        result = await self.app.command(f"/tickets/{ticket_id}/receipt", {}, quiet=True)
+        if result is None:
+            self.say(f"{ticket_id}: receipt not printed - {self.app.last_error}")
+        else:
+            self.say(f"{ticket_id}: receipt printed")
+
+
+def _confirm_lost(values: dict[str, str]) -> dict[str, Any]:
+    if values["confirm"].strip().upper() != "LOST":
+        raise ValueError("not confirmed: type LOST to charge the lost-ticket fee")
+    return {}
