@@ -21,7 +21,7 @@ from appliance.clock import Clock, SystemClock
 from appliance.config import LotConfig
 from appliance.core.events import Event, NewEvent
 from appliance.core.types import LaneDirection, LotMode, SpotType, VehicleType
-from appliance.errors import ConfigError, DeviceError, InputError, LotedgeError
+from appliance.errors import ConfigError, DeviceError, InputError, ListenError, LotedgeError
 from appliance.host.listen import check_listen_free
 from appliance.host.secrets import check_secret_file
 from appliance.host.watchdog import Notifier
@@ -144,6 +144,18 @@ class Service:
                                                                  self.base_dir))
             check_listen_free(cfg.data_path(cfg.api.socket, self.base_dir),
                               http_host=cfg.api.http_host, http_port=cfg.api.http_port)
+        # printers, the ticket key (a loose key file stops the start here) and the emulator
+        running = asyncio.get_running_loop()
+        self.paper = make_paper(cfg, data_dir=self.data_dir, base_dir=self.base_dir,
+                                on_fault=lambda name, fault: running.call_soon_threadsafe(
+                                    self._lane_alarm, fault.code, name, str(fault)))
+        if self.terminal_emulator is not None:
+            try:
+                await self.terminal_emulator.start(cfg.payment.host, cfg.payment.port)
+            except OSError as err:
+                raise ListenError(f"payment.port: cannot start the ZVT emulator on "
+                                  f"{cfg.payment.host}:{cfg.payment.port}: {err.strerror or err}"
+                                  ) from err
         self.ledger = await Ledger.open(cfg.db_path(self.base_dir), lot_id=cfg.lot.id,
                                         tz=cfg.lot.tz, clock=self.clock)
         await record_layout(self.ledger, cfg)
@@ -152,12 +164,6 @@ class Service:
         await self.ledger.append(NewEvent(type="service.started", payload={
             "version": __version__, "config_sha256": cfg.source_sha256,
             "simulate": self.simulate}))
-        loop = asyncio.get_running_loop()
-        self.paper = make_paper(cfg, data_dir=self.data_dir, base_dir=self.base_dir,
-                                on_fault=lambda name, fault: loop.call_soon_threadsafe(
-                                    self._lane_alarm, fault.code, name, str(fault)))
-        if self.terminal_emulator is not None:
-            await self.terminal_emulator.start(cfg.payment.host, cfg.payment.port)
         self.recorder = EventRecorder(self.ledger, late=self.late, now=self.clock.now)
         loop = asyncio.get_running_loop()
         if not self._plates_given and any(lane.camera.strip() != "sim" for lane in cfg.lanes):

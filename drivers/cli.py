@@ -70,7 +70,7 @@ def probe(
     config: Annotated[Path, typer.Option("--config", "-c", help="lot configuration TOML")],
     simulate: Annotated[bool, typer.Option(help="pty simulators for ports set to \"sim\"")] = False,
     seconds: Annotated[float, typer.Option(help="how long to listen")] = 5.0,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
 ) -> None:
     """Open the lot's spot sensors and signs, listen for a while, print health; exit 1 on faults."""
     from appliance.config import load_config

@@ -13,12 +13,12 @@ from appliance.errors import InputError
 lpr_app = typer.Typer(help="Licence plate recognition tools", no_args_is_help=True)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c",
-                                                help="lot TOML whose [lpr] section to use")]
+                                                help="lot TOML whose \\[lpr] section to use")]
 
 
 RegionOpt = Annotated[list[str] | None, typer.Option(
     "--region", "-r", help="plate formats by country code (us, br, uk, de, fr, ..., or eu for "
-    "every European one); repeatable; replaces the config's [lpr] regions")]
+    "every European one); repeatable; replaces the config's \\[lpr] regions")]
 
 
 def _reader(config: Path | None, regions: list[str] | None = None):
@@ -67,7 +67,7 @@ def bench(
     folder: Annotated[Path, typer.Argument(help="labelled folder (<stem>.txt next to images)")],
     config: ConfigOpt = None,
     misses: Annotated[bool, typer.Option(help="list the images read wrongly")] = False,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
     region: RegionOpt = None,
     part: Annotated[str, typer.Option(
         help="all, or one fixed half (sorted by name): dev (even) or held-out (odd)")] = "all",

@@ -57,7 +57,7 @@ def ingest(
     username: Annotated[str | None, typer.Option(help="broker user name")] = None,
     password_file: Annotated[Path | None, typer.Option(
         "--password-file", help="file (mode 600) holding the broker password")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
 ) -> None:
     """Reference cloud ingest: verify and store event batches idempotently, publish signed acks.
 
@@ -92,8 +92,8 @@ def ingest(
 @cloud_app.command("serve-bundles")
 def serve_bundles(
     bundle_dir: Annotated[Path, typer.Option("--dir", help="holds LOT_ID/*.json signed bundles")],
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8080,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port to listen on")] = 8080,
 ) -> None:
     """Serve GET /v1/lots/{lot_id}/bundle?since=VERSION from a directory of signed bundles."""
     from sync.cloud_api import BundleServer
@@ -120,9 +120,9 @@ def keygen(
 ) -> None:
     """Make an Ed25519 key pair: private key to a new file (mode 600), public key printed.
 
-    A lot's key (`[cloud] signing_key_file`): register the public key with the cloud as
+    A lot's key (`\\[cloud] signing_key_file`): register the public key with the cloud as
     LOT_ID.pub in the ingest's --lot-keys directory. The cloud's ack key (ingest
-    --ack-key-file) or bundle key: its public key is `[cloud] ack_public_key` or
+    --ack-key-file) or bundle key: its public key is `\\[cloud] ack_public_key` or
     `bundle_public_key` on the lots.
     """
     import os
@@ -186,16 +186,17 @@ def sign_bundle_cmd(
 @cloud_app.command("uplink")
 def uplink_cmd(
     db: Annotated[Path, typer.Option("--db", help="the appliance's ledger file")],
-    lot_id: Annotated[str, typer.Option("--lot-id")],
+    lot_id: Annotated[str, typer.Option("--lot-id", help="the lot's id (\\[lot] id)")],
     mqtt: Annotated[str, typer.Option("--mqtt", help="broker, mqtt://host:port")],
-    batch_max_events: Annotated[int, typer.Option()] = 500,
-    ack_timeout_s: Annotated[float, typer.Option()] = 30.0,
+    batch_max_events: Annotated[int, typer.Option(help="most events in one batch")] = 500,
+    ack_timeout_s: Annotated[float, typer.Option(
+        help="seconds without ack progress before a resend")] = 30.0,
     signing_key_file: Annotated[Path | None, typer.Option(
         help="this lot's private key (mode 600): sign batches")] = None,
     ack_public_key: Annotated[str | None, typer.Option(
         help="the cloud's ack public key (base64 or a file): verify acks")] = None,
     exit_when_synced: Annotated[bool, typer.Option(help="stop once everything is acked")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
 ) -> None:
     """Drain a ledger to the cloud (what the service's uplink task does, standalone)."""
     from zoneinfo import ZoneInfo
@@ -239,7 +240,7 @@ def uplink_cmd(
 @cloud_app.command("resync")
 def resync_cmd(
     db: Annotated[Path, typer.Option("--db", help="the appliance's ledger file")],
-    lot_id: Annotated[str, typer.Option("--lot-id")],
+    lot_id: Annotated[str, typer.Option("--lot-id", help="the lot's id (\\[lot] id)")],
     from_seq: Annotated[int, typer.Option("--from", help="resend events from this seq on")],
     by: Annotated[str, typer.Option(help="who asks (recorded in the sync.resync event)")] =
         "cli",

@@ -32,9 +32,10 @@ def verify_file(db: Path, *, lot_id: str = "?", tz: Any = None) -> VerifyReport:
 
 @db_app.command("verify")
 def db_verify(
-    config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", help="lot configuration TOML (its ledger is checked)")] = None,
     db: Annotated[Path | None, typer.Option(help="ledger file (instead of --config)")] = None,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
 ) -> None:
     """Check integrity_check, seq contiguity and the hash chain; exit 1 if anything is wrong."""
     lot_id, tz = "?", None

@@ -16,8 +16,10 @@ from typing import Annotated
 
 import typer
 
+from appliance.cli import helpfmt  # noqa: F401  (flags show no <bool> in --help)
 from appliance.cli.db import db_app
 from appliance.cli.diag import diag_app
+from appliance.cli.diag.common import DEFAULT_CONFIG
 from appliance.cli.lot import counts_app, reservations_app
 from appliance.cli.quote import quote
 from appliance.errors import ConfigError, DeviceError, LedgerError, ListenError, LotedgeError
@@ -41,7 +43,9 @@ app.add_typer(drivers_app, name="drivers")
 app.add_typer(lpr_app, name="lpr")
 app.add_typer(cloud_app, name="cloud")
 
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="lot configuration TOML")]
+ConfigOpt = Annotated[Path, typer.Option(
+    "--config", "-c", envvar="LOTEDGE_CONFIG",
+    help="lot configuration TOML (else $LOTEDGE_CONFIG, else /etc/lotedge/lot.toml)")]
 
 
 def _show_version(value: bool) -> None:
@@ -67,14 +71,14 @@ def _load(config: Path):
 
 @app.command()
 def run(
-    config: ConfigOpt,
+    config: ConfigOpt = DEFAULT_CONFIG,
     simulate: Annotated[bool, typer.Option(
         "--simulate", help="simulated hardware and a traffic generator (the demo lot)")] = False,
     fresh: Annotated[bool, typer.Option(
         "--fresh", help="with --simulate: start an empty lot; the old data directory is moved "
         "aside to <data_dir>.old-<UTC time>, nothing is deleted")] = False,
     data_dir: Annotated[Path | None, typer.Option(
-        help="use this data directory instead of [storage] data_dir")] = None,
+        help="use this data directory instead of \\[storage] data_dir")] = None,
     duration: Annotated[float | None, typer.Option(
         help="stop after this many real seconds (not lot time)", min=0)] = None,
     max_cars: Annotated[int | None, typer.Option(
@@ -201,8 +205,9 @@ async def _run(cfg, *, simulate: bool, duration: float | None, max_cars: int | N
 
 
 @app.command("report")
-def report_cmd(config: ConfigOpt,
-               json_out: Annotated[bool, typer.Option("--json")] = False,
+def report_cmd(config: ConfigOpt = DEFAULT_CONFIG,
+               json_out: Annotated[bool, typer.Option(
+                   "--json", help="one JSON array of the rows")] = False,
                offline_payments: Annotated[bool, typer.Option(
                    help="list offline card approvals: pending, settled, unable to collect")
                ] = False) -> None:

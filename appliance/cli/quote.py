@@ -65,9 +65,10 @@ def quote(
     validation: Annotated[list[str] | None, typer.Option(
         "--validation", help="merchant validation code (repeatable, once per code)")] = None,
     occupancy: Annotated[str | None, typer.Option(
+        metavar="<decimal 0-1>",
         help="lot occupancy 0.0-1.0 when the ticket was issued (dynamic pricing)")] = None,
     rate_multiplier: Annotated[str | None, typer.Option(
-        "--rate-multiplier", help="the multiplier locked on the ticket (instead of --occupancy)")]
+        "--rate-multiplier", metavar="<decimal>", help="the multiplier locked on the ticket (instead of --occupancy)")]
     = None,
     lost_ticket: Annotated[bool, typer.Option(
         "--lost-ticket", help="price an exit with no matching entry")] = False,

@@ -303,3 +303,27 @@ async def test_a_paid_exit_prints_its_receipt_on_the_exit_lane_printer(tmp_path)
         assert "booth" not in service.paper.printers  # only the configured printers
     finally:
         await service.stop()
+
+
+async def test_a_loose_ticket_key_or_a_taken_emulator_port_stops_the_start_early(tmp_path):
+    from appliance.errors import ListenError
+
+    cfg = _with(tmp_path, "")
+    key = cfg.data_path(cfg.receipts.ticket_key_file)
+    key.parent.mkdir(parents=True, exist_ok=True)
+    key.write_text("00" * 32 + "\n")
+    key.chmod(0o644)
+    service = Service(cfg, simulate=True, api=False)
+    with pytest.raises(ConfigError, match="receipts.ticket_key_file"):
+        await service.start()
+    assert service.ledger is None  # refused before the ledger was opened
+    key.chmod(0o600)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        (tmp_path / "b").mkdir()
+        busy = _with(tmp_path / "b", f'[payment]\nterminal = "zvt-emulator"\nport = {port}\n')
+        service = Service(busy, simulate=True, api=False)
+        with pytest.raises(ListenError, match="payment.port"):
+            await service.start()

@@ -97,7 +97,11 @@ async def test_status_reports_service_lanes_backlog_disk_and_errors(running_lot)
 async def test_service_down_is_exit_3_naming_the_socket(counter_lot):
     config = counter_lot.source_path
     data = await diag_json(config, "status", code=EXIT_NOT_RUNNING)
-    assert data["service"] == "not running"
+    assert set(data) == {"error", "exit_code"} and data["exit_code"] == EXIT_NOT_RUNNING
+    assert data["error"].startswith(
+        f"service not running at {counter_lot.data_path('lotedge.sock')}")
+    code, out, _ = await diag(config, "status")
+    assert code == EXIT_NOT_RUNNING and "service: NOT RUNNING" in out
     for args in (["loops", "in-1"], ["gate", "in-1", "cycle"], ["sensors"], ["camera", "in-1",
                                                                             "read"]):
         code, out, err = await diag(config, *args)
@@ -268,6 +272,12 @@ async def test_serial_monitor_of_a_bus_the_service_owns(tmp_path):
         assert data["health"]["device"] == "bus1"
         assert set(data["readings"]) == {s.id for s in cfg.spots}
         assert running.service.devices.sensors is not None
+        code, out, err = await diag(cfg.source_path, "serial", "bus1", "sniff")
+        assert code == 0, err
+        assert "sensor_bus bus1, owned by the running service" in out
+        assert "health: " in out and "? bytes" not in out
+        for spot in cfg.spots:
+            assert spot.id in out
 
 
 async def test_camera_snapshot_through_the_running_service(tmp_path):
@@ -473,3 +483,49 @@ async def test_technician_actions_work_once_attendants_exist(running_lot):
         await plain.post("/diag/audit", {"action": "bundle", "technician": "mallory"})
     assert info.value.status == 401
     await plain.aclose()
+
+
+def test_config_after_the_command_and_from_the_environment(counter_lot):
+    config = counter_lot.source_path
+    socket_path = str(counter_lot.data_path("lotedge.sock"))
+    for args, env in ((["diag", "status", "-c", config], {}),
+                      (["diag", "db", "verify", "--config", config, "--json"], {}),
+                      (["diag", "status", f"--config={config}"], {}),
+                      (["diag", "status"], {"LOTEDGE_CONFIG": config})):
+        result = CliRunner().invoke(app, args, env=env)
+        assert "/etc/lotedge/lot.toml" not in result.stderr, (args, result.stderr)
+        if args[1] == "status":
+            assert result.exit_code == EXIT_NOT_RUNNING, (args, result.output)
+            assert socket_path in result.stdout, (args, result.stdout)
+    missing = CliRunner().invoke(app, ["diag", "status"], env={"LOTEDGE_CONFIG": "/nonexistent.toml"})
+    assert missing.exit_code == EXIT_INPUT
+    assert "/nonexistent.toml" in missing.stderr
+
+
+def test_sync_push_with_the_cloud_off_says_so(counter_lot):
+    assert counter_lot.cloud.enabled is False
+    code, out, err = _cli(counter_lot.source_path, "sync", "--push", "--json")
+    assert code == 1
+    data = json.loads(out)
+    assert data["exit_code"] == 1 and "cloud sync is off" in data["error"]
+    code, out, err = _cli(counter_lot.source_path, "sync", "--push")
+    assert code == 1 and "cloud sync is off ([cloud] enabled = false" in err
+
+
+async def test_backups_in_the_same_second_never_overwrite_each_other(running_lot, tmp_path):
+    from appliance.cli.diag.db import backup_ledger
+
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    first = await diag_json(_config(running_lot), "db", "backup", str(backups))
+    second = await diag_json(_config(running_lot), "db", "backup", str(backups))
+    assert first["out"] != second["out"]
+    assert len(list(backups.glob("ledger-*.sqlite3"))) == 2
+    # the same name twice (a clock that did not move): the second copy gets its own name
+    db = running_lot.cfg.db_path()
+    same = tmp_path / "same.sqlite3"
+    a = await asyncio.to_thread(backup_ledger, db, same)
+    b = await asyncio.to_thread(backup_ledger, db, same)
+    assert a["out"] == str(same) and b["out"] == str(tmp_path / "same-2.sqlite3")
+    assert a["verified"] and b["verified"] and same.exists()
+    assert not list(tmp_path.glob(".*.partial"))

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from appliance.client import ApiError, ServiceUnavailable, SyncServiceClient
 from appliance.errors import LotedgeError
@@ -39,8 +40,47 @@ EXIT_CODES = {
 
 DEFAULT_CONFIG = Path("/etc/lotedge/lot.toml")
 
-diag_app = typer.Typer(help="Field technician diagnostics (add --json for scripts)",
-                       no_args_is_help=True)
+_SHARED = {"-c": "--config", "--config": "--config", "--socket": "--socket",
+           "--technician": "--technician"}
+
+
+def hoist_shared_options(args: list[str]) -> list[str]:
+    """Move `-c FILE`, `--config FILE`, `--socket PATH` and `--technician NAME` given after
+    the diag command (`lotedge diag status -c lot.toml`) to before it, where they belong."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name, eq, value = arg.partition("=")
+        if i > 0 and arg == "--":
+            rest += args[i:]
+            break
+        if i > 0 and name in _SHARED and name.startswith("--") and eq:
+            front += [_SHARED[name], value]
+        elif i > 0 and arg in _SHARED and i + 1 < len(args):
+            front += [_SHARED[arg], args[i + 1]]
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
+class DiagGroup(TyperGroup):
+    """The diag group: its shared options may also follow the command."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        """Parse after moving shared options given after the command to the front."""
+        first = next((i for i, a in enumerate(args) if a in self.commands), None)
+        if first is not None:
+            args = args[:first] + hoist_shared_options(args[first:])
+        return super().parse_args(ctx, args)
+
+
+diag_app = typer.Typer(help="Field technician diagnostics (add --json for scripts). "
+                            "-c/--config, --socket and --technician may also follow the "
+                            "command.", no_args_is_help=True, cls=DiagGroup)
 db_app = typer.Typer(help="Ledger database: verify, online backup, vacuum", no_args_is_help=True)
 diag_app.add_typer(db_app, name="db")
 
@@ -165,6 +205,13 @@ def exit_on_error(json_out: bool) -> Iterator[None]:
     except (LotedgeError, OSError) as err:
         _print_error(json_out, EXIT_INPUT, str(err))
         raise typer.Exit(EXIT_INPUT) from None
+
+
+def fail(json_out: bool, message: str) -> CheckFailed:
+    """Say why a check failed (a line on stderr; with --json the error object) and return the
+    exception to raise (exit 1)."""
+    _print_error(json_out, EXIT_FAILED, message)
+    return CheckFailed(message)
 
 
 def emit(json_out: bool, data: Any, human: Callable[[Console, Any], None]) -> None:

@@ -64,7 +64,7 @@ def backup_ledger(db: Path, out: Path) -> dict[str, Any]:
     report = verify_file(tmp)
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
-    os.replace(tmp, out)
+    out = _link_new(tmp, out)
     dir_fd = os.open(out.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -74,6 +74,21 @@ def backup_ledger(db: Path, out: Path) -> dict[str, Any]:
             "events": report.events, "last_seq": report.last_seq, "verified": report.ok,
             "redacted_events": redacted,
             "problems": report.problems[:20], "seconds": round(time.monotonic() - started, 3)}
+
+
+def _link_new(tmp: Path, out: Path) -> Path:
+    """Give the finished copy its name without replacing an existing file (a backup taken in
+    the same instant gets a -2, -3, ... suffix); return the name it got."""
+    target, n = out, 1
+    while True:
+        try:
+            os.link(tmp, target)
+            break
+        except FileExistsError:
+            n += 1
+            target = out.with_name(f"{out.stem}-{n}{out.suffix}")
+    tmp.unlink()
+    return target
 
 
 def prune_backups(directory: Path, keep: int) -> list[str]:
@@ -97,14 +112,14 @@ def db_backup(
     d: DiagContext = ctx.obj
     with exit_on_error(json_out):
         target = out
-        if out.is_dir():
-            target = out / f"ledger-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.sqlite3"
+        if out.is_dir():  # named to the microsecond; backup_ledger never replaces a file
+            target = out / f"ledger-{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}.sqlite3"
         elif keep is not None:
             raise LotedgeError("--keep needs OUT to be a directory")
         data = backup_ledger(d.cfg.db_path(), target)
         if keep is not None:
             data["pruned"] = prune_backups(out, keep)
-        audit(d, "db.backup", {"out": str(target), "last_seq": data["last_seq"],
+        audit(d, "db.backup", {"out": data["out"], "last_seq": data["last_seq"],
                                 "verified": data["verified"]})
         emit(json_out, data, lambda c, x: c.print(
             f"backup {x['out']}: {x['bytes']} bytes, {x['events']} events (last seq "

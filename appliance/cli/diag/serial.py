@@ -143,9 +143,41 @@ def serial(
 
 
 def _render_serial(console: Console, x: dict) -> None:
+    if "health" in x or "readings" in x:  # the running service's view of a port it owns
+        _render_monitor(console, x)
+        return
     for frame in x.get("frames", []):
         console.print(f"{frame['hex']:<48}  {frame['text']!r}")
     if x.get("decoded"):
         console.print(f"decoded: {x['decoded']}")
     console.print(f"{x.get('bytes', '?')} bytes, {len(x.get('frames', []))} frames, "
                   f"errors {x.get('errors')}")
+
+
+def _render_monitor(console: Console, x: dict) -> None:
+    """Health and latest readings of a port the running service owns (no raw frames)."""
+    console.print(f"{x.get('port')}: {x.get('kind', 'device')} {x.get('device')}, owned by the "
+                  "running service (raw frames only with the service stopped)")
+    health = x.get("health")
+    if health:
+        seen = health.get("last_seen_s_ago")
+        console.print(f"health: {health.get('state')}, last seen "
+                      + ("never" if seen is None else f"{seen} s ago"))
+        counters = health.get("counters") or {}
+        if counters:
+            console.print("counters: " + ", ".join(f"{k} {v}" for k, v in counters.items()))
+        for code, detail in (health.get("faults") or {}).items():
+            console.print(f"FAULT {code}: {detail}")
+    else:
+        console.print("health: not reported by the service")
+    readings = x.get("readings") or {}
+    if readings:
+        console.print(f"{len(readings)} readings:")
+        for spot, r in readings.items():
+            distance = r.get("distance_cm")
+            confidence = r.get("confidence")
+            console.print(f"  {spot:<12} {r.get('state', '?'):<10} "
+                          f"{'-' if distance is None else f'{distance} cm':>8}  "
+                          f"confidence {'-' if confidence is None else confidence}")
+    elif x.get("kind") == "sensor_bus":
+        console.print("no readings yet")

@@ -27,7 +27,7 @@ from appliance.cli.diag.common import (
     exit_on_error,
     print_pairs,
 )
-from appliance.client import ApiError, SyncServiceClient
+from appliance.client import ApiError, ServiceUnavailable, SyncServiceClient
 from appliance.errors import LotedgeError
 
 # --- status ---------------------------------------------------------------------------------
@@ -39,6 +39,9 @@ def status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     d: DiagContext = ctx.obj
     with exit_on_error(json_out):
         if not d.service_up():
+            if json_out:  # the documented error shape: {"error", "exit_code"}
+                raise ServiceUnavailable(f"service not running at {d.socket_path} (installed "
+                                         f"version {__version__})")
             data = {"service": "not running", "socket": str(d.socket_path),
                     "installed_version": __version__}
             emit(json_out, data, lambda c, x: c.print(

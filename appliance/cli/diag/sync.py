@@ -21,6 +21,7 @@ from appliance.cli.diag.common import (
     diag_app,
     emit,
     exit_on_error,
+    fail,
     print_pairs,
 )
 from appliance.client import ServiceUnavailable
@@ -70,6 +71,9 @@ def sync(
     d: DiagContext = ctx.obj
     with exit_on_error(json_out):
         cloud = d.cfg.cloud
+        if push and not cloud.enabled:
+            raise fail(json_out, "cloud sync is off ([cloud] enabled = false in "
+                                 f"{d.config_path}): nothing to push")
         data: dict[str, Any] = {"enabled": cloud.enabled}
         if d.service_up():
             client = d.client()
