@@ -122,7 +122,8 @@ class EscposPrinter:
         except PrinterFault as fault:
             self._failed(fault)
             raise
-        except (EscposError, OSError, ValueError) as err:
+        except (EscposError, OSError, ValueError, RuntimeError) as err:
+            # RuntimeError: python-escpos's USB backend without its USB library
             fault = PrinterFault(self.name, f"print failed: {err}", code="printer_io")
             self._failed(fault)
             raise fault from err

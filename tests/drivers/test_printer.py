@@ -216,3 +216,10 @@ def test_file_backend_writes_the_bytes(tmp_path):
     printer.print_document(["hello"])
     printer.backend.close()
     assert path.read_bytes() == INIT + b"hello\n" + CUT
+
+
+def test_a_usb_printer_that_is_not_there_is_a_fault_not_a_crash():
+    printer = EscposPrinter("in-1", make_backend("usb", vendor_id=0x04B8, product_id=0x0E15))
+    with pytest.raises(PrinterFault) as err:
+        printer.print_document(["x"])
+    assert err.value.code == "printer_io" and not printer.ok
