@@ -390,6 +390,14 @@ class LprSection:
     """Plate detector model (ONNX, YOLOv8 style); empty: the shipped one."""
     plate_det_px: int = 416
     """Plate detector input size (longer side; a multiple of 32 from 96 to 1280)."""
+    plate_det_retry_px: int = 0
+    """A second, larger plate-detector look when the first gives no plate read at least
+    plate_sure confident (a multiple of 32 up to 1280); 0: off."""
+    plate_sure: float = 0.0
+    """A plate read this confident (0-1) after the plate detector ends the search."""
+    plate_line_px: int = 128
+    """Plate windows are scaled so the plate is about this tall (32-256 px) before the text line
+    inside it is detected; smaller is faster."""
     threads: int = 1
     """onnxruntime intra-op threads per model session."""
     det_max_side_px: int = 640
@@ -430,6 +438,14 @@ class LprSection:
                              "'text' (text detector only, Apache-2.0 models)")
         if not 96 <= self.plate_det_px <= 1280 or self.plate_det_px % 32:
             raise ValueError("plate_det_px: must be a multiple of 32 between 96 and 1280")
+        if self.plate_det_retry_px and (
+                not 96 <= self.plate_det_retry_px <= 1280 or self.plate_det_retry_px % 32):
+            raise ValueError("plate_det_retry_px: must be 0 (off) or a multiple of 32 between "
+                             "96 and 1280")
+        if not 0 <= self.plate_sure <= 1:
+            raise ValueError("plate_sure: must be between 0 and 1")
+        if not 32 <= self.plate_line_px <= 256:
+            raise ValueError("plate_line_px: must be between 32 and 256")
         if not 96 <= self.det_max_side_px <= 4096:
             raise ValueError("det_max_side_px: must be between 96 and 4096")
         if self.det_retry_max_side_px and not 96 <= self.det_retry_max_side_px <= 4096:
@@ -805,11 +821,15 @@ class LotConfig:
     signs: tuple[SignSection, ...] = ()
     """LED availability signs."""
     lpr: LprSection = field(default_factory=LprSection)
-    payment: PaymentSection = field(default_factory=PaymentSection)
-    printers: tuple[PrinterSection, ...] = ()
-    scanners: tuple[ScannerSection, ...] = ()
-    receipts: ReceiptsSection = field(default_factory=ReceiptsSection)
     """Plate reading: models, bursts, trust thresholds, regions, evidence retention."""
+    payment: PaymentSection = field(default_factory=PaymentSection)
+    """The payment terminal."""
+    printers: tuple[PrinterSection, ...] = ()
+    """Ticket and receipt printers."""
+    scanners: tuple[ScannerSection, ...] = ()
+    """Ticket scanners."""
+    receipts: ReceiptsSection = field(default_factory=ReceiptsSection)
+    """What receipts and tickets carry."""
     source_path: str | None = None
     source_sha256: str | None = None
 

@@ -372,11 +372,12 @@ class PostgresCloudStore(CloudStore):
         self._chunks: set[tuple[str, int]] = set()  # (lot, chunk) partitions known to exist
         self._conn = self._connect()
         with self._conn.transaction():
-            self._conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-            self._conn.execute(f"SET search_path TO {schema}")
-            # One worker sets up (or migrates) at a time.
+            # One worker sets up (or migrates) at a time: even CREATE ... IF NOT EXISTS fails
+            # when two sessions race on it.
             self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
                                (f"lotedge-setup:{schema}",))
+            self._conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            self._conn.execute(f"SET search_path TO {schema}")
             self._conn.execute("""
                 CREATE TABLE IF NOT EXISTS cloud_lots (
                     lot_id TEXT PRIMARY KEY, acked_through BIGINT NOT NULL,

@@ -110,3 +110,16 @@ async def test_several_batches_of_several_lots_in_one_transaction(tmp_path, stor
     assert [r.acked_through for r in results] == [100, 100, 0, 300]
     assert len(results[2].rejected) == 10
     assert_exact_chain(store.events(LOT), 300)
+
+
+def test_workers_starting_together_set_the_schema_up_once(pg_server):
+    """Several ingest processes start at once on an empty database (the fleet bench does)."""
+    import concurrent.futures
+
+    schema = f"lotedge_test_{uuid.uuid4().hex[:12]}"
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        stores = list(pool.map(lambda _: open_store(pg_server.url, schema=schema), range(6)))
+    assert relkind(pg_server.url, schema, "cloud_events") == "p"
+    stores[0].drop_schema()
+    for s in stores:
+        s.close()
