@@ -57,6 +57,14 @@ def ingest(
     username: Annotated[str | None, typer.Option(help="broker user name")] = None,
     password_file: Annotated[Path | None, typer.Option(
         "--password-file", help="file (mode 600) holding the broker password")] = None,
+    group_max_batches: Annotated[int, typer.Option(
+        help="most waiting batches stored in one database transaction", min=1)] = 16,
+    pace_target_s: Annotated[float, typer.Option(
+        help="the wait a lot's batch should see here; the pace hint's window aims at it",
+        min=0.1)] = 10.0,
+    seq_chunk: Annotated[int, typer.Option(
+        help="PostgreSQL: events per seq partition of a lot (the unit retention drops)",
+        min=1)] = 1_000_000,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
 ) -> None:
     """Reference cloud ingest: verify and store event batches idempotently, publish signed acks.
@@ -80,9 +88,10 @@ def ingest(
                 if password_file is not None else None)
     settings = MqttSettings.from_url(mqtt, ca_file=ca_file, cert_file=cert_file,
                                      key_file=key_file, username=username, password=password)
-    store = open_store(db, schema=schema)
+    store = open_store(db, schema=schema, seq_chunk=seq_chunk)
     worker = Ingest(store, settings, client_id=client_id, group=group or None,
-                    backoff_max_s=backoff_max_s, lot_keys=keys, ack_key=ack_key)
+                    backoff_max_s=backoff_max_s, lot_keys=keys, ack_key=ack_key,
+                    group_max_batches=group_max_batches, pace_target_s=pace_target_s)
     try:
         asyncio.run(_until_signal(worker.run()))
     finally:
