@@ -35,13 +35,18 @@ def make_terminal(cfg: LotConfig, *, seed: int | None) -> tuple[PaymentTerminal,
     password = "000000"
     if pay.password_file:
         password = str(read_secret_file(pay.password_file, key="payment.password_file"))
+    tz = cfg.lot.tz
+
+    def local_now() -> datetime:  # terminals keep the lot's local time
+        return datetime.now(tz).replace(tzinfo=None)
+
     emulator = None
     if pay.terminal == "zvt-emulator":
-        emulator = ZvtEmulator(password=password, seed=seed,
+        emulator = ZvtEmulator(password=password, seed=seed, clock=local_now,
                                offline_floor_cents=pay.offline_floor_cents)
     terminal = ZvtTerminal(host=pay.host, port=pay.port, password=password,
                            currency=pay.currency_code, flow=pay.flow,
-                           answer_timeout_s=pay.answer_timeout_s)
+                           answer_timeout_s=pay.answer_timeout_s, now_local=local_now)
     return terminal, emulator
 
 

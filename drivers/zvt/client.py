@@ -23,6 +23,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
 from drivers.payment import PaymentResult, TerminalUnavailable
 from drivers.zvt import messages as m
@@ -53,6 +54,7 @@ class InDoubt:
     key: str
     amount_cents: int
     last_trace: int | None  # the last trace-number known before it
+    started: datetime  # terminal-local time it was sent (to tell a stale last transaction)
 
 
 class LinkDropped(TerminalUnavailable):
@@ -69,6 +71,9 @@ class ZvtTerminal:
         flow: 'preauth' (reserve, then book the fee) or 'sale' (one authorisation).
         answer_timeout_s: longest silence from the terminal during a command.
         connect_timeout_s: longest wait for the TCP connection.
+        now_local: the lot's local time, naive (terminals keep local time): with no trace
+            number seen yet, only a last transaction stamped within minutes of a command in
+            doubt can be that command.
         opener: opens the connection (tests pass their own); default asyncio TCP.
         retain_keys: how many recent idempotency keys keep their answers.
     """
@@ -76,7 +81,8 @@ class ZvtTerminal:
     def __init__(self, *, host: str = "127.0.0.1", port: int = 20007, password: str = "000000",
                  currency: int = 978, flow: str = "preauth", answer_timeout_s: float = 60.0,
                  connect_timeout_s: float = 5.0, opener: Opener | None = None,
-                 retain_keys: int = 2000) -> None:
+                 retain_keys: int = 2000,
+                 now_local: Callable[[], datetime] = datetime.now) -> None:
         if flow not in ("preauth", "sale"):
             raise ValueError("flow must be 'preauth' or 'sale'")
         self.host, self.port = host, port
@@ -86,6 +92,7 @@ class ZvtTerminal:
         self.answer_timeout_s = answer_timeout_s
         self.connect_timeout_s = connect_timeout_s
         self._opener = opener or self._tcp
+        self._now_local = now_local
         self.retain_keys = retain_keys
         self._lock = asyncio.Lock()
         self._auth: dict[str, tuple[PaymentResult, m.StatusInfo | None]] = {}
@@ -214,7 +221,7 @@ class ZvtTerminal:
         try:
             return await self._exchange(command)
         except LinkDropped:
-            self.in_doubt = InDoubt(op, key, amount_cents, self.last_trace)
+            self.in_doubt = InDoubt(op, key, amount_cents, self.last_trace, self._now_local())
             for attempt in range(self.resolve_attempts):  # the link may take a moment back
                 await self._resolve(current_key=key, current_op=op, quiet=True)
                 if self.in_doubt is None:
@@ -225,7 +232,7 @@ class ZvtTerminal:
                 return adopted
             raise
         except asyncio.CancelledError:
-            self.in_doubt = InDoubt(op, key, amount_cents, self.last_trace)
+            self.in_doubt = InDoubt(op, key, amount_cents, self.last_trace, self._now_local())
             raise
 
     async def _resolve(self, *, current_key: str | None, current_op: str | None,
@@ -244,7 +251,8 @@ class ZvtTerminal:
         info = ex.status
         happened = (info is not None and info.approved and info.trace_no is not None
                     and info.trace_no != doubt.last_trace
-                    and info.amount_cents == doubt.amount_cents)
+                    and info.amount_cents == doubt.amount_cents
+                    and (doubt.last_trace is not None or _recent(info, doubt.started)))
         self.in_doubt = None
         if not happened:
             log.info("zvt: %s %s in doubt did not happen", doubt.op, doubt.key)
@@ -404,6 +412,24 @@ class ZvtTerminal:
         settled = {key: True for key in self._submitted}
         self._submitted.clear()
         return settled
+
+
+RECENT = timedelta(minutes=15)
+
+
+def _recent(info: m.StatusInfo, started: datetime) -> bool:
+    """Whether a Status-Information's date (MMDD) and time (HHMMSS) fall within RECENT of
+    `started` (the year is not sent: the nearest one is taken)."""
+    if not (info.date and info.time and len(info.date) == 4 and len(info.time) == 6):
+        return False
+    try:
+        month, day = int(info.date[:2]), int(info.date[2:])
+        hour, minute, second = int(info.time[:2]), int(info.time[2:4]), int(info.time[4:])
+        stamps = [datetime(started.year + dy, month, day, hour, minute, second)
+                  for dy in (-1, 0, 1)]
+    except ValueError:
+        return False
+    return min(abs(s - started) for s in stamps) <= RECENT
 
 
 def _reference(info: m.StatusInfo) -> str:

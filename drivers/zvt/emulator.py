@@ -16,7 +16,9 @@ import asyncio
 import contextlib
 import logging
 import random
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from drivers.zvt import messages as m
 from drivers.zvt.apdu import (
@@ -45,6 +47,7 @@ class Booking:
     reversed: bool = False
     booked_cents: int = 0  # a reservation's booked part (Book Total)
     of_receipt: int | None = None  # the reservation a Book Total books
+    at: datetime = field(default_factory=datetime.now)  # terminal-local time
 
 
 class ZvtEmulator:
@@ -58,13 +61,15 @@ class ZvtEmulator:
         mode: 'online'; 'offline' (processor unreachable: approves up to
             `offline_floor_cents` offline, declines above).
         pan: the masked card number it reports (last four digits in clear).
+        clock: its local time, stamped on each transaction (BMP 0C/0D).
     """
 
     def __init__(self, *, password: str = "000000", terminal_id: str = "52500001",
                  decline_rate: float = 0.0, seed: int | None = None,
                  decline_above_cents: int | None = None, mode: str = "online",
                  offline_floor_cents: int = 5000, pan: str = "EEEEEEEEEEEE4242",
-                 card_type: int = 0x0A, card_name: str = "VISA") -> None:
+                 card_type: int = 0x0A, card_name: str = "VISA",
+                 clock: Callable[[], datetime] = datetime.now) -> None:
         self.password = password
         self.terminal_id = terminal_id
         self.decline_rate = decline_rate
@@ -73,8 +78,10 @@ class ZvtEmulator:
         self.offline_floor_cents = offline_floor_cents
         self.pan, self.card_type, self.card_name = pan, card_type, card_name
         self._rng = random.Random(seed)
+        self.clock = clock  # the terminal's local time
         self.delay_s = 0.0
         self.drop_after_approval = 0  # this many approvals lose their answer
+        self.drop_after_ack = 0  # this many payments lose the link before the card is read
         self.repeat_answers = False
         self.journal: list[Booking] = []
         self.commands: list[tuple[int, int]] = []
@@ -229,13 +236,17 @@ class ZvtEmulator:
             receipt_no=booking.receipt_no, turnover_no=booking.trace_no,
             payment_type=m.PAYMENT_TYPE_OFFLINE if booking.offline else m.PAYMENT_TYPE_ONLINE,
             card_type=self.card_type, card_name=self.card_name, pan=self.pan,
-            terminal_id=self.terminal_id, currency=978, time="120000", date="0101"))
+            terminal_id=self.terminal_id, currency=978, time=booking.at.strftime("%H%M%S"),
+            date=booking.at.strftime("%m%d")))
 
     async def _refuse(self, link: _Link, code: int) -> None:
         await link.exchange(self._status(code, None, 0))
         await link.exchange(Apdu(*m.ABORT_FROM_PT, bytes((code,))))
 
     async def _payment(self, link: _Link, kind: str, amount: int) -> None:
+        if self.drop_after_ack > 0:
+            self.drop_after_ack -= 1
+            raise _Dropped()
         await link.exchange(Apdu(*m.INTERMEDIATE_STATUS, b"\x0a"))  # "insert card"
         offline = self.mode == "offline"
         if amount <= 0 or self._declines(amount) or (
@@ -243,7 +254,7 @@ class ZvtEmulator:
             await self._refuse(link, 0x05)
             return
         trace, receipt = self._next()
-        booking = Booking(receipt, trace, kind, amount, offline=offline)
+        booking = Booking(receipt, trace, kind, amount, offline=offline, at=self.clock())
         self.journal.append(booking)
         await self._answer(link, booking, amount, kind)
 
@@ -274,6 +285,7 @@ class ZvtEmulator:
         reservation.booked_cents = amount
         trace, receipt_no = self._next()
         booking = Booking(receipt_no, trace, "book", amount, offline=reservation.offline,
+                          at=self.clock(),
                           of_receipt=receipt)
         self.journal.append(booking)
         await self._answer(link, booking, amount, "book")

@@ -149,3 +149,22 @@ async def test_late_answer_retried_with_the_same_key_is_taken_not_recharged(emul
     emulator.delay_s = 0
     retry = await term.authorize(idempotency_key="k", amount_cents=1500)
     assert retry.approved and emulator.charged_cents == 1500 and emulator.bookings == 1
+
+
+async def test_a_stale_last_transaction_is_not_taken_for_a_command_in_doubt(emulator):
+    from datetime import datetime, timedelta
+
+    yesterday = datetime.now() - timedelta(days=1)
+    emulator.clock = lambda: yesterday
+    first = client(emulator, flow="sale")
+    await first.authorize(idempotency_key="old", amount_cents=900)  # yesterday's payment
+    emulator.clock = datetime.now
+    fresh = client(emulator, flow="sale")  # a restarted appliance: no trace number seen yet
+    emulator.drop_after_ack = 1  # the link drops before the card was even read
+    with pytest.raises(TerminalUnavailable):
+        await fresh.authorize(idempotency_key="new", amount_cents=900)
+    # yesterday's 9.00 is neither taken as this payment nor reversed
+    assert emulator.charged_cents == 900 and emulator.bookings == 1
+    assert fresh.reversed_receipts == [] and fresh.in_doubt is None
+    retry = await fresh.authorize(idempotency_key="new", amount_cents=900)
+    assert retry.approved and emulator.charged_cents == 1800
