@@ -130,6 +130,8 @@ class PlateReader:
                    det_retry_max_side_px=lpr_cfg.det_retry_max_side_px, regions=lpr_cfg.regions,
                    detector=lpr_cfg.detector, plate_det_model=lpr_cfg.plate_det_model or None,
                    plate_det_px=lpr_cfg.plate_det_px,
+                   plate_det_retry_px=lpr_cfg.plate_det_retry_px, plate_sure=lpr_cfg.plate_sure,
+                   plate_line_px=lpr_cfg.plate_line_px,
                    second_rec_model=lpr_cfg.second_rec_model or None,
                    second_rec_dict=lpr_cfg.second_rec_dict or None,
                    second_rec_below=lpr_cfg.second_rec_below)
@@ -255,6 +257,14 @@ class PlateReader:
                 candidates.append((cand, crop_box(image, cand.corners)))
         return self._rank(candidates)
 
+    def _plate_of(self, text) -> tuple[str | None, str, float]:
+        """(plate as the regions format it or None, the kept raw text, its mean confidence)."""
+        kept = [(c, p) for c, p in zip(text.text, text.char_conf, strict=True)
+                if p >= self.min_char_conf]
+        raw = "".join(c for c, _ in kept)
+        plate = normalize(raw, self.regions, tuple(p for _, p in kept))
+        return plate, raw, float(np.mean([p for _, p in kept])) if kept else 0.0
+
     def _rank(self, candidates: list[tuple[TextBox, np.ndarray]]) -> tuple[FrameRead, float]:
         """Read every candidate line (at each stretch, voting) and keep the most plate-like."""
         none = FrameRead(plate=None, confidence=0.0, bbox=None)
@@ -270,8 +280,10 @@ class PlateReader:
                                        interpolation=cv2.INTER_CUBIC)
                 first = self.recognizers[0].recognize([stretched])[0]
                 reads.append(first)
-                # A line the first recogniser is sure of counts as agreed: no second pass.
-                sure = first.confidence >= self.second_rec_below
+                # A line the first recogniser is sure of, read as a plate of the region, counts
+                # as agreed: no second pass.
+                sure = (first.confidence >= self.second_rec_below
+                        and self._plate_of(first)[0] is not None)
                 reads += [first if sure else rec.recognize([stretched])[0]
                           for rec in self.recognizers[1:]]
         n = len(self.stretches) * len(self.recognizers)
@@ -280,11 +292,7 @@ class PlateReader:
             totals: dict[str, float] = {}
             raws: dict[str, str] = {}
             for text in reads[i * n:(i + 1) * n]:
-                kept = [(c, p) for c, p in zip(text.text, text.char_conf, strict=True)
-                        if p >= self.min_char_conf]
-                raw = "".join(c for c, _ in kept)
-                plate = normalize(raw, self.regions, tuple(p for _, p in kept))
-                conf = float(np.mean([p for _, p in kept])) if kept else 0.0
+                plate, raw, conf = self._plate_of(text)
                 key = plate or ""
                 totals[key] = totals.get(key, 0.0) + conf
                 raws.setdefault(key, raw)

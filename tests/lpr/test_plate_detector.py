@@ -78,3 +78,38 @@ def test_config_selects_the_detector_and_its_input_size():
     assert PlateReader.from_config(LprSection()).plate_detector is not None  # the default
     yolo = PlateReader.from_config(LprSection(detector="yolo", plate_det_px=320))
     assert yolo.plate_detector is not None and yolo.plate_detector.input_px == 320
+
+
+def _recorded_looks(reader):
+    looks = []
+    detect = reader.plate_detector.detect
+
+    def spy(image, *, input_px=None):
+        looks.append(input_px or reader.plate_detector.input_px)
+        return detect(image, input_px=input_px)
+
+    reader.plate_detector.detect = spy
+    return looks
+
+
+def test_plate_detector_looks_again_larger_only_when_unsure():
+    scene = render_scene("KM55FGH", seed=5)
+    unsure = PlateReader(threads=1, plate_det_px=320, plate_det_retry_px=640, plate_sure=1.0)
+    looks = _recorded_looks(unsure)
+    assert unsure.read(scene).plate == "KM55FGH"
+    assert looks == [320, 640]  # no read is ever 100 % sure: the second look happens
+    sure = PlateReader(threads=1, plate_det_px=320, plate_det_retry_px=640, plate_sure=0.5)
+    looks = _recorded_looks(sure)
+    assert sure.read(scene).plate == "KM55FGH"
+    assert looks == [320]
+
+
+def test_config_carries_the_second_look_settings():
+    from appliance.config import LprSection
+
+    reader = PlateReader.from_config(LprSection(plate_det_px=320, plate_det_retry_px=640,
+                                                plate_sure=0.7, plate_line_px=96))
+    assert (reader.plate_detector.input_px, reader.plate_det_retry_px) == (320, 640)
+    assert (reader.plate_sure, reader.plate_line_px) == (0.7, 96)
+    with pytest.raises(ValueError, match="plate_det_retry_px"):
+        LprSection(plate_det_retry_px=650)
