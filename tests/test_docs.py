@@ -20,7 +20,7 @@ DOCS = REPO / "docs"
 
 def test_site_builds_with_strict(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet",
+        [sys.executable, "-m", "mkdocs", "build", "--strict",
          "--config-file", str(REPO / "mkdocs.yml"), "--site-dir", str(tmp_path / "site")],
         capture_output=True, text=True, timeout=240, cwd=REPO,
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
