@@ -406,11 +406,13 @@ class Service:
                          "stopped, `lotedge diag serial PORT sniff` opens it directly")
 
     def device_health(self) -> dict:
-        """Health of every device (loops, gates, spot sensors, signs) for diag and the UI."""
+        """Health of every device (loops, gates, spot sensors, signs; printers apart) for diag
+        and the UI."""
         if self.devices is None:
             return {"devices": [], "faults": 0}
         snap = self.devices.snapshot()
-        return {**snap["health"], "spots": snap["spots"], "lanes": snap["lanes"]}
+        return {**snap["health"], "spots": snap["spots"], "lanes": snap["lanes"],
+                "printers": self.paper.status() if self.paper is not None else []}
 
     def _lane_alarm(self, code: str, source: str, detail: str) -> None:
         asyncio.get_running_loop().create_task(self._raise(code, source, detail))

@@ -64,3 +64,24 @@ async def test_exit_with_a_terminal_too_slow_opens_invoices_and_never_charges(lo
     assert emulator.charged_cents == paid.paid_cents  # the invoiced car was not charged too
     assert not any(b.kind == "preauth" and not b.reversed and not b.booked_cents
                    for b in emulator.journal)
+
+
+async def test_a_terminal_repeating_its_answers_charges_each_exit_once(lot, emulator):
+    term = client(emulator)
+    emulator.repeat_answers = True
+    paid = 0
+    for n, plate in enumerate(("REP0001", "REP0002")):
+        await admit(lot.ledger, lot.cfg, lane="in-1", plate=plate, confidence=1, at=T0)
+        out = await release(lot.ledger, lot.cfg, lane="out-1", plate=plate, scanned_ticket=None,
+                            terminal=term, at=T0 + timedelta(hours=1 + n))
+        assert out.reason == "exit paid"
+        paid += out.paid_cents
+    assert emulator.charged_cents == paid and emulator.bookings == 2
+    payments = await _payloads(lot, "payment.recorded")
+    assert len(payments) == 2 and len({p["processor_token"] for p in payments}) == 2
+
+
+async def test_printer_state_is_in_device_health(lot):
+    health = lot.device_health()
+    assert {p["printer"] for p in health["printers"]} == {"in-1", "in-2", "booth"}
+    assert all(p["ok"] for p in health["printers"])
