@@ -258,8 +258,9 @@ def normalize(raw: str | None, regions: tuple[RegionFormat, ...] = (US,),
 
     A read that fits a region's mask as it is wins over one that needs characters mapped
     (O->0, 8->B ...), a cheap mapping (O->0, or a character the recogniser was unsure of) over
-    a dear one; among equal fits the region listed first wins. `char_conf`: the recogniser's
-    confidence in each character of `raw`.
+    a dear one; among equal fits the region listed first wins. A region without masks (a bare
+    pattern such as `us` or `generic`) is a fallback: it takes the read only when no region
+    listed before it does. `char_conf`: the recogniser's confidence in each character of `raw`.
     """
     if not raw:
         return None
@@ -268,6 +269,8 @@ def normalize(raw: str | None, regions: tuple[RegionFormat, ...] = (US,),
         text) else None
     best: tuple[float, str] | None = None
     for region in regions:
+        if not region.masks and best is not None:
+            break
         candidate = "".join(region.replace.get(c, c) for c in text)
         options = list(_candidates(candidate, region, sure))
         if region.pattern and re.fullmatch(region.pattern, candidate) and (

@@ -192,3 +192,11 @@ def test_config_unknown_region_code_names_the_key_and_line():
     with pytest.raises(ConfigError, match=r"lpr\.regions: unknown region code 'zz'") as info:
         parse_config(LOT + '[lpr]\nregions = ["br", "zz"]\n', path="lot.toml")
     assert info.value.line == 8
+
+
+def test_a_bare_pattern_after_formats_is_a_fallback():
+    eu_or_any = region_by_code("eu") + region_by_code("generic")
+    assert normalize("M5XSX", eu_or_any) == "M5XSX"       # a show plate: no format, fallback
+    assert normalize("RK340A0", eu_or_any) == "RK340AO"   # a format fits: it decides
+    assert normalize("KM5SFGH", (UK, US)) == "KM55FGH"    # the UK listed first decides
+    assert normalize("KM5SFGH", (US, UK)) == "KM5SFGH"    # the US listed first takes it as is
