@@ -258,14 +258,18 @@ class Uplink:
             await asyncio.sleep(0.001)
 
     def publish_availability(self, snapshot: dict[str, Any]) -> None:
-        """Queue a retained availability update (sent when connected; latest wins)."""
-        self._availability = snapshot
+        """Queue a retained availability update (sent when connected; latest wins), stamped
+        with the time it was taken (`as_of_utc`)."""
+        self._availability = {**snapshot, "as_of_utc": datetime.now(UTC).isoformat()}
         self._availability_dirty.set()
 
-    def _will(self) -> aiomqtt.Will:
-        return aiomqtt.Will(health_topic(self.lot_id),
-                            json.dumps({"online": False, "lot_id": self.lot_id}), qos=1,
-                            retain=True)
+    def _offline(self, online_since: str, *, stopped: bool = False) -> str:
+        """The offline health message: as the will (the link was lost; the broker sends it)
+        it says since when this session was online, a clean stop also says when it stopped."""
+        message = {"online": False, "lot_id": self.lot_id, "online_since_utc": online_since}
+        if stopped:
+            message["since_utc"] = datetime.now(UTC).isoformat()
+        return json.dumps(message)
 
     async def run(self) -> None:
         """Connect, publish, resend and reconnect forever (cancel to stop)."""
@@ -300,8 +304,11 @@ class Uplink:
                     await reader.close()
 
     async def _session(self) -> None:
-        client = self.settings.client(identifier=f"lotedge-{self.lot_id}-uplink",
-                                      clean_session=True, will=self._will())
+        online_since = datetime.now(UTC).isoformat()
+        client = self.settings.client(
+            identifier=f"lotedge-{self.lot_id}-uplink", clean_session=True,
+            will=aiomqtt.Will(health_topic(self.lot_id), self._offline(online_since), qos=1,
+                              retain=True))
         async with client:
             self.connected.set()
             await client.subscribe(ack_topic(self.lot_id), qos=1)
@@ -310,8 +317,8 @@ class Uplink:
             await client.subscribe(PACE_FILTER, qos=1)
             await client.subscribe(lot_pace_topic(self.lot_id), qos=1)
             await client.publish(health_topic(self.lot_id), json.dumps(
-                {"online": True, "lot_id": self.lot_id,
-                 "since_utc": datetime.now(UTC).isoformat()}), qos=1, retain=True)
+                {"online": True, "lot_id": self.lot_id, "since_utc": online_since}), qos=1,
+                retain=True)
             # Resume from what the cloud holds for sure; round trips measured before this
             # session (before an outage) say nothing about the cloud's load now.
             self.window.restart(self.acked_through)
@@ -328,7 +335,8 @@ class Uplink:
                 except asyncio.CancelledError:
                     # A clean stop says so itself (the will covers only unexpected loss).
                     with contextlib.suppress(Exception):
-                        await client.publish(health_topic(self.lot_id), self._will().payload,
+                        await client.publish(health_topic(self.lot_id),
+                                             self._offline(online_since, stopped=True),
                                              qos=1, retain=True, timeout=2.0)
                     raise
                 finally:

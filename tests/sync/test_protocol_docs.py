@@ -136,8 +136,14 @@ async def test_real_messages_on_the_wire_fit_the_schemas(tmp_path, broker):
     for payload in by_topic[mqtt.health_topic(LOT)]:
         validate("health", json.loads(payload))
     assert {json.loads(p)["online"] for p in by_topic[mqtt.health_topic(LOT)]} == {True, False}
+    for payload in by_topic[mqtt.health_topic(LOT)]:  # every health message carries a time
+        message = json.loads(payload)
+        assert message["since_utc" if message["online"] else "online_since_utc"]
+        if not message["online"]:  # a clean stop: when it stopped, too
+            assert message["since_utc"] >= message["online_since_utc"]
     for payload in by_topic[mqtt.availability_topic(LOT)]:
         validate("availability", json.loads(payload))
+        assert json.loads(payload)["as_of_utc"]
     presence = [p for t, ps in by_topic.items() if t.startswith("lotedge-cloud/ingest/")
                 for p in ps]
     assert presence
