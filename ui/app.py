@@ -303,8 +303,11 @@ class AttendantApp(App[None]):
         self._views[ActivityView].show(activity)
         self._status()
         tickets = self._views[TicketsView]
-        if tickets.ticket is not None and self._main.query_one(TabbedContent).active == "tickets":
-            await tickets.load(tickets.ticket["id"], quiet=True)  # the fee keeps running
+        if self._main.query_one(TabbedContent).active == "tickets":
+            if self.session is not None:
+                await tickets.check_scanner()
+            if tickets.ticket is not None:
+                await tickets.load(tickets.ticket["id"], quiet=True)  # the fee keeps running
 
     # -- status bar and navigation ---------------------------------------------------------
 

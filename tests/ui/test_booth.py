@@ -362,3 +362,54 @@ async def test_the_plate_crop_of_the_deciding_read(running_lot, tmp_path, monkey
         assert opened == [["/usr/bin/xdg-open", str(image)]]
         await pilot.press("escape")
         arming.clear()
+
+
+async def test_receipt_reprint_and_shift_report_print_on_the_booth_printer(running_lot):
+    outcome = await _admit(running_lot.service, "RCP3030", hours_ago=1.5)
+    paper = running_lot.cfg.data_path("printer-booth.escpos")  # the default file printer
+    async with _booth(running_lot, "ann", "11111111") as (app, pilot):
+        await pilot.press("3")
+        await _fill(pilot, "RCP3030")
+        view = app.query_one("TicketsView")
+        await _until(pilot, lambda: view.ticket is not None, "ticket loaded")
+        await pilot.press("p")
+        await _fill(pilot, "10.00")
+        await _until(pilot, lambda: view.ticket["status"] == "PAID", "paid")
+        await pilot.press("r")
+        await _until(pilot, lambda: "receipt printed on booth" in str(
+            app.query_one("#ticket-message").render()), "receipt printed")
+        assert outcome.ticket_id.encode() in paper.read_bytes()
+        await pilot.press("5", "P")
+        await _until(pilot, lambda: "printed on booth" in str(
+            app.query_one("#shift-message").render()), "shift report printed")
+        assert app.shift["id"].encode() in paper.read_bytes()
+
+
+async def test_a_ticket_scanned_at_the_booth_comes_up(running_lot):
+    from appliance.core.receipts import ticket_payload
+
+    service = running_lot.service
+    outcome = await _admit(service, None, hours_ago=1)
+    paper = service.runtime.paper
+
+    class BoothScanner:  # a scanner that holds one code, as a serial or HID one does
+        def __init__(self) -> None:
+            self.code: str | None = None
+
+        def read(self, lane: str) -> str | None:
+            code, self.code = self.code, None
+            return code
+
+    scanner = BoothScanner()
+    service.runtime.scanners.by_lane["booth"] = scanner
+    async with _booth(running_lot, "ann", "11111111") as (app, pilot):
+        await pilot.press("3")
+        view = app.query_one("TicketsView")
+        scanner.code = "https://example.invalid/not-a-ticket"
+        await _until(pilot, lambda: "not a ticket of this lot" in str(
+            app.query_one("#ticket-message").render()), "foreign code refused")
+        scanner.code = ticket_payload(lot_id=service.cfg.lot.id, ticket_id=outcome.ticket_id,
+                                      entry=datetime.fromisoformat("2026-01-01T00:00:00+00:00"),
+                                      key=paper.key)
+        await _until(pilot, lambda: view.ticket is not None, "scanned ticket shown")
+        assert view.ticket["id"] == outcome.ticket_id

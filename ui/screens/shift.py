@@ -55,7 +55,7 @@ class ShiftView(RoleKeys, VerticalScroll):
     can_focus = True
     BINDINGS = [Binding("k", "close_shift", "Close shift"), Binding("s", "sign_out", "Sign out"),
                 Binding("P", "print_report", "Print"), Binding("r", "refresh", "Refresh")]
-    PERMISSION = {"close_shift": "shift.close"}
+    PERMISSION = {"close_shift": "shift.close", "print_report": "receipt.print"}
 
     def compose(self) -> ComposeResult:
         """Session, shift report, last close report, message."""
@@ -135,8 +135,8 @@ class ShiftView(RoleKeys, VerticalScroll):
         if shift is None:
             self.say("no shift to print: sign in first")
             return
-        result = await self.app.command("/shift/print", {"shift_id": shift["id"]}, quiet=True)
+        result = await self.app.command("/print/shift", {"shift_id": shift["id"]}, quiet=True)
         if result is None:
             self.say(f"not printed: {self.app.last_error or 'printer not configured'}")
         else:
-            self.say(f"shift report {shift['id']} printed")
+            self.say(f"shift report {shift['id']} printed on {result.get('printer')}")

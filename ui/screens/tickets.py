@@ -83,7 +83,8 @@ class TicketsView(RoleKeys, Vertical):
         Binding("x", "void", "Void"),
     ]
     PERMISSION = {"validate": "ticket.validate", "pay_cash": "ticket.cash",
-                  "override": "ticket.override", "void": "ticket.void", "lost": "ticket.lost"}
+                  "override": "ticket.override", "void": "ticket.void", "lost": "ticket.lost",
+                  "receipt": "receipt.print"}
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
@@ -323,11 +324,24 @@ class TicketsView(RoleKeys, Vertical):
             self.say("search and select a ticket first")
             return
         ticket_id = self.ticket["id"]
-        result = await self.app.command(f"/tickets/{ticket_id}/receipt", {}, quiet=True)
+        result = await self.app.command(f"/print/receipt/{ticket_id}", {"copy": True},
+                                        quiet=True)
         if result is None:
             self.say(f"{ticket_id}: receipt not printed - {self.app.last_error}")
         else:
-            self.say(f"{ticket_id}: receipt printed")
+            self.say(f"{ticket_id}: receipt printed on {result.get('printer', 'the printer')}")
+
+    async def check_scanner(self) -> None:
+        """A ticket QR read by the booth's scanner brings its ticket up (the service tells
+        a genuine ticket of this lot from any other code)."""
+        scan = await self.app.fetch("/scan/booth", quiet=True)
+        if not scan or not scan.get("scanned"):
+            return
+        if not scan.get("genuine"):
+            self.say("scanned code is not a ticket of this lot")
+            return
+        found = await self.app.fetch("/tickets", q=scan["ticket_id"], quiet=True)
+        await self._list(found or [], f"scanned ticket {scan['ticket_id']}")
 
 
 def _confirm_lost(values: dict[str, str]) -> dict[str, Any]:
