@@ -277,6 +277,12 @@ class ZvtTerminal:
             self.in_doubt = doubt  # try again next time
             raise TerminalUnavailable(f"could not reverse receipt {info.receipt_no}")
 
+    async def resolve_in_doubt(self) -> None:
+        """Settle a command in doubt now (each command does it first anyway): a booking the
+        appliance recorded as failed is reversed."""
+        async with self._lock:
+            await self._resolve(current_key=None, current_op=None)
+
     # --- the PaymentTerminal interface -------------------------------------------------------
     async def authorize(self, *, idempotency_key: str, amount_cents: int) -> PaymentResult:
         """Reserve (pre-authorisation) or take (sale) `amount_cents`; once per key."""

@@ -7,6 +7,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from appliance.lot import tickets
 from appliance.lot.tickets import admit, release
@@ -85,3 +87,44 @@ async def test_printer_state_is_in_device_health(lot):
     health = lot.device_health()
     assert {p["printer"] for p in health["printers"]} == {"in-1", "in-2", "booth"}
     assert all(p["ok"] for p in health["printers"])
+
+
+FAULTS = st.sampled_from(["none", "none", "drop", "late", "repeat", "decline"])
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(faults=st.lists(st.tuples(FAULTS, FAULTS), min_size=1, max_size=4),
+       flow=st.sampled_from(["preauth", "sale"]))
+async def test_whatever_the_terminal_does_the_cards_pay_what_the_ledger_says(
+        lot, faults, flow, monkeypatch):
+    """Exits through a terminal that drops, answers late, repeats or declines, in any order:
+    every car leaves, and once the last doubt is settled the money taken from cards is the
+    money the ledger records as paid (never twice, never unrecorded)."""
+    monkeypatch.setattr(tickets, "PAYMENT_TIMEOUT_S", 0.3)
+    emu = ZvtEmulator(seed=1)
+    await emu.start()
+    term = ZvtTerminal(port=emu.port, answer_timeout_s=2.0, flow=flow)
+    try:
+        recorded = 0
+        for n, (on_auth, on_capture) in enumerate(faults):
+            plate = f"PRP{n:04d}"
+            await admit(lot.ledger, lot.cfg, lane="in-1", plate=plate, confidence=1,
+                        at=T0 + timedelta(days=n))
+            for fault in (on_auth, on_capture):  # the second applies to the Book Total
+                emu.drop_after_approval += fault == "drop"
+            emu.delay_s = 0.6 if "late" in (on_auth, on_capture) else 0.0
+            emu.repeat_answers = "repeat" in (on_auth, on_capture)
+            emu.decline_above_cents = 0 if on_auth == "decline" else None
+            out = await release(lot.ledger, lot.cfg, lane="out-1", plate=plate,
+                                scanned_ticket=None, terminal=term,
+                                at=T0 + timedelta(days=n, hours=2))
+            assert out.allow  # never trapped
+            recorded += out.paid_cents
+            emu.drop_after_approval = 0
+            await asyncio.sleep(emu.delay_s + 0.1)  # a late terminal finishes meanwhile
+        emu.delay_s = 0.0
+        await term.resolve_in_doubt()
+        assert emu.charged_cents == recorded
+    finally:
+        await emu.stop()
