@@ -41,6 +41,7 @@ from appliance.lot.money_devices import (
     print_exit_receipt,
     probe_printers_forever,
     scanned_ticket,
+    settle_doubts_forever,
 )
 from appliance.lot.printing import Paper
 from appliance.lot.recorder import EventRecorder
@@ -328,6 +329,8 @@ class Service:
             tasks.append(tg.create_task(end_of_day_forever(
                 self.terminal, self.cfg, now=self.clock.now, sleep=self.clock.sleep,
                 on_result=self._end_of_day_done), name="end-of-day"))
+            tasks.append(tg.create_task(settle_doubts_forever(
+                self.terminal, sleep=self.clock.sleep), name="payment-doubts"))
             if self.paper is not None:
                 tasks.append(tg.create_task(probe_printers_forever(
                     self.paper, sleep=self.clock.sleep), name="printers"))

@@ -140,6 +140,22 @@ async def probe_printers_forever(paper: Paper, *, sleep: Callable[[float], Any],
                 log.warning("printer %s: back in order", printer.name)
 
 
+async def settle_doubts_forever(terminal: Any, *, sleep: Callable[[float], Any],
+                                interval_s: float = 60.0) -> None:
+    """Settle a terminal command left in doubt without waiting for the next payment."""
+    resolve = getattr(terminal, "resolve_in_doubt", None)
+    if resolve is None:
+        return
+    while True:
+        await sleep(interval_s)
+        if getattr(terminal, "in_doubt", None) is None:
+            continue
+        try:
+            await resolve()
+        except DeviceError as err:
+            log.warning("payment terminal: command in doubt not settled yet: %s", err)
+
+
 def _next_local(now: datetime, hhmm: str, tz) -> datetime:
     hour, minute = (int(x) for x in hhmm.split(":"))
     local = now.astimezone(tz)

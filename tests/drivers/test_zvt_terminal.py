@@ -168,3 +168,26 @@ async def test_a_stale_last_transaction_is_not_taken_for_a_command_in_doubt(emul
     assert fresh.reversed_receipts == [] and fresh.in_doubt is None
     retry = await fresh.authorize(idempotency_key="new", amount_cents=900)
     assert retry.approved and emulator.charged_cents == 1800
+
+
+async def test_a_doubt_is_settled_in_the_background_without_a_next_payment(emulator):
+    from appliance.lot.money_devices import settle_doubts_forever
+
+    term = client(emulator, flow="sale")
+    emulator.delay_s = 0.5
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await term.authorize(idempotency_key="late", amount_cents=800)
+    await asyncio.sleep(0.6)
+    emulator.delay_s = 0
+    assert emulator.charged_cents == 800
+    rounds = []
+
+    async def sleep(seconds):
+        if rounds:
+            raise asyncio.CancelledError
+        rounds.append(seconds)
+
+    with pytest.raises(asyncio.CancelledError):
+        await settle_doubts_forever(term, sleep=sleep)
+    assert emulator.charged_cents == 0 and term.in_doubt is None
