@@ -51,7 +51,8 @@ def lanes_table(lanes: list[dict]) -> Table:
     for lane in lanes:
         table.add_row(lane["lane"],
                       lane["state"], "OPEN" if lane["gate_open"] else "closed",
-                      lane["last_plate"] or "(no read)", lane["last_decision"] or "-",
+                      lane["last_plate"] or ("(no read)" if lane["last_decision"] else "-"),
+                      lane["last_decision"] or "-",
                       str(lane["passed"]), str(lane["refused"]))
     return table
 

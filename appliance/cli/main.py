@@ -261,8 +261,11 @@ async def _display(service, traffic, clock, *, simulate: bool = False) -> None:
             status.append(f"cars: entered {s.entered}, exited {s.exited}, refused {s.refused}, "
                           f"inside {len(s.inside)}, trapped {s.trapped}")
             if s.resumed:
-                status.append(f"continuing the lot in {service.cfg.db_path().parent.name}/: "
-                              f"{s.resumed} cars parked from before")
+                where = service.cfg.db_path().parent
+                with contextlib.suppress(ValueError):
+                    where = where.relative_to(Path.cwd())
+                status.append(f"continuing the lot in {where}/: {s.resumed} cars parked "
+                              "from before")
                 status.append("(make run FRESH=1 or `lotedge run --fresh` starts an empty lot)")
         return live_view(service.availability, title=f"lotedge {service.cfg.lot.id}",
                          lanes=[c.snapshot() for c in service.lanes.values()],
