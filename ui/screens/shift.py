@@ -19,7 +19,7 @@ from ui.screens.tickets import parse_amount_cents
 
 
 def report_lines(shift: dict[str, Any], when: Callable[[str | None], str]) -> list[str]:
-    """The shift report as the lines printed on the receipt printer (40 columns)."""
+    """The shift report as the Shift tab shows it (40 columns; the service prints its own)."""
     closed = shift.get("closed_utc")
     lines = [f"SHIFT {shift['id']}", f"attendant {shift['attendant_id']}",
              f"opened    {when(shift.get('opened_utc'))}"]
