@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= config/demo-lot.toml
 
-.PHONY: setup run docs test test-all bench lint torture soak fuzz clean install
+.PHONY: setup run docs test test-all bench lint torture soak fuzz clean install wheelhouse uninstall
 
 # A Debian package the tests need, installed only when missing, and said so first:
 # $(call need_pkg,PACKAGE,CHECK COMMAND,WHY)
@@ -66,9 +66,21 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-# On the Pi, as root: venv, config, units and data dir (see README "Deployment and diagnostics").
+# As root on the box (docs/install.md): a release beside the others, config, units, data dir.
+# Offline: `make wheelhouse` on a connected machine of the same architecture and Python, copy
+# the clone, then `make install WHEELHOUSE=wheelhouse`.
 install:
-	deploy/install.sh $(INSTALL_ARGS)
+	deploy/install.sh $(if $(WHEELHOUSE),--wheelhouse $(WHEELHOUSE)) $(INSTALL_ARGS)
+
+# Every wheel an offline install needs, incl. the build tools (pip, setuptools, wheel).
+wheelhouse:
+	$(PY) -m venv .cache/wheelhouse-venv
+	.cache/wheelhouse-venv/bin/pip wheel -q --disable-pip-version-check -w wheelhouse '.[pi]' pip setuptools wheel
+	@ls wheelhouse | wc -l | xargs echo "wheels in wheelhouse/:"
+
+# Units, releases, venvs, link and user; the ledger, backups and config stay unless PURGE=1.
+uninstall:
+	deploy/uninstall.sh $(if $(PURGE),--purge) $(UNINSTALL_ARGS)
 
 clean:
 	rm -rf $(VENV) var site .pytest_cache .fuzz

@@ -22,6 +22,7 @@ from appliance.cli.diag import diag_app
 from appliance.cli.diag.common import DEFAULT_CONFIG
 from appliance.cli.lot import counts_app, reservations_app
 from appliance.cli.quote import quote
+from appliance.cli.release import release_app, rollback, upgrade
 from appliance.errors import ConfigError, DeviceError, LedgerError, ListenError, LotedgeError
 from drivers.cli import drivers_app
 from lpr.cli import lpr_app
@@ -42,6 +43,9 @@ app.add_typer(ui_cli.app)  # `attendant` (booth UI) and `attendants` (staff admi
 app.add_typer(drivers_app, name="drivers")
 app.add_typer(lpr_app, name="lpr")
 app.add_typer(cloud_app, name="cloud")
+app.add_typer(release_app, name="release")
+app.command("upgrade")(upgrade)
+app.command("rollback")(rollback)
 
 ConfigOpt = Annotated[Path, typer.Option(
     "--config", "-c", envvar="LOTEDGE_CONFIG",

@@ -39,11 +39,12 @@ def directives(unit: Path) -> dict[str, list[str]]:
 
 
 def _rewritten(tmp_path: Path) -> list[Path]:
-    """The units with /opt/lotedge/venv/bin/lotedge pointing at this checkout's lotedge."""
+    """The units with /opt/lotedge/current/venv/bin/lotedge pointing at this checkout's lotedge."""
     out = []
     for unit in sorted(UNITS.glob("lotedge*.service")) + sorted(UNITS.glob("lotedge*.timer")):
         target = tmp_path / unit.name
-        target.write_text(unit.read_text().replace("/opt/lotedge/venv/bin/lotedge", LOTEDGE))
+        target.write_text(unit.read_text().replace("/opt/lotedge/current/venv/bin/lotedge",
+                                                   LOTEDGE))
         out.append(target)
     return out
 
@@ -60,7 +61,7 @@ def test_units_verify_without_warnings(tmp_path):
 def test_a_broken_unit_is_reported(tmp_path):
     unit = tmp_path / "lotedge.service"
     unit.write_text((UNITS / "lotedge.service").read_text().replace(
-        "/opt/lotedge/venv/bin/lotedge", "/nonexistent/lotedge"))
+        "/opt/lotedge/current/venv/bin/lotedge", "/nonexistent/lotedge"))
     proc = subprocess.run([_analyze(), "verify", str(unit)], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode != 0 and "/nonexistent/lotedge" in proc.stderr
