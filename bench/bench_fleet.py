@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -179,9 +180,13 @@ async def _lots_main(args: argparse.Namespace) -> None:
     await asyncio.gather(*(r.wait() for r in readies))
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    before = resource.getrusage(resource.RUSAGE_SELF)  # the backlog was made before the clock
     go.set()
     await asyncio.gather(*tasks)
-    print(json.dumps({"lots": [{"lot_id": lot.lot_id, "sent": lot.sent_events,
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"cpu_s": after.ru_utime + after.ru_stime - before.ru_utime
+                      - before.ru_stime,
+                      "lots": [{"lot_id": lot.lot_id, "sent": lot.sent_events,
                                 "resent": lot.resent_events, "done_at": lot.done_at,
                                 "refused_acks": lot.refused_acks,
                                 "resends": lot.window.resent_batches} for lot in lots]}),
@@ -269,20 +274,27 @@ def _run_one(tmp: Path, pg_url: str, *, workers: int, lots: int, events: int,
             p.stdin.write("go\n")
             p.stdin.flush()
         results = []
+        cpu = {"ingest": -sum(_cpu_s(p.pid) for p in ingests), "broker": -_cpu_s(broker.proc.pid),
+               "lots": 0.0, "postgres": -_postgres_cpu_s()}
         for p in procs:
             remaining = max(1.0, timeout_s - (time.time() - started))
             try:
                 out, _ = p.communicate(timeout=remaining)
             except subprocess.TimeoutExpired as err:
                 raise RuntimeError(f"the fleet did not catch up within {timeout_s:.0f} s") from err
-            results.extend(json.loads(out.strip().splitlines()[-1])["lots"])
+            report = json.loads(out.strip().splitlines()[-1])
+            results.extend(report["lots"])
+            cpu["lots"] += report["cpu_s"]
+        cpu["ingest"] += sum(_cpu_s(p.pid) for p in ingests)
+        cpu["broker"] += _cpu_s(broker.proc.pid)
+        cpu["postgres"] += _postgres_cpu_s()
         catch_up = max(r["done_at"] for r in results) - started
         lost, dup = _check_postgres(pg_url, schema, lot_ids, events)
         sent = sum(r["sent"] for r in results)
         resent = sum(r["resent"] for r in results)
         return {"workers": workers, "lots": lots, "events": events, "catch_up_s": catch_up,
                 "events_s": lots * events / catch_up, "sent": sent, "resent": resent,
-                "lost": lost, "duplicated": dup,
+                "lost": lost, "duplicated": dup, "cpu_s": cpu,
                 "refused_acks": sum(r["refused_acks"] for r in results)}
     finally:
         for p in procs:
@@ -303,6 +315,26 @@ def _run_one(tmp: Path, pg_url: str, *, workers: int, lots: int, events: int,
 
             with psycopg.connect(pg_url, autocommit=True) as conn:
                 conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a live process has used so far (0 if gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_cpu_s() -> float:
+    """CPU seconds of every live `postgres` process (the bench's private cluster's backends)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == "postgres":
+                    total += _cpu_s(int(entry.name))
+    return total
 
 
 async def _wait_presence(port: int, workers: int, timeout_s: float = 60.0) -> None:
@@ -353,6 +385,10 @@ def measure(*, lots: int, events: int, workers: list[int], lots_per_process: int
              "goal": f"<= 1 % of {r['sent']:,} sent"},
             {"name": f"fleet lost / duplicated in PostgreSQL ({tag})",
              "value": f"{r['lost']} / {r['duplicated']}", "unit": "events", "goal": "0 / 0"},
+            {"name": f"fleet CPU per event, ingest / PostgreSQL / broker / lots ({tag})",
+             "value": " / ".join(f"{1e6 * r['cpu_s'][k] / (r['lots'] * r['events']):.0f}"
+                                 for k in ("ingest", "postgres", "broker", "lots")),
+             "unit": "us"},
         ]
     best = max(runs, key=lambda r: r["events_s"])
     two = next((r for r in runs if r["workers"] == 2), best)

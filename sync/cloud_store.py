@@ -191,6 +191,11 @@ class CloudStore:
         for reason in rejected:
             cur.execute(f"INSERT INTO cloud_problems(lot_id, seq, problem) VALUES ({p},{p},{p})",
                         (lot_id, None, reason))
+        # The usual case: the batch continues the frontier. Walk it over the rows in hand, so
+        # the database is only asked about rows stored before, past a gap.
+        by_seq = {r[1]: r for r in fresh}
+        while (row := by_seq.get(acked + 1)) is not None and row[8] == head:
+            acked, head = row[1], row[9]
         new_acked, new_head = self._advance(cur, lot_id, acked, head)
         return StoreResult(acked_through=new_acked, inserted=len(fresh), rejected=tuple(rejected),
                            head_hash=new_head, quarantined=quarantined)
