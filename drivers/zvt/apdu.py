@@ -194,8 +194,11 @@ def encode_bmp(number: int, value: bytes) -> bytes:
     return bytes((number,)) + value
 
 
-def parse_bmps(data: bytes) -> list[tuple[int, bytes]]:
-    """The BMPs of a data block, in order; an unknown number or short value is an error."""
+def parse_bmps(data: bytes, *, lenient: bool = False) -> list[tuple[int, bytes]]:
+    """The BMPs of a data block, in order; an unknown number or short value is an error.
+
+    `lenient`: stop at an unknown BMP (its length cannot be known) and keep what came before,
+    for answers where a terminal's own additions must not cost the fields that matter."""
     out: list[tuple[int, bytes]] = []
     pos = 0
     while pos < len(data):
@@ -203,6 +206,8 @@ def parse_bmps(data: bytes) -> list[tuple[int, bytes]]:
         pos += 1
         kind = BMP_LENGTHS.get(number)
         if kind is None:
+            if lenient:
+                return out
             raise ProtocolError(f"unknown BMP {number:#04x} at offset {pos - 1}")
         if kind == LL:
             n, pos = _read_prefix(data, pos, 2)

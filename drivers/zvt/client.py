@@ -189,8 +189,8 @@ class ZvtTerminal:
                 ex.completion = apdu
             case m.ABORT_FROM_PT:
                 ex.abort_code = m.abort_result(apdu)
-            case _:
-                raise ProtocolError(f"unexpected {apdu.cls:02X} {apdu.instr:02X} from the terminal")
+            case _:  # e.g. 04 01 set date and time, 06 E0 display text: acknowledged, unused
+                log.debug("zvt: %02X %02X from the terminal acknowledged", apdu.cls, apdu.instr)
 
     # --- results -----------------------------------------------------------------------------
     def _result(self, ex: Exchange, amount_cents: int, status: str) -> PaymentResult:

@@ -214,7 +214,7 @@ def decode_status_info(apdu: Apdu) -> StatusInfo:
         raise ProtocolError(f"not a Status-Information: {apdu.cls:02X} {apdu.instr:02X}")
     values: dict[str, object] = {}
     tlv: tuple[Tlv, ...] = ()
-    for number, raw in parse_bmps(apdu.data):
+    for number, raw in parse_bmps(apdu.data, lenient=True):
         match number:
             case 0x27:
                 values["result_code"] = raw[0]

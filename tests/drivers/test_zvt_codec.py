@@ -216,3 +216,14 @@ def test_garbage_raises_only_protocol_error(raw):
                           m.decode_text_block: m.PRINT_TEXT_BLOCK}[decode], apdu.data))
         except ProtocolError:
             pass
+
+
+def test_a_terminal_specific_bmp_does_not_cost_the_result():
+    # the approved frame with an unknown BMP (0xD9, not in the spec's table) added at the end
+    data = decode_apdu(PAYMENT_GOOD).data + b"\xd9\x01\x02"
+    info = m.decode_status_info(Apdu(0x04, 0x0F, data))
+    assert info.approved and info.amount_cents == 2040 and info.last4 == "4771"
+    with pytest.raises(ProtocolError):
+        parse_bmps(data)  # strict parsing still refuses it
+    with pytest.raises(ProtocolError):
+        m.decode_status_info(Apdu(0x04, 0x0F, b"\xd9\x01\x02"))  # no result-code at all

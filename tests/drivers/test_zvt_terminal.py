@@ -191,3 +191,20 @@ async def test_a_doubt_is_settled_in_the_background_without_a_next_payment(emula
     with pytest.raises(asyncio.CancelledError):
         await settle_doubts_forever(term, sleep=sleep)
     assert emulator.charged_cents == 0 and term.in_doubt is None
+
+
+async def test_unknown_terminal_messages_are_acknowledged_and_ignored(emulator):
+    from drivers.zvt.apdu import Apdu
+
+    sent = emulator._payment
+
+    async def with_extras(link, kind, amount):
+        # Set Date and Time in ECR (date AA YYMMDD, time 0C HHMMSS): acknowledged, ignored
+        await link.exchange(Apdu(0x04, 0x01, bytes.fromhex("AA260302 0C120000")))
+        await link.exchange(Apdu(0x06, 0xE0, b"\xf1\xf0\xf5HELLO"))  # display text
+        await sent(link, kind, amount)
+
+    emulator._payment = with_extras
+    term = client(emulator, flow="sale")
+    result = await term.authorize(idempotency_key="k", amount_cents=300)
+    assert result.approved and emulator.charged_cents == 300
