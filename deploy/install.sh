@@ -119,7 +119,8 @@ chmod 0755 "$PREFIX" "$PREFIX/releases"
 chmod 0750 "$ETC" "$DATA"
 chmod 0700 "$ETC/secrets" "$DATA/backups" "$RUN_DIR"
 own "root:$GROUP_NAME" "$ETC"
-own "$USER_NAME:$GROUP_NAME" "$ETC/secrets" "$DATA" "$DATA/backups"
+own "$USER_NAME:$GROUP_NAME" "$ETC/secrets"
+own -R "$USER_NAME:$GROUP_NAME" "$DATA"   # also a ledger kept from an earlier install
 if [ ! -e "$ETC/lot.toml" ]; then
     sed "s|^data_dir = \"/var/lib/lotedge\"|data_dir = \"$DATA\"|" "$SRC/deploy/lot.toml" > "$ETC/lot.toml"
     chmod 0640 "$ETC/lot.toml"
