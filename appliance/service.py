@@ -160,6 +160,8 @@ class Service:
         self.ledger = await Ledger.open(cfg.db_path(self.base_dir), lot_id=cfg.lot.id,
                                         tz=cfg.lot.tz, clock=self.clock)
         await record_layout(self.ledger, cfg)
+        for lane_id, detail in self.scanner.faults:  # the lane runs without its scanner
+            await raise_alarm(self.ledger, code="scanner_fault", source=lane_id, detail=detail)
         await self.tariffs.load(self.ledger)
         self.ledger.subscribe(self.tariffs.follow)
         await self.ledger.append(NewEvent(type="service.started", payload={

@@ -275,6 +275,7 @@ class Scanners:
     def __init__(self, fallback) -> None:
         self.fallback = fallback
         self.by_lane: dict[str, Any] = {}
+        self.faults: list[tuple[str, str]] = []  # (lane, why) of scanners that did not open
 
     def present(self, lane: str, code: str) -> None:
         """The traffic generator holds a ticket up (simulated lanes)."""

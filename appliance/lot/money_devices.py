@@ -18,7 +18,7 @@ from appliance.host.secrets import read_secret_file
 from appliance.lot.printing import Paper, load_or_create_ticket_key, receipt_document
 from drivers.payment import PaymentTerminal, SimulatedTerminal
 from drivers.printer import EscposPrinter, PrinterFault, make_backend
-from drivers.scanner import CameraQrScanner, HidScanner, Scanners, SerialScanner
+from drivers.scanner import CameraQrScanner, HidScanner, ScannerFault, Scanners, SerialScanner
 from drivers.tickets import SimulatedScanner
 from drivers.zvt.client import ZvtTerminal
 from drivers.zvt.emulator import ZvtEmulator
@@ -81,15 +81,20 @@ def make_paper(cfg: LotConfig, *, data_dir: Path, base_dir: Path | None,
 
 
 def make_scanners(cfg: LotConfig, *, grab: Callable[[str], Any] | None = None) -> Scanners:
-    """The configured scanners by lane; lanes without one use the simulated scanner."""
+    """The configured scanners by lane; lanes without one use the simulated scanner. A scanner
+    that cannot be opened is left out and listed in `faults` (the lane runs without it: plates
+    and the lost-ticket path still let every car out)."""
     scanners = Scanners(SimulatedScanner())
     for section in cfg.scanners:
-        if section.kind == "serial":
-            scanners.by_lane[section.lane] = SerialScanner(
-                section.lane, section.port, baud=section.baud, hold_s=section.hold_s)
-        elif section.kind == "hid":
-            scanners.by_lane[section.lane] = HidScanner(section.lane, section.port,
-                                                        hold_s=section.hold_s)
+        if section.kind in ("serial", "hid"):
+            try:
+                scanners.by_lane[section.lane] = (
+                    SerialScanner(section.lane, section.port, baud=section.baud,
+                                  hold_s=section.hold_s) if section.kind == "serial"
+                    else HidScanner(section.lane, section.port, hold_s=section.hold_s))
+            except ScannerFault as fault:
+                log.error("%s", fault)
+                scanners.faults.append((section.lane, str(fault)))
         else:
             if grab is None:
                 raise DeviceError("a camera scanner needs the lane's camera (lanes.camera)",

@@ -327,3 +327,15 @@ async def test_a_loose_ticket_key_or_a_taken_emulator_port_stops_the_start_early
         service = Service(busy, simulate=True, api=False)
         with pytest.raises(ListenError, match="payment.port"):
             await service.start()
+
+
+async def test_a_scanner_that_cannot_be_opened_is_an_alarm_not_a_failed_start(tmp_path):
+    cfg = _with(tmp_path, '[[scanners]]\nlane = "out-1"\nport = "/dev/no-such-scanner"\n')
+    service = Service(cfg, simulate=True, api=False)
+    await service.start()
+    try:
+        assert "out-1" not in service.scanner.by_lane
+        alarms = await service.ledger.fetchall("SELECT code, source FROM alarms")
+        assert ("scanner_fault", "out-1") in [tuple(a) for a in alarms]
+    finally:
+        await service.stop()
