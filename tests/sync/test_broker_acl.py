@@ -112,3 +112,29 @@ async def test_the_real_uplink_and_ingest_sync_through_the_acl(tmp_path, acl_bro
     with contextlib.suppress(Exception):
         await ledger.close()
     store.close()
+
+
+async def test_only_the_ingest_sets_pace_hints_and_every_lot_reads_them(acl_broker):
+    """A lot cannot slow the fleet down (or speed it up) with a forged pace hint."""
+    from sync.mqtt import PACE_FILTER, lot_pace_topic, pace_topic
+
+    lot_b_sees: list = []
+    ready = asyncio.Event()
+    async with running(collect(acl_broker, "lot-b", PACE_FILTER, lot_b_sees, ready)):
+        await asyncio.wait_for(ready.wait(), 10)
+        async with settings_for(acl_broker, LOT).client(identifier="lot-a-pacer") as lot_a:
+            await lot_a.publish(pace_topic("forged"), b'{"wait_s": 99999}', qos=1)
+            await lot_a.publish(lot_pace_topic("lot-b"), b'{"wait_s": 99999}', qos=1)
+        async with settings_for(acl_broker, "lotedge-ingest").client(identifier="ing") as ing:
+            await ing.publish(pace_topic("ing"), b'{"wait_s": 12}', qos=1)
+        await wait_for(lambda: lot_b_sees, 10, "the ingest's hint")
+        await asyncio.sleep(0.5)
+    assert lot_b_sees == [(pace_topic("ing"), b'{"wait_s": 12}')]
+    own: list = []
+    ready = asyncio.Event()
+    async with running(collect(acl_broker, "lot-b", lot_pace_topic("lot-b"), own, ready)):
+        await asyncio.wait_for(ready.wait(), 10)
+        async with settings_for(acl_broker, "lotedge-ingest").client(identifier="ing") as ing:
+            await ing.publish(lot_pace_topic("lot-b"), b'{"wait_s": 5}', qos=1)
+        await wait_for(lambda: own, 10, "the per-lot hint")
+    assert own == [(lot_pace_topic("lot-b"), b'{"wait_s": 5}')]
