@@ -118,6 +118,7 @@ class ZvtTerminal:
             async with asyncio.timeout(self.connect_timeout_s):
                 reader, writer = await self._opener()
         except (OSError, TimeoutError) as err:
+            self.registered = False  # it may have restarted: register again once it answers
             raise TerminalUnavailable(f"cannot reach the terminal: {err or 'timeout'}") from err
         ex = Exchange()
         buf = b""
@@ -289,6 +290,7 @@ class ZvtTerminal:
         async with self._lock:
             if idempotency_key in self._auth:
                 return self._auth[idempotency_key][0]
+            await self._ready()
             await self._resolve(current_key=idempotency_key, current_op="authorize")
             command = (m.pre_authorisation(amount_cents, self.currency) if self.flow == "preauth"
                        else m.authorization(amount_cents, self.currency))
@@ -320,6 +322,7 @@ class ZvtTerminal:
                 result = replace(auth, status="captured")
                 self._booked(idempotency_key, result)
                 return result
+            await self._ready()
             await self._resolve(current_key=idempotency_key, current_op="capture")
             if info is None or info.receipt_no is None:
                 return PaymentResult(approved=False, status="error", amount_cents=amount_cents,
@@ -345,6 +348,7 @@ class ZvtTerminal:
             if cap is None or amount_cents > cap.amount_cents:
                 return PaymentResult(approved=False, status="error", amount_cents=amount_cents,
                                      reason="nothing to refund")
+            await self._ready()
             await self._resolve(current_key=idempotency_key, current_op="refund")
             receipt_no = _receipt_no(cap.processor_token)
             whole = amount_cents == cap.amount_cents and receipt_no is not None
@@ -376,6 +380,17 @@ class ZvtTerminal:
         finally:
             writer.close()
 
+    async def _ready(self) -> None:
+        """Register (06 00) before the first command, and again after the terminal was out of
+        reach: receipts and control of payments come to the ECR only after a Registration."""
+        if self.registered:
+            return
+        ex = await self._exchange(m.registration(self.password, self.currency))
+        if not ex.completed:
+            raise TerminalUnavailable("the terminal refused the registration: "
+                                      f"{m.result_text(ex.abort_code or 0xFF)}")
+        self.registered = True
+
     async def register(self) -> dict:
         """Registration (06 00): receipts and control to the ECR; the terminal's id."""
         ex = await self._exchange(m.registration(self.password, self.currency))
@@ -399,6 +414,7 @@ class ZvtTerminal:
         """End-of-Day (06 50): the terminal submits its bookings (offline ones included) and
         reports the day's total; its receipt lines come back too."""
         async with self._lock:
+            await self._ready()
             await self._resolve(current_key=None, current_op=None)
             ex = await self._exchange(m.end_of_day(self.password))
             ok = ex.status is not None and ex.status.approved and ex.abort_code is None

@@ -43,7 +43,7 @@ async def test_sale_flow_books_at_authorisation(emulator):
     auth = await term.authorize(idempotency_key="k", amount_cents=700)
     cap = await term.capture(idempotency_key="k", amount_cents=700)
     assert auth.approved and cap.status == "captured"
-    assert emulator.charged_cents == 700 and emulator.commands == [(0x06, 0x01)]
+    assert emulator.charged_cents == 700 and emulator.commands == [(0x06, 0x00), (0x06, 0x01)]
 
 
 async def test_decline_and_refund(emulator):
@@ -86,8 +86,11 @@ async def test_status_registration_and_abort(emulator):
 
 async def test_wrong_password_is_refused_not_hung(emulator):
     term = client(emulator, password="123456")
-    result = await term.end_of_day()
-    assert not result["ok"]
+    with pytest.raises(TerminalUnavailable, match="registration"):
+        await term.end_of_day()
+    with pytest.raises(TerminalUnavailable, match="registration"):
+        await term.authorize(idempotency_key="k", amount_cents=100)
+    assert emulator.charged_cents == 0
 
 
 async def test_unreachable_terminal_is_a_device_error():
