@@ -180,6 +180,28 @@ def verify_archive(archive: Path, trust_key: str) -> None:
                            "refused") from err
 
 
+def fetch(url: str, into: Path, *, timeout_s: float = 600) -> Path:
+    """Download an archive and its .sig (from the fleet's server) into `into`; nothing is
+    trusted until `verify_archive`."""
+    import httpx
+
+    name = url.rstrip("/").rsplit("/", 1)[-1]
+    if not name.endswith(".tar"):
+        raise ReleaseError(f"{url}: not a release archive (lotedge-VERSION.tar)")
+    try:
+        with httpx.Client(timeout=timeout_s, follow_redirects=True) as client:
+            for suffix in ("", ".sig"):
+                with client.stream("GET", url + suffix) as response:
+                    if response.status_code != 200:
+                        raise ReleaseError(f"{url}{suffix}: HTTP {response.status_code}")
+                    with (into / f"{name}{suffix}").open("wb") as out:
+                        for chunk in response.iter_bytes(1 << 20):
+                            out.write(chunk)
+    except httpx.HTTPError as err:
+        raise ReleaseError(f"{url}: {err}") from err
+    return into / name
+
+
 def pack(*, wheelhouse: Path, units: Path, docs: list[Path], out: Path) -> str:
     """A release archive (tar): release.json, wheels/, units/, doc/. Returns its version."""
     wheels = sorted(wheelhouse.glob("lotedge-*.whl"))
@@ -673,7 +695,12 @@ def _upgrade(layout: Layout, staged: Path, *, config: Path | None, manager: Serv
         if old is None:
             raise ReleaseError(f"upgrade to {new} failed and there is no release to go back to",
                                code=EXIT_ROLLED_BACK) from err
-        _swap(layout, manager, version=old, socket_path=socket_path, health_s=health_s)
+        try:
+            _swap(layout, manager, version=old, socket_path=socket_path, health_s=health_s)
+        except ReleaseError as again:
+            raise ReleaseError(f"upgrade to {new} failed ({err}) and {old}, switched back, did "
+                               f"not come up healthy either: {again}",
+                               code=EXIT_ROLLED_BACK) from again
         shutil.rmtree(layout.release(new), ignore_errors=True)
         raise ReleaseError(f"upgrade to {new} rolled back: {old} runs again",
                            code=EXIT_ROLLED_BACK) from err
@@ -689,8 +716,9 @@ def _upgrade(layout: Layout, staged: Path, *, config: Path | None, manager: Serv
 
 
 def upgrade(
-    archive: Annotated[Path | None, typer.Argument(
-        help="signed release archive (lotedge-VERSION.tar with its .sig beside it)")] = None,
+    archive: Annotated[str | None, typer.Argument(
+        help="signed release archive (lotedge-VERSION.tar with its .sig beside it), a path or "
+             "an http(s) URL")] = None,
     staged: Annotated[Path | None, typer.Option(
         help="an unpacked release directory made on this box by deploy/install.sh "
              "(release.json, wheels/, units/, doc/): not signature-checked")] = None,
@@ -715,11 +743,16 @@ def upgrade(
             if not key:
                 raise ReleaseError("no trust key: set [cloud] bundle_public_key (the key that "
                                    "signs bundles) or give --trust-key")
-            verify_archive(archive, key)
-            _say(f"{archive.name}: signature ok")
             with tempfile.TemporaryDirectory(prefix="lotedge-release-") as tmp:
-                unpack(archive, Path(tmp))
-                code = _upgrade(layout, Path(tmp), config=config, manager=manager,
+                path = Path(archive)
+                if archive.startswith(("http://", "https://")):
+                    (Path(tmp) / "download").mkdir()
+                    path = fetch(archive, Path(tmp) / "download")
+                    _say(f"fetched {path.name} and its signature")
+                verify_archive(path, key)
+                _say(f"{path.name}: signature ok")
+                unpack(path, Path(tmp) / "release")
+                code = _upgrade(layout, Path(tmp) / "release", config=config, manager=manager,
                                 idle_s=idle_wait_s, maintenance=maintenance,
                                 health_s=health_timeout_s, python=python)
         else:
@@ -728,6 +761,10 @@ def upgrade(
     except ReleaseError as err:
         print(f"lotedge: error: {err}", file=sys.stderr)
         raise typer.Exit(err.code) from None
+    except OSError as err:  # most often: not root
+        print(f"lotedge: error: {err.strerror}: {err.filename or ''} (run as root)",
+              file=sys.stderr)
+        raise typer.Exit(EXIT_REFUSED) from None
     raise typer.Exit(code)
 
 
@@ -779,6 +816,10 @@ def rollback(
     except ReleaseError as err:
         print(f"lotedge: error: {err}", file=sys.stderr)
         raise typer.Exit(err.code) from None
+    except OSError as err:  # most often: not root
+        print(f"lotedge: error: {err.strerror}: {err.filename or ''} (run as root)",
+              file=sys.stderr)
+        raise typer.Exit(EXIT_REFUSED) from None
 
 
 @release_app.command("list")

@@ -14,8 +14,10 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
+import sys
 import sysconfig
 import time
 from pathlib import Path
@@ -50,6 +52,27 @@ def archives(tmp_path_factory):
         release.sign_archive(archive, key)
         out[name] = archive
     return out
+
+
+@contextlib.contextmanager
+def served(directory: Path):
+    """A plain HTTP file server on a free loopback port (the fleet's download server)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
+                               str(port), "--directory", str(directory)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            with socket.socket() as client:
+                if client.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 class Box:
@@ -155,10 +178,13 @@ def test_install_start_upgrade_roll_back_and_uninstall(tmp_path, box, archives):
     assert proc.returncode == 2 and "bad signature" in proc.stderr, proc.stderr
     assert not (box.prefix / "releases/9.0.1").exists()
 
-    # A second build: installed beside, checked, switched, healthy.
-    proc = box.lotedge("upgrade", str(archives["next"]), "--health-timeout-s", "60")
+    # A second build, fetched over HTTP: installed beside, checked, switched, healthy.
+    with served(archives["next"].parent) as base:
+        proc = box.lotedge("upgrade", f"{base}/{archives['next'].name}", "--health-timeout-s",
+                           "60")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "signature ok" in proc.stdout and "upgraded" in proc.stdout
+    assert "fetched" in proc.stdout and "signature ok" in proc.stdout
+    assert "upgraded" in proc.stdout
     assert box.current() == "9.0.1" and box.health()["version"] == "9.0.1"
     assert sorted(p.name for p in (box.prefix / "releases").iterdir()) == [DECLARED, "9.0.1"]
     assert list((box.data / "backups").glob(f"pre-upgrade-{DECLARED}-to-9.0.1-*.sqlite3"))
