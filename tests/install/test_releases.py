@@ -246,3 +246,21 @@ def test_a_lane_serving_a_car_blocks_the_switch(monkeypatch, tmp_path):
     release.wait_idle(tmp_path / "sock", wait_s=0.3, maintenance=True, say=lambda _: None)
     busy["lanes"][1].update(state="IDLE", safety=False)
     release.wait_idle(tmp_path / "sock", wait_s=0.3, maintenance=False, say=lambda _: None)
+
+
+def test_the_current_release_and_the_two_before_it_are_kept(tmp_path):
+    layout = release.Layout(prefix=tmp_path, etc=tmp_path / "etc", unit_dir=tmp_path / "units",
+                            run_dir=tmp_path / "run")
+    for version in ("1.0.0", "1.1.0", "1.2.0", "1.3.0", "failed-1.4.0"):
+        (layout.release(version) / "venv/bin").mkdir(parents=True)
+        (layout.lotedge(version)).touch()
+    release.switch(layout, "1.3.0")
+    assert layout.current_version() == "1.3.0"
+    state = {"history": ["1.0.0", "1.1.0", "1.2.0", "1.3.0"],
+             "backups": {"1.1.0": {}, "1.3.0": {}}}
+    assert release.prune(layout, state) == ["1.0.0", "failed-1.4.0"]
+    assert sorted(p.name for p in layout.releases.iterdir()) == ["1.1.0", "1.2.0", "1.3.0"]
+    assert state == {"history": ["1.1.0", "1.2.0", "1.3.0"], "backups": {"1.1.0": {}, "1.3.0": {}}}
+    with pytest.raises(release.ReleaseError):
+        release.switch(layout, "1.0.0")  # gone: never a link to nothing
+    assert layout.current_version() == "1.3.0"
