@@ -165,6 +165,7 @@ class Uplink:
                              max_s=cap),
             backoff=Backoff(cap_s=cap), rng=random.random)
         self.connected = asyncio.Event()
+        self.link_since_utc = datetime.now(UTC).isoformat()  # when the link last went up/down
         self.published_batches = 0
         self.resends = 0  # resend decisions: timeouts, and an ingest (re)connecting
         self.resent_events = 0  # events published more than once
@@ -293,6 +294,8 @@ class Uplink:
                     log.warning("uplink: broker link lost (%s); retrying", group.exceptions[0])
                 finally:
                     attempt = 0 if self.connected.is_set() else attempt + 1
+                    if self.connected.is_set():
+                        self.link_since_utc = datetime.now(UTC).isoformat()
                     self.connected.clear()
                 await asyncio.sleep(backoff_s(attempt, max_s=self.backoff_max_s))
         finally:
@@ -310,6 +313,7 @@ class Uplink:
             will=aiomqtt.Will(health_topic(self.lot_id), self._offline(online_since), qos=1,
                               retain=True))
         async with client:
+            self.link_since_utc = online_since
             self.connected.set()
             await client.subscribe(ack_topic(self.lot_id), qos=1)
             await client.subscribe(bundle_topic(self.lot_id), qos=1)

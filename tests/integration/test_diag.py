@@ -321,6 +321,17 @@ async def test_sync_reachability_backlog_and_push(tmp_path):
             assert data["sync"]["state"] in ("offline", "starting")
             await diag_json(path, "sync", "--push")
             assert len(await _events(running.service, "diag.sync.push")) == 1
+            for _ in range(50):  # the uplink is up and its link down: since when, in status
+                status = await diag_json(path, "status")
+                if status["sync"]["state"] == "offline":
+                    break
+                await asyncio.sleep(0.1)
+            assert status["sync"]["state"] == "offline"
+            from datetime import datetime
+            since = datetime.fromisoformat(status["sync"]["since_utc"])
+            assert since.utcoffset() is not None
+            code, out, _ = await diag(path, "status")
+            assert f"offline since {status['sync']['since_utc'][:19].replace('T', ' ')} UTC" in out
             last_seq = await running.service.ledger.last_seq()
         path.write_text(base + f'\n[cloud]\nenabled = true\nmqtt_url = "mqtt://127.0.0.1:{closed_port}"\n')
         data = await diag_json(path, "sync", code=1)

@@ -76,7 +76,9 @@ def _render_status(console: Console, x: dict) -> None:
                    + ("  (CHANGED on disk since start)" if x["config_changed_since_start"]
                       else "")),
         ("ledger", f"last seq {x['last_seq']}, {disk['ledger_bytes']} bytes"),
-        ("cloud", sync.get("state", "?")),
+        ("cloud", sync.get("state", "?")
+                  + (f" since {sync['since_utc'][:19].replace('T', ' ')} UTC"
+                     if sync.get("since_utc") else "")),
         ("sync backlog", f"{backlog['unsynced_events']} events"
                          + (f", oldest {age:.0f} s old" if age is not None else "")),
         ("disk", f"{disk['free_bytes'] // 2**20} MiB free ({disk['free_percent']}%) "
