@@ -376,7 +376,8 @@ class Service:
                     "online": False}
         online = uplink.connected.is_set()
         return {"enabled": True, "state": "online" if online else "offline", "online": online,
-                "since_utc": uplink.link_since_utc, "acked_through": uplink.acked_through, "sent_through": uplink.sent_through,
+                "since_utc": uplink.link_since_utc, "acked_through": uplink.acked_through,
+                "sent_through": uplink.sent_through,
                 "published_batches": uplink.published_batches, "resends": uplink.resends}
 
     async def sync_push_now(self) -> dict:
