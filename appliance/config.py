@@ -126,8 +126,10 @@ class CloudSection:
     max_inflight_batches: int = 8
     """Batches published ahead of the cloud's acknowledgement."""
     ack_timeout_s: float = 30.0
-    """Seconds without acknowledgement progress before the uplink resends from the last acknowledged
-    event.
+    """Seconds the uplink waits for acknowledgement progress before its first round trips are
+    measured (each session starts with it); then the timeout is SRTT + 4 RTTVAR (at least 2 s),
+    backed off on each resend, and lengthened by the cloud's pace hint. A timeout resends only the
+    oldest unacknowledged batch.
     """
     backoff_max_s: float = 60.0
     """Longest wait between reconnect attempts (exponential backoff with full jitter)."""

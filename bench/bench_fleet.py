@@ -42,6 +42,7 @@ PROJECT_LOTS, PROJECT_EVENTS = 1_000, 20_000
 
 def make_batches(lot_id: str, n: int, batch_events: int, key) -> tuple[list, list[str]]:
     """(batches as (first, last, sealed payload), hash of each seq with [0] = genesis)."""
+    from appliance import __version__
     from appliance.core.events import GENESIS_HASH, canonical_json, chain_hash, event_body
     from sync.signing import seal
     from sync.uplink import encode_event
@@ -62,7 +63,8 @@ def make_batches(lot_id: str, n: int, batch_events: int, key) -> tuple[list, lis
     batches = []
     for first in range(1, n + 1, batch_events):
         last = min(n, first + batch_events - 1)
-        message = (f'{{"lot_id":{json.dumps(lot_id)},"epoch":0,"first_seq":{first},'
+        message = (f'{{"lot_id":{json.dumps(lot_id)},"epoch":0,'
+                   f'"lotedge_version":{json.dumps(__version__)},"first_seq":{first},'
                    f'"last_seq":{last},"count":{last - first + 1},"events":['
                    + ",".join(encoded[first - 1:last]) + "]}")
         batches.append((first, last, seal("batch", message.encode(), key)))

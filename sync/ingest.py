@@ -284,12 +284,17 @@ class Ingest:
             if (abs(hint.wait_s - old.wait_s) <= max(1.0, 0.2 * old.wait_s)
                     and hint.max_inflight_batches == old.max_inflight_batches):
                 continue
-            payload = b"" if hint == PaceHint() else json.dumps(
-                {"wait_s": hint.wait_s, "max_inflight_batches": hint.max_inflight_batches,
-                 "client_id": self.client_id}).encode()
-            await client.publish(pace_topic(self.client_id), payload, qos=1, retain=True,
-                                 timeout=self.publish_timeout_s)
+            await client.publish(pace_topic(self.client_id), self.pace_message(hint), qos=1,
+                                 retain=True, timeout=self.publish_timeout_s)
             self.pace = hint
+
+    def pace_message(self, hint: PaceHint) -> bytes:
+        """The retained pace payload (docs/schemas/pace-hint); empty (clears it) for none."""
+        if hint == PaceHint():
+            return b""
+        return json.dumps({"wait_s": hint.wait_s,
+                           "max_inflight_batches": hint.max_inflight_batches,
+                           "client_id": self.client_id}).encode()
 
     def _verified_body(self, lot_id: str, payload: bytes) -> bytes:
         """The batch bytes, verified against the lot's key when keys are configured."""

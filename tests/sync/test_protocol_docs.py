@@ -87,6 +87,10 @@ def test_every_topic_the_code_uses_is_documented():
         assert f"`{fn('{lot_id}')}`" in text, fn.__name__
     assert mqtt.ingest_presence_topic("ingest-1") == "lotedge-cloud/ingest/ingest-1"
     assert "`lotedge-cloud/ingest/{client_id}`" in text
+    assert mqtt.pace_topic("ingest-1") == "lotedge-cloud/pace/ingest-1"
+    assert "`lotedge-cloud/pace/{client_id}`" in text
+    assert f"`{mqtt.lot_pace_topic('{lot_id}')}`" in text
+    assert mqtt.PACE_FILTER in text
     assert mqtt.INGEST_PRESENCE_FILTER in text
 
 
@@ -153,6 +157,13 @@ async def test_real_messages_on_the_wire_fit_the_schemas(tmp_path, broker):
     validate("ack-envelope", await retained(broker.port, mqtt.ack_topic(LOT)))
     validate("bundle", sign_bundle(body(3, expires_utc="2026-12-20T08:00:00+00:00"), PRIVATE))
     validate("bundle-notice", {"version": 3})
+    from sync.flow import PaceHint
+
+    pace = ingest.pace_message(PaceHint(wait_s=12.5, max_inflight_batches=2))
+    validate("pace-hint", json.loads(pace))
+    assert PaceHint.parse(pace) == PaceHint(wait_s=12.5, max_inflight_batches=2)
+    validate("pace-hint", {"wait_s": 3})  # a per-lot hint: no client_id
+    assert ingest.pace_message(PaceHint()) == b""  # clears the retained hint
     with pytest.raises(ValidationError, match="is a required property"):
         validate("ack", {"acked_through": 5})  # the unsigned form is not a signed ack body
     await ledger.close()
