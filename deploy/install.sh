@@ -117,7 +117,8 @@ fi
 mkdir -p "$PREFIX/releases" "$ETC/secrets" "$DATA/backups" "$RUN_DIR"
 chmod 0755 "$PREFIX" "$PREFIX/releases"
 chmod 0750 "$ETC" "$DATA"
-chmod 0700 "$ETC/secrets" "$DATA/backups" "$RUN_DIR"
+chmod 0700 "$ETC/secrets" "$DATA/backups"
+chmod 0755 "$RUN_DIR"   # the service user sends READY=1 to a socket in it (release start)
 own "root:$GROUP_NAME" "$ETC"
 own "$USER_NAME:$GROUP_NAME" "$ETC/secrets"
 own -R "$USER_NAME:$GROUP_NAME" "$DATA"   # also a ledger kept from an earlier install

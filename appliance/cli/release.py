@@ -449,6 +449,7 @@ class ExecManager(ServiceManager):
     def start(self, deadline_s: float) -> None:
         unit = parse_unit(self.layout.unit_dir / UNIT)
         self.layout.run_dir.mkdir(parents=True, exist_ok=True)
+        self.layout.run_dir.chmod(0o755)  # the service user reaches the notify socket in it
         argv = unit["argv"]
         user = unit.get("user")
         if user and user != pwd.getpwuid(os.getuid()).pw_name:
@@ -476,8 +477,10 @@ class ExecManager(ServiceManager):
                         raise ReleaseError(f"the service exited with code {code} before READY "
                                            f"({_last_line(self.log_file)})", code=EXIT_ROLLED_BACK)
                     left = end - time.monotonic()
-                    if left <= 0:
-                        raise ReleaseError(f"no READY=1 within {deadline_s:.0f} s",
+                    if left <= 0:  # as systemd does at TimeoutStartSec=: stop it
+                        self.stop()
+                        raise ReleaseError(f"no READY=1 within {deadline_s:.0f} s "
+                                           f"({_last_line(self.log_file)})",
                                            code=EXIT_ROLLED_BACK)
                     sock.settimeout(min(left, 0.5))
                     try:

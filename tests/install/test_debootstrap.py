@@ -56,12 +56,16 @@ class Chroot:
     def __init__(self, root: Path):
         self.root = root
         self.mounts: list[Path] = []
+        for line in Path("/proc/mounts").read_text().splitlines():  # a run that was killed
+            target = line.split()[1]
+            if target.startswith(f"{root}/"):
+                subprocess.run(["umount", "-l", target], timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
         root.mkdir()
         subprocess.run(["tar", "-C", str(root), "--numeric-owner", "-xf", str(base_tar())],
                        check=True, timeout=600)
         shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf")
-        self._mount(["-t", "proc", "proc"], "proc")
-        self._mount(["--bind", "/dev"], "dev")
+        self._mount(["-t", "proc", "proc"], "proc")  # /dev: the tar's own device nodes
         for cache, inside in (("apt", "var/cache/apt/archives"), ("pip", "root/.cache/pip")):
             (CACHE / cache).mkdir(parents=True, exist_ok=True)
             self._mount(["--bind", str(CACHE / cache)], inside)
@@ -106,11 +110,17 @@ class Chroot:
             os.killpg(int(pid_file.read_text()), 9)
         for target in reversed(self.mounts):
             subprocess.run(["umount", "-l", str(target)], timeout=60)
+        mounted = Path("/proc/mounts").read_text()
+        if f" {self.root}/" not in mounted and f" {self.root} " not in mounted:
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 @pytest.fixture
-def box(tmp_path):
-    made = Chroot(tmp_path / "root")
+def box():
+    """A fresh root, kept out of pytest's temporary directories: those are cleaned by other
+    test runs, and a root with mounts must only be removed once they are gone."""
+    (CACHE / "roots").mkdir(parents=True, exist_ok=True)
+    made = Chroot(CACHE / "roots" / f"root-{os.getpid()}")
     try:
         yield made
     finally:
