@@ -137,6 +137,10 @@ class Ingest:
                         # subscription after a broker restart until it was renewed.
                         await client.unsubscribe(self.subscription)
                     await client.subscribe(self.subscription, qos=1)
+                    # A hint left retained by this worker's previous life (a crash) is stale.
+                    await client.publish(pace_topic(self.client_id), b"", qos=1, retain=True,
+                                         timeout=self.publish_timeout_s)
+                    self.pace = PaceHint()
                     # Batches published while no member of the shared group was connected
                     # were dropped by the broker: tell the lots to resend now, not after their
                     # ack timeout.

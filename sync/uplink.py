@@ -186,6 +186,7 @@ class Uplink:
         self._acked_this_session = False
         self._last_progress_s = time.monotonic()
         self._pace: dict[str, PaceHint] = {}  # by topic
+        self._gone_ingests: set[str] = set()  # pace topics of workers whose will said offline
         self.pace = PaceHint()
         self._availability: dict[str, Any] | None = None
         self._availability_dirty = asyncio.Event()
@@ -329,6 +330,7 @@ class Uplink:
             self.window.rto.reset()
             self._ingests_seen = self._acked_this_session = False
             self._pace.clear()
+            self._gone_ingests.clear()
             self._apply_pace()
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(self._receive(client)),
@@ -383,11 +385,13 @@ class Uplink:
             online = json.loads(message.payload).get("online") is True
         except (ValueError, TypeError, AttributeError, RecursionError):
             return
+        pace = PACE_FILTER[:-1] + str(message.topic).rsplit("/", 1)[-1]
         if not online:
-            pace = PACE_FILTER[:-1] + str(message.topic).rsplit("/", 1)[-1]
+            self._gone_ingests.add(pace)
             if self._pace.pop(pace, None) is not None:
                 self._apply_pace()
             return
+        self._gone_ingests.discard(pace)
         self._ingests_seen = True
         if message.retain:
             return
@@ -400,11 +404,12 @@ class Uplink:
             self._progress.set()
 
     def _on_pace(self, topic: str, payload: object) -> None:
-        """A pace hint (retained): remember it by topic; an empty payload clears it."""
+        """A pace hint (retained): remember it by topic; an empty payload clears it, and a
+        worker whose presence says it is gone has no say."""
         raw = payload if isinstance(payload, bytes | bytearray | str) else b""
         hint = PaceHint.parse(bytes(raw) if not isinstance(raw, str) else raw)
-        if hint is None:
-            if raw:
+        if hint is None or topic in self._gone_ingests:
+            if raw and hint is None:
                 log.warning("uplink: ignoring malformed pace hint on %s", topic)
             self._pace.pop(topic, None)
         else:

@@ -103,3 +103,33 @@ async def test_acks_that_keep_coming_slowly_mean_no_resend(tmp_path, broker):
     assert uplink.resends == 0 and uplink.resent_events == 0
     assert uplink.window.rto.samples > 5  # the timeout came from the measured round trips
     await ledger.close()
+
+
+async def test_a_gone_workers_stale_hint_is_ignored_and_a_restarted_worker_clears_its_own(
+        tmp_path, broker):
+    from sync.cloud_store import open_store
+    from sync.ingest import Ingest
+    from sync.mqtt import ingest_presence_topic
+    from tests.sync.helpers import retained
+
+    async with aiomqtt.Client("127.0.0.1", broker.port, identifier="past") as past:
+        # a worker that died for good: its will said offline, its hint stayed retained
+        await past.publish(ingest_presence_topic("dead"), json.dumps(
+            {"online": False, "client_id": "dead"}), qos=1, retain=True)
+        await past.publish(pace_topic("dead"), json.dumps({"wait_s": 600}), qos=1, retain=True)
+        # a worker that crashed and is about to come back under the same client id
+        await past.publish(pace_topic("back"), json.dumps({"wait_s": 50}), qos=1, retain=True)
+    ledger = await open_filled(tmp_path / "l.sqlite3", 300)
+    uplink = Uplink(ledger, MqttSettings.from_url(broker.url), batch_max_events=100)
+    store = open_store(f"sqlite:///{tmp_path / 'cloud.sqlite3'}")
+    async with running(uplink.run()):
+        await wait_for(lambda: uplink.pace.wait_s == 50, 10, "the live worker's hint only")
+        await asyncio.sleep(0.5)
+        assert uplink.pace.wait_s == 50  # the dead worker's 600 s never counted
+        async with running(Ingest(store, MqttSettings.from_url(broker.url),
+                                  client_id="back").run()):
+            await wait_for(lambda: uplink.pace.wait_s == 0, 10, "the restart clearing it")
+            await wait_for(lambda: uplink.acked_through == 300, 10, "all acked")
+    assert await retained(broker.port, pace_topic("back"), timeout_s=1.0) is None
+    store.close()
+    await ledger.close()
