@@ -73,6 +73,11 @@ def _on_ticket(query: str, *keys: str):
         await _signed_in_at("3")(pilot)
         pilot.app.focused.value = query
         await pilot.press("enter")
+        view = pilot.app.query_one("TicketsView")
+        for _ in range(200):  # the ticket's fee is loaded before its keys are pressed
+            if view.ticket is not None:
+                break
+            await pilot.pause(0.01)
         await pilot.pause()
         for key in keys:
             await pilot.press(key)

@@ -26,6 +26,8 @@ class LanesView(RoleKeys, Vertical):
         Binding("i", "crop", "Plate crop"),
     ]
     PERMISSION = {"open_gate": "gate.open", "close_gate": "gate.close", "hold": "gate.hold"}
+    COLUMNS = ("Lane", "Dir", "Gate", "Vehicle", "Safety", "Plate", "Decision")
+    WIDE_COLUMNS = 100  # below this the decisions would be cut: the detail line shows them
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
@@ -34,25 +36,35 @@ class LanesView(RoleKeys, Vertical):
     def compose(self) -> ComposeResult:
         """Table, detail, message."""
         table = DataTable(id="lanes-table", cursor_type="row", zebra_stripes=True)
-        table.add_columns("Lane", "Dir", "Gate", "Vehicle", "Safety", "Plate", "Decision")
+        table.add_columns(*self.COLUMNS)
         yield table
         yield Static("", id="lane-detail")
         yield Static("", id="lane-message")
+
+    def on_resize(self) -> None:
+        """Narrow terminals drop the Decision column (the detail below shows it whole)."""
+        self.show(self.lanes)
 
     def show(self, lanes: list[dict[str, Any]]) -> None:
         """Redraw from a lanes snapshot, keeping the cursor."""
         self.lanes = lanes
         table = self.query_one(DataTable)
         row = table.cursor_row
+        wide = self.size.width >= self.WIDE_COLUMNS
+        columns = self.COLUMNS if wide else self.COLUMNS[:-1]
+        if len(table.columns) != len(columns):
+            table.clear(columns=True)
+            table.add_columns(*columns)
         table.clear()
         for lane in lanes:
             plate = lane.get("last_plate")
             conf = lane.get("last_confidence") or 0.0
-            table.add_row(
-                lane["lane"], lane.get("direction", "?")[:5], badge(gate_word(lane)),
-                badge(loop_word(lane.get("arming"))), badge(loop_word(lane.get("safety"))),
-                f"{plate} {conf:.0%}" if plate else "no read", lane.get("last_decision") or "-",
-                key=lane["lane"])
+            cells = [lane["lane"], lane.get("direction", "?")[:5], badge(gate_word(lane)),
+                     badge(loop_word(lane.get("arming"))), badge(loop_word(lane.get("safety"))),
+                     f"{plate} {conf:.0%}" if plate else "no read"]
+            if wide:
+                cells.append(lane.get("last_decision") or "-")
+            table.add_row(*cells, key=lane["lane"])
         if lanes:
             table.move_cursor(row=min(row, len(lanes) - 1))
         self._show_detail()
