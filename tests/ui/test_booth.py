@@ -354,7 +354,7 @@ async def test_the_plate_crop_of_the_deciding_read(running_lot, tmp_path, monkey
         await _until(pilot, lambda: app.query_one("LanesView").lanes[0].get(
             "last_plate_crop") == str(image), "crop in the lane snapshot")
         await pilot.press("i")
-        assert isinstance(app.screen, crop.CropScreen)
+        assert type(app.screen).__name__ == "CropScreen"
         assert str(app.screen.query_one("#crop-path").render()) == f"crop: {image}"
         if crop.ImageWidget is not None:
             assert app.screen.query("#crop-image")
@@ -413,3 +413,24 @@ async def test_a_ticket_scanned_at_the_booth_comes_up(running_lot):
                                       key=paper.key)
         await _until(pilot, lambda: view.ticket is not None, "scanned ticket shown")
         assert view.ticket["id"] == outcome.ticket_id
+
+
+def test_a_terminal_probe_that_fails_leaves_the_crop_as_a_path(monkeypatch):
+    import importlib
+    import sys
+
+    import textual_image._terminal as terminal
+
+    import ui.screens.crop as crop
+
+    def zero_by_zero_pty():
+        raise ZeroDivisionError("division by zero")  # what a 0x0 pty gives its cell size
+
+    monkeypatch.setattr(terminal, "get_cell_size", zero_by_zero_pty)
+    monkeypatch.delitem(sys.modules, "textual_image.widget")
+    try:
+        assert importlib.reload(crop).ImageWidget is None
+    finally:
+        monkeypatch.undo()
+        importlib.reload(crop)
+    assert crop.ImageWidget is not None

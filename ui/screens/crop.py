@@ -4,6 +4,7 @@ it in the desktop's image viewer."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,10 +15,13 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-try:  # probes the terminal once, at import: before the app takes the screen
+# textual-image probes the terminal once, at import (before the app takes the screen); a
+# terminal that does not answer is a fallback, not a traceback on the booth's screen.
+logging.getLogger("textual_image").setLevel(logging.ERROR)
+try:
     from textual_image.widget import Image as ImageWidget
-except ImportError:  # without it: the path and the open key only
-    ImageWidget = None
+except Exception:  # not installed, or its terminal probe failed (a 0x0 pty divides by
+    ImageWidget = None  # zero): the path and the open key only
 
 
 def open_command(path: Path) -> list[str] | None:
