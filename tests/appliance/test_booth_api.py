@@ -100,3 +100,25 @@ async def test_an_attendant_may_charge_the_lost_ticket_fee_but_not_override(runn
         assert (report["lost_tickets"], report["overrides"]) == (1, 0)
     finally:
         await ann.aclose()
+
+
+async def test_a_ticket_lists_the_validation_codes_of_its_tariff(counter_lot):
+    import dataclasses
+    from decimal import Decimal
+
+    from appliance.core.tariff import Validation
+    from appliance.lot import commands
+    from tests.conftest import RunningService
+
+    tariff = dataclasses.replace(counter_lot.tariff, validations=(
+        Validation(code="CAFE1H", name="Cafe", free_hours=1),
+        Validation(code="MALL10", percent_off=Decimal(10))))
+    cfg = dataclasses.replace(counter_lot, tariff=tariff)
+    async with RunningService(cfg) as running:
+        service = running.service
+        outcome = await admit(service.ledger, cfg, lane="in-1", plate="VAL777", confidence=0.9,
+                              at=running.clock.now())
+        ticket = await commands.ticket_with_fee(service.runtime, outcome.ticket_id)
+        assert ticket["validation_codes"] == [
+            {"code": "CAFE1H", "label": "Validation CAFE1H (Cafe): 1 free hour"},
+            {"code": "MALL10", "label": "Validation MALL10: 10% off"}]
