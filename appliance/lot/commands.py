@@ -61,7 +61,7 @@ async def close_gate(lot: LotRuntime, lane_id: str, *, attendant: str) -> dict:
     """Close a lane's barrier by hand; refused while the safety loop reports a vehicle."""
     controller = _lane(lot, lane_id)
     attendant = _need(attendant, "attendant")
-    if controller.safety.present:
+    if controller.gate.vehicle_under:  # the raw contact too: a car arriving is not debounced yet
         await lot.ledger.append(NewEvent(type="gate.close_refused", payload={
             "lane": lane_id, "attendant": attendant, "reason": "safety loop occupied"}))
         raise ConflictError("refused: a vehicle is on the safety loop under the barrier")

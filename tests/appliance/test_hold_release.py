@@ -59,3 +59,25 @@ async def test_releasing_a_hold_over_a_vehicle_closes_once_it_has_cleared(counte
         await _wait(lambda: not controller.gate.is_open)
         snap = controller.snapshot()
         assert snap["state"] == "IDLE" and not snap["gate_open"]
+
+
+async def test_a_hand_close_over_a_car_not_yet_debounced_is_refused_and_recorded(counter_lot):
+    async with RunningService(counter_lot) as running:
+        lane, controller = _entry(running)
+        runtime = running.service.runtime
+        await commands.open_gate(runtime, lane.id, attendant="ann", reason="ticket jam")
+        await _wait(lambda: controller.gate.is_open)
+        safety = SimulatedLoop(running.service.pin_factory, lane.safety_loop_pin)
+        safety.occupy()  # the contact is made; its debounce has not run yet (no await since)
+        assert controller.gate.vehicle_under and not controller.safety.present
+        try:
+            await commands.close_gate(runtime, lane.id, attendant="ann")
+        except commands.ConflictError as err:
+            assert "safety loop" in str(err)
+        else:
+            raise AssertionError("closed over a car")
+        assert controller.gate.is_open
+        rows = await running.service.ledger.fetchall(
+            "SELECT type FROM events WHERE type LIKE 'gate.%close%' ORDER BY seq")
+        assert [r[0] for r in rows] == ["gate.close_refused"]  # no manual_close written
+        safety.clear()
