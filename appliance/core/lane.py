@@ -24,6 +24,7 @@ Transition table (state + input -> new state, commands):
 | OPEN/REFUSED | ManualClose (attendant)     | IDLE         | CloseGate                     |
 | not OPEN/    | HoldReleased, safety clear  | same         | CloseGate                     |
 | PASSING      | HoldReleased, safety busy   | same         | CloseGate once it clears      |
+| any          | CloseRefused (interlock)    | same         | CloseGate once it clears      |
 
 After PASSING, if the arming loop is already occupied (the next car), the lane goes straight to
 IDENTIFYING. Each entry into IDENTIFYING starts a new presence (a number); a plate read is bound
@@ -109,12 +110,17 @@ class HoldReleased:
 
 
 @dataclass(frozen=True, slots=True)
+class CloseRefused:
+    """The barrier refused a close: a vehicle was under it (raw contact, not yet debounced)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """Time passes (used for timeouts)."""
 
 
 LaneInput = (ArmingOccupied | ArmingCleared | SafetyOccupied | SafetyCleared | PlateRead | Decided
-             | ManualOpen | ManualClose | HoldReleased | Tick)
+             | ManualOpen | ManualClose | HoldReleased | CloseRefused | Tick)
 
 
 # Commands -------------------------------------------------------------------------------------
@@ -191,7 +197,7 @@ class LaneMachine:
     ticket_id: str | None = None
     last_reason: str = ""
     presence: int = 0  # which vehicle IDENTIFYING is about: +1 each time it starts
-    close_when_clear: bool = False  # a hold was released over a vehicle: close after it
+    close_when_clear: bool = False  # a close waits for the vehicle under the barrier to go
     history: list[tuple[float, LaneState, LaneState, str]] = field(default_factory=list)
     _pending: list[tuple[float, LaneState, LaneState, str]] = field(default_factory=list)
 
@@ -288,6 +294,8 @@ class LaneMachine:
                     self.close_when_clear = True
                     return []
                 return [CloseGate()]
+            case CloseRefused():
+                self.close_when_clear = True  # the next clear safety loop closes it
             case Tick():
                 if s == LaneState.IDENTIFYING and now - self.since >= self.identify_timeout_s:
                     self._go(now, LaneState.DECIDING, "plate read timed out")

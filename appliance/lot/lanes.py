@@ -17,6 +17,7 @@ from appliance.core.lane import (
     ArmingCleared,
     ArmingOccupied,
     CloseGate,
+    CloseRefused,
     Decide,
     Decided,
     LaneInput,
@@ -199,6 +200,7 @@ class LaneController:
                     del self.stats.decision_latency_ms[:-1000]
             case CloseGate():
                 if self.safety.present:
+                    self.feed(CloseRefused())  # closed once the vehicle has cleared
                     await self._safe_record("gate.close_refused",
                                             {"lane": lane_id, "reason": "safety loop occupied"})
                     return
@@ -206,6 +208,7 @@ class LaneController:
                 try:
                     self.gate.close()
                 except GateInterlockError:
+                    self.feed(CloseRefused())
                     await self._safe_record("gate.close_refused",
                                             {"lane": lane_id, "reason": "safety loop occupied"})
             case ShowRefusal():

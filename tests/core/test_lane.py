@@ -249,3 +249,12 @@ def test_releasing_a_hold_while_a_car_is_identified_closes_in_front_of_it():
     m.step(ArmingOccupied(), 0)
     assert m.step(HoldReleased(), 1) == [CloseGate()]
     assert m.state == LaneState.IDENTIFYING  # its read and decision go on as usual
+
+
+def test_a_refused_close_is_done_once_the_safety_loop_clears():
+    from appliance.core.lane import CloseRefused
+
+    m = LaneMachine()
+    assert m.step(CloseRefused(), 0) == []  # a raw contact under the barrier, not debounced
+    assert m.step(SafetyOccupied(), 0.1) == [Note("safety_loop_out_of_turn")]
+    assert m.step(SafetyCleared(), 1) == [CloseGate()]
