@@ -122,3 +122,13 @@ async def test_a_ticket_lists_the_validation_codes_of_its_tariff(counter_lot):
         assert ticket["validation_codes"] == [
             {"code": "CAFE1H", "label": "Validation CAFE1H (Cafe): 1 free hour"},
             {"code": "MALL10", "label": "Validation MALL10: 10% off"}]
+
+
+def test_every_feed_line_reads_an_event_with_fields_missing():
+    from appliance.lot.activity import LINES, line
+
+    for event_type in LINES:
+        assert line(event_type, {}).strip()  # older events lack newer fields: still one line
+    assert line("ticket.fee_overridden", {"ticket_id": "T1", "fee_cents": 2400, "lost": True,
+                                          "attendant": "ann", "reason": "lost ticket"}) == (
+        "LOST TICKET T1 fee 24.00 by ann (lost ticket)")
