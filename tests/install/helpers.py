@@ -30,8 +30,10 @@ def build_tools() -> Path:
     return BUILD_TOOLS
 
 
-def source_copy(into: Path, *, version: str | None = None, broken: bool = False) -> Path:
-    """A copy of this checkout's package sources, optionally re-versioned or broken."""
+def source_copy(into: Path, *, version: str | None = None, broken: bool = False,
+                migrates: bool = False) -> Path:
+    """A copy of this checkout's package sources, optionally re-versioned, with one more
+    ledger migration, or broken (a migration and a /health that never says ok)."""
     into.mkdir(parents=True)
     for part in PARTS:
         src = REPO / part
@@ -48,6 +50,7 @@ def source_copy(into: Path, *, version: str | None = None, broken: bool = False)
         text = status.read_text()
         assert BREAK_HEALTH[0] in text
         status.write_text(text.replace(*BREAK_HEALTH))
+    if broken or migrates:
         schema = into / "appliance/ledger/schema.py"
         schema.write_text(schema.read_text() + EXTRA_MIGRATION)
     return into

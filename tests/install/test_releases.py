@@ -42,8 +42,11 @@ def archives(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("releases")
     key, public = keypair(tmp)
     out = {"public": public, "key": key}
-    for name, version, broken in (("next", "9.0.1", False), ("broken", "9.0.2", True)):
-        src = source_copy(tmp / f"src-{name}", version=version, broken=broken)
+    for name, version, broken, migrates in (("next", "9.0.1", False, False),
+                                            ("broken", "9.0.2", True, True),
+                                            ("migrating", "9.0.3", False, True)):
+        src = source_copy(tmp / f"src-{name}", version=version, broken=broken,
+                          migrates=migrates)
         wheelhouse = tmp / f"wheels-{name}"
         build_wheel(src, wheelhouse)
         archive = tmp / f"lotedge-{version}.tar"
@@ -201,8 +204,22 @@ def test_install_start_upgrade_roll_back_and_uninstall(tmp_path, box, archives):
         assert conn.execute("PRAGMA user_version").fetchone()[0] == schema_before + 1
     assert not (box.prefix / "releases/9.0.2").exists()
 
-    # By hand, back to the first release.
+    # A healthy build that migrates the ledger: going back by hand needs the backup.
+    proc = box.lotedge("upgrade", str(archives["migrating"]), "--health-timeout-s", "60")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert box.health()["version"] == "9.0.3" and box.schema() == schema_before + 1
     proc = box.lotedge("rollback", "--health-timeout-s", "60")
+    assert proc.returncode == 2 and "--restore-backup" in proc.stderr, proc.stderr
+    assert "newer than this lotedge" in proc.stderr
+    assert box.current() == "9.0.3" and box.health()["version"] == "9.0.3"  # nothing changed
+    proc = box.lotedge("rollback", "--restore-backup", "--health-timeout-s", "60")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert box.current() == "9.0.1" and box.health()["version"] == "9.0.1"
+    assert box.schema() == schema_before
+    assert (box.data / "ledger.sqlite3.rolled-back-9.0.3").exists()
+
+    # By hand, back to the first release.
+    proc = box.lotedge("rollback", "--to", DECLARED, "--health-timeout-s", "60")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert box.current() == DECLARED and box.health()["version"] == DECLARED
 
