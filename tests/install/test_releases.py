@@ -281,3 +281,40 @@ def test_the_current_release_and_the_two_before_it_are_kept(tmp_path):
     with pytest.raises(release.ReleaseError):
         release.switch(layout, "1.0.0")  # gone: never a link to nothing
     assert layout.current_version() == "1.3.0"
+
+
+def test_the_signature_is_as_documented_and_covers_every_byte(tmp_path):
+    import base64
+    import hashlib
+    import io
+    import tarfile
+
+    from sync.signing import public_key
+
+    key, public = keypair(tmp_path)
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "lotedge-1.0.0-py3-none-any.whl").write_bytes(b"not really a wheel")
+    archive = tmp_path / "lotedge-1.0.0.tar"
+    assert release.pack(wheelhouse=wheels, units=REPO / "systemd", docs=[], out=archive) == "1.0.0"
+    sig = release.sign_archive(archive, key)
+    raw = base64.b64decode(sig.read_text().strip())
+    public_key(public, what="test").verify(  # docs/install.md "The release archive"
+        raw, b"lotedge-release-v1\n" + hashlib.sha256(archive.read_bytes()).digest())
+    release.verify_archive(archive, public)
+    assert release.unpack(archive, tmp_path / "out")["version"] == "1.0.0"
+
+    data = bytearray(archive.read_bytes())
+    data[-700] ^= 1
+    archive.write_bytes(bytes(data))
+    with pytest.raises(release.ReleaseError, match="bad signature"):
+        release.verify_archive(archive, public)
+
+    evil = tmp_path / "evil.tar"
+    with tarfile.open(evil, "w") as tar:
+        info = tarfile.TarInfo("../escaped")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(release.ReleaseError, match="unsafe member"):
+        release.unpack(evil, tmp_path / "evil")
+    assert not (tmp_path / "escaped").exists()
