@@ -164,6 +164,15 @@ def test_install_start_upgrade_roll_back_and_uninstall(tmp_path, box, archives):
     assert json.loads(status.stdout)["installed_version"] == DECLARED, status.stderr
     schema_before = box.schema()
 
+    # Run again from the same clone: a repair, the edited config kept, the service untouched.
+    config = (box.etc / "lot.toml").read_bytes()
+    uptime = box.health()["uptime_s"]
+    again = box.install()
+    assert again.returncode == 0, again.stderr
+    assert "installed lotedge" not in again.stdout and "upgrading" not in again.stdout
+    assert (box.etc / "lot.toml").read_bytes() == config and box.current() == DECLARED
+    assert box.health()["uptime_s"] > uptime  # not restarted
+
     # Refused before anything is unpacked: no signature, or the wrong signer.
     unsigned = tmp_path / "unsigned" / archives["next"].name
     unsigned.parent.mkdir()
