@@ -392,7 +392,7 @@ class LprSection:
     """Plate detector model (ONNX, YOLOv8 style); empty: the shipped one."""
     plate_det_px: int = 416
     """Plate detector input size (longer side; a multiple of 32 from 96 to 1280)."""
-    plate_det_retry_px: int = 0
+    plate_det_retry_px: int = 640
     """A second, larger plate-detector look when the first gives no plate read at least
     plate_sure confident (a multiple of 32 up to 1280); 0: off."""
     plate_sure: float = 0.0

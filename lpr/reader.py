@@ -83,7 +83,7 @@ class PlateReader:
                  good_score: float = 1.4, refine: bool = True, refine_line_px: int = 40,
                  max_candidates: int = 2, detector: str = "yolo",
                  plate_det_model: Path | str | None = None, plate_det_px: int = 416,
-                 plate_det_retry_px: int = 0, plate_sure: float = 0.0,
+                 plate_det_retry_px: int = 640, plate_sure: float = 0.0,
                  plate_line_px: int = 128, second_rec_model: Path | str | None = None,
                  second_rec_dict: Path | str | None = None, second_rec_below: float = 2.0):
         if detector not in ("yolo", "text"):
@@ -235,11 +235,17 @@ class PlateReader:
 
     def _best_in_plates(self, image: np.ndarray,
                         plates: list[PlateBox]) -> tuple[FrameRead, float]:
-        candidates = []
+        """The best read in the detected plates, best box first; a sure read ends the search."""
+        best, best_score = FrameRead(plate=None, confidence=0.0, bbox=None), -2.0
         for plate in plates:
-            for line in self._plate_lines(image, plate):
-                candidates.append((line, crop_box(image, line.corners)))
-        return self._rank(candidates)
+            candidates = [(line, crop_box(image, line.corners))
+                          for line in self._plate_lines(image, plate)]
+            read, score = self._rank(candidates)
+            if score > best_score:
+                best, best_score = read, score
+            if best.plate is not None and best.confidence >= max(self.plate_sure, 0.5):
+                break
+        return best, best_score
 
     def _best(self, image: np.ndarray, boxes: list[TextBox]) -> tuple[FrameRead, float]:
         candidates = []
