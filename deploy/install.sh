@@ -136,6 +136,16 @@ fi
 printf '{"prefix": "%s", "etc": "%s", "data": "%s", "unit_dir": "%s", "bin_dir": "%s", "run_dir": "%s", "udev_dir": "%s", "user": "%s"}\n' \
     "$PREFIX" "$ETC" "$DATA" "$UNIT_DIR" "$BIN_DIR" "$RUN_DIR" "$UDEV_DIR" "$USER_NAME" > "$PREFIX/layout.json"
 
+# A second run from the same clone (same version) repairs: links, units and directories only.
+SRC_VERSION="$(cd "$SRC" && "$PYTHON" -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')"
+CURRENT=
+[ -L "$PREFIX/current" ] && CURRENT="$(basename "$(readlink "$PREFIX/current")")"
+VERSION="$SRC_VERSION"
+REL="$PREFIX/releases/$VERSION"
+if [ "$CURRENT" = "$VERSION" ] && [ -e "$REL/release.json" ]; then
+    say "lotedge $VERSION is installed: repairing links and units (a change is released by bumping the version in pyproject.toml)"
+else
+
 # 5. The release, staged: every wheel (from --wheelhouse, or fetched and built now), the units
 #    and the docs, as `lotedge upgrade --staged` takes it.
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/lotedge-install.XXXXXX")"
@@ -167,8 +177,7 @@ cp "$SRC/docs/install.md" "$SRC/README.md" "$WORK/stage/doc/"
 printf '{"name": "lotedge", "version": "%s", "wheel": "%s"}\n' "$VERSION" "$WHEEL" \
     > "$WORK/stage/release.json"
 
-CURRENT=
-[ -L "$PREFIX/current" ] && CURRENT="$(basename "$(readlink "$PREFIX/current")")"
+[ "$VERSION" = "$SRC_VERSION" ] || die "built $WHEEL, but pyproject.toml says $SRC_VERSION"
 if [ -n "$CURRENT" ] && [ "$CURRENT" != "$VERSION" ] && [ -x "$PREFIX/current/venv/bin/lotedge" ]; then
     # 6a. Another release runs: the running release upgrades (and rolls back by itself).
     say "upgrading $CURRENT -> $VERSION"
@@ -178,8 +187,7 @@ if [ -n "$CURRENT" ] && [ "$CURRENT" != "$VERSION" ] && [ -x "$PREFIX/current/ve
     exit "$rc"
 fi
 
-# 6b. First install (or a repair of the current one): the release's own venv, offline.
-REL="$PREFIX/releases/$VERSION"
+# 6b. First install: the release's own venv, offline from the staged wheels.
 if [ ! -e "$REL/release.json" ]; then
     rm -rf "$REL"
     mkdir -p "$REL/units" "$REL/doc"
@@ -206,6 +214,7 @@ if [ ! -e "$REL/release.json" ]; then
         > "$REL/release.json"
     say "installed lotedge $VERSION into $REL"
 fi
+fi  # not a repair
 ln -sfn "releases/$VERSION" "$PREFIX/.current.$$" && mv -T "$PREFIX/.current.$$" "$PREFIX/current"
 [ -e "$PREFIX/releases.json" ] || printf '{"history": ["%s"], "backups": {}}\n' "$VERSION" > "$PREFIX/releases.json"
 rm -rf "$PREFIX/venv" "$PREFIX/src"   # the single-venv layout of 0.1.0
