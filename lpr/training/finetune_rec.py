@@ -335,6 +335,42 @@ def line_accuracy(model, lines, stretch: float = 1.5) -> float:
     return ok / max(1, len(lines))
 
 
+def _free_traced_steps(path: Path, steps: int) -> None:
+    """Give back the dynamic sequence length that tracing wrote into attention reshapes.
+
+    A model converted from a torch-exported ONNX file (`--base plate_rec.onnx`) computes its
+    attention reshapes from constants, so the export traces the example's sequence length
+    into them ([1, heads, steps, dim]); rewritten as -1 / 0 (copy the input's) they take any
+    width again. Models converted from the original PP-OCR file are left unchanged.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    def fixed(values: list[int]) -> list[int] | None:
+        if len(values) != 4 or values[0] != 1 or values[2] != steps:
+            return None
+        if values[3] == steps:
+            return [0, 0, 0, 0]
+        if values[3] == -1:
+            return [1, values[1], 0, -1]
+        return [1, values[1], -1, values[3]]
+
+    model = onnx.load(str(path))
+    tensors = [init for init in model.graph.initializer]
+    tensors += [a.t for n in model.graph.node if n.op_type == "Constant" for a in n.attribute
+                if a.name == "value"]
+    changed = 0
+    for tensor in tensors:
+        if tensor.data_type != onnx.TensorProto.INT64:
+            continue
+        new = fixed(numpy_helper.to_array(tensor).ravel().tolist())
+        if new is not None:
+            tensor.CopyFrom(numpy_helper.from_array(np.array(new, np.int64), tensor.name))
+            changed += 1
+    if changed:
+        onnx.save(model, str(path))
+
+
 def export(model, path: Path) -> None:
     import torch
 
@@ -351,6 +387,7 @@ def export(model, path: Path) -> None:
     torch.onnx.export(wrapped, (example,), str(path), input_names=["x"], output_names=["softmax"],
                       dynamic_axes={"x": {0: "batch", 3: "width"}, "softmax": {0: "batch", 1: "steps"}},
                       opset_version=17, dynamo=False)
+    _free_traced_steps(path, steps=example.shape[3] // 8)
     # the exported graph must agree with the torch model at any width (no traced-in shapes)
     import onnxruntime as ort
 
