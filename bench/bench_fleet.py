@@ -87,6 +87,9 @@ class LightLot:
                                 backoff=Backoff(), rng=random.random)
         self.sent_events = self.resent_events = self.refused_acks = 0
         self.done_at: float | None = None
+        self.max_pace_wait_s = 0.0
+        self.resend_log: list[tuple] = []  # (s after go, pace wait, rto, attempt, age of batch)
+        self.go_at = 0.0
         self._pace: dict = {}
         self._wake = asyncio.Event()
 
@@ -101,6 +104,7 @@ class LightLot:
             receiver = asyncio.create_task(self._receive(client))
             ready.set()
             await go.wait()
+            self.go_at = time.monotonic()
             try:
                 await self._send(client)
             finally:
@@ -115,8 +119,12 @@ class LightLot:
         while w.acked_through < self.n:
             self._wake.clear()
             now = time.monotonic()
+            sent_s = w.batches[0].sent_s if w.batches else now
             late = w.due(now)
             if late is not None:
+                self.resend_log.append((round(now - self.go_at, 1), w.pace.wait_s,
+                                        round(w.rto.rto_s, 1), w.attempt, round(now - sent_s, 1),
+                                        w.rto.samples))
                 _, last, payload = self.by_first[late.first_seq]
                 await client.publish(topic, payload, qos=1, timeout=30)
                 self.sent_events += last - late.first_seq + 1
@@ -148,6 +156,7 @@ class LightLot:
                     self._pace[topic] = hint
                 self.window.set_pace(PaceHint.combine(list(self._pace.values())),
                                      time.monotonic())
+                self.max_pace_wait_s = max(self.max_pace_wait_s, self.window.pace.wait_s)
                 self._wake.set()
                 continue
             try:
@@ -191,6 +200,8 @@ async def _lots_main(args: argparse.Namespace) -> None:
                       "lots": [{"lot_id": lot.lot_id, "sent": lot.sent_events,
                                 "resent": lot.resent_events, "done_at": lot.done_at,
                                 "refused_acks": lot.refused_acks,
+                                "max_pace_wait_s": lot.max_pace_wait_s,
+                                "resend_log": lot.resend_log[:20],
                                 "resends": lot.window.resent_batches} for lot in lots]}),
           flush=True)
 
@@ -235,7 +246,7 @@ def _check_postgres(url: str, schema: str, lot_ids: list[str], n: int) -> tuple[
 
 def _run_one(tmp: Path, pg_url: str, *, workers: int, lots: int, events: int,
              lots_per_process: int, batch_events: int, max_inflight: int,
-             timeout_s: float) -> dict:
+             timeout_s: float, ack_timeout_s: float = 30.0) -> dict:
     from sync.devbroker import Broker
 
     run_id = uuid.uuid4().hex[:6]
@@ -264,7 +275,7 @@ def _run_one(tmp: Path, pg_url: str, *, workers: int, lots: int, events: int,
                 [sys.executable, "-m", "bench.bench_fleet", "_lots", "--mqtt", broker.url,
                  "--keys", str(keys), "--lot-ids", ",".join(lot_ids[i:i + lots_per_process]),
                  "--events", str(events), "--batch-events", str(batch_events),
-                 "--max-inflight", str(max_inflight)],
+                 "--max-inflight", str(max_inflight), "--ack-timeout-s", str(ack_timeout_s)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                 cwd=HERE.parent))
         for p in procs:
@@ -292,11 +303,16 @@ def _run_one(tmp: Path, pg_url: str, *, workers: int, lots: int, events: int,
         cpu["postgres"] += _postgres_cpu_s()
         catch_up = max(r["done_at"] for r in results) - started
         lost, dup = _check_postgres(pg_url, schema, lot_ids, events)
+        if os.environ.get("LOTEDGE_BENCH_FLEET_DEBUG"):
+            log = sorted(e for r in results for e in r["resend_log"])
+            print(f"resends (s after go, pace wait, rto, attempt, batch age, rtt samples): "
+                  f"{len(log)}; first {log[:15]}; last {log[-5:]}", file=sys.stderr)
         sent = sum(r["sent"] for r in results)
         resent = sum(r["resent"] for r in results)
         return {"workers": workers, "lots": lots, "events": events, "catch_up_s": catch_up,
                 "events_s": lots * events / catch_up, "sent": sent, "resent": resent,
                 "lost": lost, "duplicated": dup, "cpu_s": cpu,
+                "max_pace_wait_s": max(r["max_pace_wait_s"] for r in results),
                 "refused_acks": sum(r["refused_acks"] for r in results)}
     finally:
         for p in procs:
@@ -356,7 +372,7 @@ async def _wait_presence(port: int, workers: int, timeout_s: float = 60.0) -> No
 
 def measure(*, lots: int, events: int, workers: list[int], lots_per_process: int,
             batch_events: int = 500, max_inflight: int = 8, timeout_s: float = 600.0,
-            model: bool = True) -> list[dict]:
+            model: bool = True, ack_timeout_s: float = 30.0) -> list[dict]:
     """Run the fleet for each worker count; the figures as bench rows."""
     from sync.flow_model import simulate
     from tests.sync.pgserver import PgServer, pg_bin
@@ -372,7 +388,8 @@ def measure(*, lots: int, events: int, workers: list[int], lots_per_process: int
         with tempfile.TemporaryDirectory() as tmp:
             runs = [_run_one(Path(tmp), server.url, workers=w, lots=lots, events=events,
                              lots_per_process=lots_per_process, batch_events=batch_events,
-                             max_inflight=max_inflight, timeout_s=timeout_s) for w in workers]
+                             max_inflight=max_inflight, timeout_s=timeout_s,
+                             ack_timeout_s=ack_timeout_s) for w in workers]
     finally:
         with contextlib.suppress(Exception):
             server.stop("immediate")
@@ -387,6 +404,8 @@ def measure(*, lots: int, events: int, workers: list[int], lots_per_process: int
              "goal": f"<= 1 % of {r['sent']:,} sent"},
             {"name": f"fleet lost / duplicated in PostgreSQL ({tag})",
              "value": f"{r['lost']} / {r['duplicated']}", "unit": "events", "goal": "0 / 0"},
+            {"name": f"fleet: longest pace hint wait the lots saw ({tag})",
+             "value": r["max_pace_wait_s"], "unit": "s"},
             {"name": f"fleet CPU per event, ingest / PostgreSQL / broker / lots ({tag})",
              "value": " / ".join(f"{1e6 * r['cpu_s'][k] / (r['lots'] * r['events']):.0f}"
                                  for k in ("ingest", "postgres", "broker", "lots")),
@@ -442,6 +461,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--workers", default="1,2,4", help="ingest worker counts to try")
     parser.add_argument("--lots-per-process", type=int, default=10)
     parser.add_argument("--timeout-s", type=float, default=1800.0)
+    parser.add_argument("--ack-timeout-s", type=float, default=30.0,
+                        help="the lots' ack timeout before round trips are measured")
     parser.add_argument("--no-model", action="store_true", help="skip the simulated fleet")
     args = parser.parse_args(argv)
     if args.cmd == "_lots":
@@ -451,7 +472,7 @@ def main(argv: list[str]) -> int:
         rows = measure(lots=args.lots, events=args.events,
                        workers=[int(w) for w in args.workers.split(",")],
                        lots_per_process=args.lots_per_process, timeout_s=args.timeout_s,
-                       model=not args.no_model)
+                       model=not args.no_model, ack_timeout_s=args.ack_timeout_s)
     except (RuntimeError, OSError) as err:
         print(f"bench fleet: {err}", file=sys.stderr)
         return 1

@@ -140,6 +140,8 @@ class AckWindow:
     attempt: int = 0
     armed_s: float | None = None  # when the ack timer last started (send, progress, resend)
     jitter_s: float = 0.0  # the full-jitter delay drawn for the current resend timer
+    armed_pace_s: float = 0.0  # the hint's wait when the timer started: a later, shorter hint
+    # does not cut it short (batches sent under a hint were promised that wait)
     pace: PaceHint = field(default_factory=PaceHint)
     resent_batches: int = 0
     resent_events: int = 0
@@ -159,11 +161,17 @@ class AckWindow:
 
     @property
     def deadline_s(self) -> float | None:
-        """When the oldest batch is to be resent (None: nothing in flight). It follows the pace
-        hint both ways: a hint that shrinks or goes away shortens the running timer."""
+        """When the oldest batch is to be resent (None: nothing in flight). A longer pace hint
+        lengthens the running timer at once; a shorter one (or none) counts from the next time
+        the timer starts, so a fleet whose hint drops does not time out all at once."""
         if self.armed_s is None or not self.batches:
             return None
-        return self.armed_s + self.timeout_s() + self.jitter_s
+        pace = max(self.armed_pace_s, self.pace.wait_s)
+        return (self.armed_s + self.backoff.wait_s(self.rto.rto_s, self.attempt) + 2 * pace
+                + self.jitter_s)
+
+    def _arm(self, now_s: float | None, jitter_s: float = 0.0) -> None:
+        self.armed_s, self.jitter_s, self.armed_pace_s = now_s, jitter_s, self.pace.wait_s
 
     def restart(self, acked_through: int) -> None:
         """Start over from `acked_through` (a new session, a resync, an ingest came online):
@@ -171,14 +179,14 @@ class AckWindow:
         self.acked_through = self.sent_through = acked_through
         self.batches.clear()
         self.attempt = 0
-        self.armed_s, self.jitter_s = None, 0.0
+        self._arm(None)
 
     def on_sent(self, first_seq: int, last_seq: int, now_s: float) -> None:
         """A new batch went out."""
         self.batches.append(Inflight(first_seq, last_seq, now_s))
         self.sent_through = max(self.sent_through, last_seq)
         if self.armed_s is None or len(self.batches) == 1:
-            self.armed_s, self.jitter_s = now_s, 0.0
+            self._arm(now_s)
 
     def on_ack(self, acked_through: int, now_s: float) -> bool:
         """An ack arrived; True when it moved the frontier (progress)."""
@@ -192,7 +200,7 @@ class AckWindow:
             self.rto.sample(now_s - fresh[-1].sent_s)
         self.batches = [b for b in self.batches if b.last_seq > acked_through]
         self.attempt = 0
-        self.armed_s, self.jitter_s = (now_s if self.batches else None), 0.0
+        self._arm(now_s if self.batches else None)
         return True
 
     def set_pace(self, hint: PaceHint, now_s: float) -> None:
@@ -203,6 +211,7 @@ class AckWindow:
         if longer and self.armed_s is not None:
             self.armed_s = max(self.armed_s, now_s - self.backoff.wait_s(self.rto.rto_s,
                                                                          self.attempt))
+            self.armed_pace_s = max(self.armed_pace_s, hint.wait_s)
 
     def due(self, now_s: float) -> Inflight | None:
         """The batch to resend now (the oldest unacknowledged), or None. Calling it when it
@@ -214,8 +223,7 @@ class AckWindow:
         oldest.sent_s, oldest.resent = now_s, True
         self.resent_batches += 1
         self.resent_events += oldest.last_seq - oldest.first_seq + 1
-        self.armed_s = now_s
-        self.jitter_s = self.backoff.jitter_s(self.rto.rto_s, self.attempt, self.rng())
+        self._arm(now_s, self.backoff.jitter_s(self.rto.rto_s, self.attempt, self.rng()))
         return oldest
 
     def seconds_until_due(self, now_s: float) -> float | None:

@@ -75,13 +75,15 @@ class Ingest:
         group_max_batches: most batches stored in one transaction.
         pace_interval_s: how often the pace hint is reconsidered (0: never published).
         pace_target_s: the wait the hint's window aims at.
+        lot_window: the lots' `max_inflight_batches` (what each may have in flight).
     """
 
     def __init__(self, store: CloudStore, settings: MqttSettings, *,
                  client_id: str | None = None, group: str | None = "lotedge-ingest",
                  backoff_max_s: float = 30.0, lot_keys: LotKeys | None = None,
                  ack_key: Ed25519PrivateKey | None = None, group_max_batches: int = 16,
-                 pace_interval_s: float = 1.0, pace_target_s: float = 10.0) -> None:
+                 pace_interval_s: float = 1.0, pace_target_s: float = 10.0,
+                 lot_window: int = 8) -> None:
         self.store = store
         self.settings = settings
         self.client_id = client_id or f"lotedge-ingest-{uuid.uuid4().hex[:8]}"
@@ -102,6 +104,7 @@ class Ingest:
         self.transactions = 0  # database transactions (groups) committed
         self.pace_interval_s = pace_interval_s
         self.pace_target_s = pace_target_s
+        self.lot_window = max(1, lot_window)
         self.pace = PaceHint()  # the hint last published
         self.rate_events_s = 0.0  # measured storing rate while busy (events per busy second)
         self._batch_events = 500.0  # running mean of events per batch
@@ -269,11 +272,16 @@ class Ingest:
         return out
 
     def current_pace(self, queued_batches: int, now_s: float) -> PaceHint:
-        """The pace hint for `queued_batches` waiting in this worker's queue."""
+        """The pace hint for `queued_batches` waiting in this worker's queue, or for what the
+        active lots may have in flight (their window each) if that is more: a backlog still in
+        the broker or the socket is not in the queue yet, and a hint that undercounts it lets
+        lots time out."""
         active = sum(1 for t in self._lots_seen.values() if now_s - t < 60)
-        return pace_for(queued_events=int(queued_batches * self._batch_events),
-                        rate_events_s=self.rate_events_s, active_lots=active,
-                        batch_events=self._batch_events, target_wait_s=self.pace_target_s)
+        window = min(self.lot_window, self.pace.max_inflight_batches or self.lot_window)
+        queued = max(queued_batches, active * window) * self._batch_events
+        return pace_for(queued_events=int(queued), rate_events_s=self.rate_events_s,
+                        active_lots=active, batch_events=self._batch_events,
+                        target_wait_s=self.pace_target_s)
 
     async def _pace_loop(self, client: aiomqtt.Client) -> None:
         """Publish the pace hint (retained) when it changed enough to matter."""

@@ -128,9 +128,12 @@ def test_a_pace_hint_moves_the_timer_out_and_narrows_the_window():
     w.on_sent(501, 1000, 1.0)
     assert not w.can_send()
     assert w.due(100.0) is None
-    w.set_pace(PaceHint(), 101.0)  # the cloud caught up: the hint is cleared
-    assert w.deadline_s == 30.0 and w.window() == 8
-    assert w.due(101.0).first_seq == 1
+    w.set_pace(PaceHint(), 101.0)  # the cloud caught up: the hint is cleared ...
+    assert w.window() == 8
+    assert w.deadline_s == 230.0  # ... but what was sent under it keeps the promised wait
+    assert w.due(229.0) is None
+    w.on_ack(500, 229.0)  # the next timer starts without it
+    assert w.deadline_s == 229.0 + w.rto.rto_s
 
 
 def test_pace_hints_parse_strictly_and_combine_to_the_strictest():

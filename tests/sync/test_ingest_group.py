@@ -55,6 +55,10 @@ def test_the_pace_hint_follows_the_queue_and_the_measured_rate():
     ingest.rate_events_s, ingest._batch_events = 20_000.0, 500.0
     for i in range(100):
         ingest._lots_seen[f"lot-{i}"] = 0.0
-    hint = ingest.current_pace(800, 1.0)  # 400,000 events queued at 20,000/s
-    assert hint.wait_s == 20.0
+    hint = ingest.current_pace(1_000, 1.0)  # 500,000 events queued at 20,000/s
+    assert hint.wait_s == 25.0
     assert hint.max_inflight_batches == 4  # 100 lots x 4 x 500 = 10 s of work
+    # Little in the queue yet, but 100 lots x 8 batches may be on their way: that counts.
+    assert ingest.current_pace(10, 1.0).wait_s == 100 * 8 * 500 / 20_000
+    ingest.pace = hint  # once the lots were told a window of 4, that is what they can send
+    assert ingest.current_pace(10, 1.0).wait_s == 100 * 4 * 500 / 20_000

@@ -48,7 +48,7 @@ async def test_a_timeout_resends_only_the_oldest_unacknowledged_batch(tmp_path, 
 async def test_a_pace_hint_holds_resends_off_and_narrows_the_window(tmp_path, broker):
     async with aiomqtt.Client("127.0.0.1", broker.port, identifier="pacer") as cloud:
         await cloud.publish(pace_topic("ingest-a"), json.dumps(
-            {"wait_s": 60, "max_inflight_batches": 2}), qos=1, retain=True)
+            {"wait_s": 2, "max_inflight_batches": 2}), qos=1, retain=True)
     ledger = await open_filled(tmp_path / "l.sqlite3", 400)
     uplink = Uplink(ledger, MqttSettings.from_url(broker.url), batch_max_events=100,
                     ack_timeout_s=0.5)
@@ -56,11 +56,12 @@ async def test_a_pace_hint_holds_resends_off_and_narrows_the_window(tmp_path, br
     async with running(_silent_cloud(broker.port, received)):
         await asyncio.sleep(0.3)
         async with running(uplink.run()):
-            await wait_for(lambda: uplink.pace.wait_s == 60, 5, "the retained hint")
-            await asyncio.sleep(3.0)  # six initial timeouts: the hint says wait 60 s
+            await wait_for(lambda: uplink.pace.wait_s == 2, 5, "the retained hint")
+            await asyncio.sleep(3.0)  # six initial timeouts: the hint adds 2 x 2 s
             assert uplink.resends == 0
             assert [f for f, _ in received] == [1, 101]  # a window of 2, not 8
-            # A per-lot hint that is stricter wins; clearing both lets the timer run again.
+            # A per-lot hint that is stricter wins; once both are cleared the timer runs out
+            # at the wait promised under them (0.5 + 2 x 2 s after the first batch).
             async with aiomqtt.Client("127.0.0.1", broker.port, identifier="op") as op:
                 await op.publish(lot_pace_topic(LOT), json.dumps(
                     {"wait_s": 1, "max_inflight_batches": 1}), qos=1, retain=True)
