@@ -31,6 +31,7 @@ class BenchResult:
     median_ms: float
     p95_ms: float
     misses: tuple[tuple[str, str, str | None], ...]
+    exact_o0: int = 0  # exact when O and 0 count as one character (labels mix them up)
 
     @property
     def exact_accuracy(self) -> float:
@@ -83,7 +84,7 @@ def char_accuracy(truth: str, read: str | None) -> float:
 
 def run_bench(reader: PlateReader, items: list[Labelled]) -> BenchResult:
     """Read every labelled image once and score it."""
-    times, chars, misses, exact = [], [], [], 0
+    times, chars, misses, exact, exact_o0 = [], [], [], 0, 0
     for item in items:
         image = cv2.imread(str(item.image))
         read = reader.read(image)
@@ -93,8 +94,11 @@ def run_bench(reader: PlateReader, items: list[Labelled]) -> BenchResult:
             exact += 1
         else:
             misses.append((item.image.name, item.plate, read.plate))
+        if read.plate and read.plate.replace("O", "0") == item.plate.replace("O", "0"):
+            exact_o0 += 1
     times.sort()
-    return BenchResult(images=len(items), exact=exact, char_accuracy=statistics.fmean(chars),
+    return BenchResult(images=len(items), exact=exact, exact_o0=exact_o0,
+                       char_accuracy=statistics.fmean(chars),
                        median_ms=statistics.median(times),
                        p95_ms=times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))],
                        misses=tuple(misses))

@@ -8,6 +8,7 @@ import cv2
 from typer.testing import CliRunner
 
 from appliance.cli.main import app
+from lpr.regions import region_by_code
 from lpr.synthetic import render_scene
 
 from .conftest import write_scenes
@@ -63,3 +64,25 @@ def test_read_unknown_region_is_a_one_line_input_error(tmp_path):
     result = CliRunner().invoke(app, ["lpr", "read", str(paths[0]), "--region", "xx"])
     assert result.exit_code != 0
     assert "unknown region code 'xx'" in str(result.exception)
+
+
+def test_bench_part_splits_by_sorted_name_and_counts_o_and_0_alike(tmp_path):
+    from lpr.bench import load_labels, run_bench, split_items
+
+    # labels as the benchmark writes them, one with O where the plate prints 0
+    for i, (plate, label) in enumerate([("ABC1234", "ABC1234"), ("7XYZ123", "7XYZ123"),
+                                        ("KM50FGH", "KM5OFGH")]):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), render_scene(plate, seed=i))
+        (tmp_path / f"{i}.txt").write_text(f"{i}.png\t200\t150\t220\t110\t{label}\n")
+    items = load_labels(tmp_path)
+    assert [x.image.name for x in split_items(items, "dev")] == ["0.png", "2.png"]
+    assert [x.image.name for x in split_items(items, "held-out")] == ["1.png"]
+    from lpr.reader import PlateReader
+
+    result = run_bench(PlateReader(threads=1, regions=region_by_code("uk") + region_by_code(
+        "us")), split_items(items, "dev"))
+    assert (result.exact, result.exact_o0) == (1, 2)
+    result = CliRunner().invoke(app, ["lpr", "bench", str(tmp_path), "--part", "held-out",
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["images"] == 1
