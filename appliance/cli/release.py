@@ -905,21 +905,6 @@ def release_pack(
     print(f"{out} ({version}), signature {sig}")
 
 
-@release_app.command("stage")
-def release_stage(
-    wheelhouse: Annotated[Path, typer.Option(help="every wheel of the release")],
-    out: Annotated[Path, typer.Option(help="directory to write")],
-    units: Annotated[Path, typer.Option(help="the systemd units")] = Path("systemd"),
-    doc: Annotated[list[Path] | None, typer.Option(help="documentation files to ship")] = None,
-) -> None:
-    """Lay out an unpacked release directory (for `upgrade --staged`, used by install.sh)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        archive = Path(tmp) / "release.tar"
-        pack(wheelhouse=wheelhouse, units=units, docs=doc or [], out=archive)
-        unpack(archive, out)
-    print(out)
-
-
 @release_app.command("start")
 def release_start(service_manager: ManagerOpt = None, config: ConfigOpt = None,
                   health_timeout_s: HealthOpt = 90.0) -> None:
