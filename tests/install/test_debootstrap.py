@@ -203,6 +203,11 @@ def test_the_install_page_on_a_clean_debian_root(box):
     assert rolled.stdout.rstrip().endswith(f"lotedge {declared}"), rolled.stdout
     assert box.health()["version"] == declared
 
+    # `make install` from a clone of a newer version upgrades through the running release.
+    again = box.run("cd /root/lotedge-next && make install")
+    assert f"upgrading {declared} -> 9.0.1" in again.stdout and "upgraded" in again.stdout
+    assert box.health()["version"] == "9.0.1"
+
     box.doc("uninstall")
     assert not (box.root / "opt/lotedge").exists()
     assert not list((box.root / "etc/systemd/system").glob("lotedge*"))
