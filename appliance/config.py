@@ -384,6 +384,9 @@ class LprSection:
     """The second recogniser reads a line only when the first is less sure than this (0: never, above
     1: always; at most 2).
     """
+    second_rec_weight: float = 1.3
+    """How much the second recogniser's vote counts against the first's (0.5-3) for plates of
+    regions the shipped first recogniser was not fine-tuned on (all but us)."""
     detector: str = "yolo"  # the plate detector (AGPL-3.0); "text" = text detector only
     """yolo: a plate detector first, the text search as fallback (the shipped detector is AGPL-3.0);
     text: the text-detector search only.
@@ -444,6 +447,8 @@ class LprSection:
                 not 96 <= self.plate_det_retry_px <= 1280 or self.plate_det_retry_px % 32):
             raise ValueError("plate_det_retry_px: must be 0 (off) or a multiple of 32 between "
                              "96 and 1280")
+        if not 0.5 <= self.second_rec_weight <= 3:
+            raise ValueError("second_rec_weight: must be between 0.5 and 3")
         if not 0 <= self.plate_sure <= 1:
             raise ValueError("plate_sure: must be between 0 and 1")
         if not 32 <= self.plate_line_px <= 256:

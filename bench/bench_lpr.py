@@ -38,6 +38,9 @@ def _rows(tag: str, result, goal_exact: str) -> list[dict]:
          "unit": "ms", "goal": "<= 50"},
         {"name": f"{tag} latency per image, p95 (1 thread)", "value": result.p95_ms,
          "unit": "ms", "goal": "<= 150"},
+        {"name": f"{tag} CPU time per image, median", "value": result.cpu_median_ms,
+         "unit": "ms"},
+        {"name": f"{tag} CPU time per image, p95", "value": result.cpu_p95_ms, "unit": "ms"},
     ]
 
 

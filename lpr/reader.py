@@ -27,6 +27,9 @@ from lpr.engine import (
 )
 from lpr.regions import US, RegionFormat, normalize
 
+# the regions whose plates the shipped first recogniser (plate_rec.onnx) was fine-tuned on
+_FIRST_REC_TUNED_ON = frozenset({"us"})
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class FrameRead:
@@ -51,6 +54,9 @@ class PlateReader:
             the first).
         second_rec_below: the second recogniser reads a line only when the first's confidence
             is below this (a sure first read counts as agreed; > 1 = always, the default).
+        second_rec_weight: the second recogniser's vote counts this much against the first's
+            for plates of regions the shipped first recogniser was not fine-tuned on (all but
+            `us`); within `us`, and with another first recogniser, votes count equally.
         threads: onnxruntime threads per session.
         det_max_side_px: detector input size (longer side); small is fast.
         det_retry_max_side_px: a larger size tried when the first pass finds no valid plate
@@ -85,7 +91,8 @@ class PlateReader:
                  plate_det_model: Path | str | None = None, plate_det_px: int = 416,
                  plate_det_retry_px: int = 640, plate_sure: float = 0.0,
                  plate_line_px: int = 128, second_rec_model: Path | str | None = None,
-                 second_rec_dict: Path | str | None = None, second_rec_below: float = 2.0):
+                 second_rec_dict: Path | str | None = None, second_rec_below: float = 2.0,
+                 second_rec_weight: float = 1.3):
         if detector not in ("yolo", "text"):
             raise ValueError(f"detector: must be 'yolo' or 'text', not {detector!r}")
         self.plate_detector = (PlateDetector(Path(plate_det_model or DEFAULT_PLATE_DET),
@@ -104,10 +111,12 @@ class PlateReader:
                                      unclip_ratio=unclip_ratio, pad_along=pad_along)
         self.retry_side_px = det_retry_max_side_px
         rec_path = Path(rec_model or DEFAULT_REC)
+        self.first_rec_is_shipped = rec_path.resolve() == DEFAULT_REC.resolve()
         dict_path = Path(rec_dict) if rec_dict else (DEFAULT_DICT if not rec_model else None)
         self.recognizer = TextRecognizer(rec_path, dict_path, threads=threads)
         self.recognizers = [self.recognizer]
         self.second_rec_below = second_rec_below
+        self.second_rec_weight = second_rec_weight
         if str(second_rec_model or "").lower() != "none":
             rec2 = Path(second_rec_model or DEFAULT_REC2)
             dict2 = (Path(second_rec_dict) if second_rec_dict
@@ -134,7 +143,8 @@ class PlateReader:
                    plate_line_px=lpr_cfg.plate_line_px,
                    second_rec_model=lpr_cfg.second_rec_model or None,
                    second_rec_dict=lpr_cfg.second_rec_dict or None,
-                   second_rec_below=lpr_cfg.second_rec_below)
+                   second_rec_below=lpr_cfg.second_rec_below,
+                   second_rec_weight=lpr_cfg.second_rec_weight)
 
     def read(self, image: np.ndarray) -> FrameRead:
         """The most plate-like text in the frame."""
@@ -263,6 +273,17 @@ class PlateReader:
                 candidates.append((cand, crop_box(image, cand.corners)))
         return self._rank(candidates)
 
+    def _second_weight(self, plate: str | None) -> float:
+        """The second recogniser's vote weight for a read (1 where the first was tuned)."""
+        # plate_rec.onnx was fine-tuned on US plates only: elsewhere the general recogniser
+        # is the surer of two disagreeing reads (O/D, Q/O on Brazilian plates)
+        if not self.first_rec_is_shipped or plate is None:
+            return 1.0
+        if any(r.name in _FIRST_REC_TUNED_ON for r in self.regions) and normalize(
+                plate, tuple(r for r in self.regions if r.name in _FIRST_REC_TUNED_ON)):
+            return 1.0
+        return self.second_rec_weight
+
     def _plate_of(self, text) -> tuple[str | None, str, float]:
         """(plate as the regions format it or None, the kept raw text, its mean confidence)."""
         kept = [(c, p) for c, p in zip(text.text, text.char_conf, strict=True)
@@ -297,10 +318,12 @@ class PlateReader:
         for i, (box, crop) in enumerate(candidates):
             totals: dict[str, float] = {}
             raws: dict[str, str] = {}
-            for text in reads[i * n:(i + 1) * n]:
+            for k, text in enumerate(reads[i * n:(i + 1) * n]):
                 plate, raw, conf = self._plate_of(text)
                 key = plate or ""
-                totals[key] = totals.get(key, 0.0) + conf
+                second = k % len(self.recognizers) != 0
+                totals[key] = totals.get(key, 0.0) + conf * (self._second_weight(plate)
+                                                             if second else 1.0)
                 raws.setdefault(key, raw)
             key = max(totals, key=lambda k: (totals[k], k != ""))
             conf = totals[key] / n

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from lpr.engine import ModelError, TextDetector, TextRecognizer, crop_box
+from lpr.reader import PlateReader
 from lpr.synthetic import render_scene
 
 
@@ -111,3 +112,27 @@ def test_shipped_plate_recogniser_emits_only_the_plate_alphabet_and_reads_a_line
     line = scene[170:250, 220:420]  # the rendered text line, stretched 1.5x as the reader does
     line = cv2.resize(line, (int(line.shape[1] * 1.5), line.shape[0]))
     assert rec.recognize([line])[0].text == "5TQY867"
+
+
+def test_second_recogniser_outweighs_the_first_outside_the_us(reader):
+    from lpr.regions import region_by_code
+
+    # the shipped first recogniser was fine-tuned on US plates only
+    try:
+        reader.regions = region_by_code("br")
+        assert reader._second_weight("OKL1235") == reader.second_rec_weight == 1.3
+        reader.regions = region_by_code("us")
+        assert reader._second_weight("0KL1235") == 1.0
+        reader.regions = region_by_code("br") + region_by_code("us")
+        assert reader._second_weight("OKL1235") == 1.0
+    finally:
+        reader.regions = region_by_code("us")
+
+
+def test_second_rec_weight_is_config_with_limits():
+    from appliance.config import LprSection
+
+    assert PlateReader.from_config(LprSection(second_rec_weight=2.0,
+                                              detector="text")).second_rec_weight == 2.0
+    with pytest.raises(ValueError, match="second_rec_weight"):
+        LprSection(second_rec_weight=5)
