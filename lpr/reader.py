@@ -273,14 +273,12 @@ class PlateReader:
                 candidates.append((cand, crop_box(image, cand.corners)))
         return self._rank(candidates)
 
-    def _second_weight(self, plate: str | None) -> float:
-        """The second recogniser's vote weight for a read (1 where the first was tuned)."""
+    def _second_weight(self) -> float:
+        """The second recogniser's vote weight (1 where the first was tuned, or is not ours)."""
         # plate_rec.onnx was fine-tuned on US plates only: elsewhere the general recogniser
         # is the surer of two disagreeing reads (O/D, Q/O on Brazilian plates)
-        if not self.first_rec_is_shipped or plate is None:
-            return 1.0
-        if any(r.name in _FIRST_REC_TUNED_ON for r in self.regions) and normalize(
-                plate, tuple(r for r in self.regions if r.name in _FIRST_REC_TUNED_ON)):
+        if not self.first_rec_is_shipped or any(r.name in _FIRST_REC_TUNED_ON
+                                                for r in self.regions):
             return 1.0
         return self.second_rec_weight
 
@@ -314,19 +312,19 @@ class PlateReader:
                 reads += [first if sure else rec.recognize([stretched])[0]
                           for rec in self.recognizers[1:]]
         n = len(self.stretches) * len(self.recognizers)
+        weights = [1.0] + [self._second_weight()] * (len(self.recognizers) - 1)
+        weights = weights * len(self.stretches)
         best, best_score = none, -2.0
         for i, (box, crop) in enumerate(candidates):
             totals: dict[str, float] = {}
             raws: dict[str, str] = {}
-            for k, text in enumerate(reads[i * n:(i + 1) * n]):
+            for text, weight in zip(reads[i * n:(i + 1) * n], weights, strict=True):
                 plate, raw, conf = self._plate_of(text)
                 key = plate or ""
-                second = k % len(self.recognizers) != 0
-                totals[key] = totals.get(key, 0.0) + conf * (self._second_weight(plate)
-                                                             if second else 1.0)
+                totals[key] = totals.get(key, 0.0) + conf * weight
                 raws.setdefault(key, raw)
             key = max(totals, key=lambda k: (totals[k], k != ""))
-            conf = totals[key] / n
+            conf = totals[key] / sum(weights)
             plate = key or None
             score = conf * box.score + (plate_prior(plate) if plate else -1.0)
             if score > best_score:
