@@ -55,6 +55,13 @@ class Notifier:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
                 sock.setblocking(False)  # never block the event loop on a full queue
                 sock.sendto(message, self.address)
+        except (FileNotFoundError, ConnectionRefusedError) as err:
+            # Nobody listens any more (`lotedge release start` listens only until READY=1;
+            # systemd never goes away): stop instead of warning every 30 s for ever.
+            log.warning("sd_notify to %s failed: %s; no more notifications",
+                        self.address.lstrip("\0"), err)
+            self.address = None
+            return False
         except OSError as err:
             log.warning("sd_notify to %s failed: %s", self.address.lstrip("\0"), err)
             return False
