@@ -109,12 +109,12 @@ def run(
     if fresh:
         moved = _move_aside(cfg.db_path().parent)
         if moved:
-            print(f"fresh lot: the old data directory is now {moved}", file=sys.stderr)
+            print(f"fresh lot: the old data directory is now {moved}")
     if simulate:
         where = cfg.db_path().parent
         print(f"continuing the simulated lot in {where} (--fresh, or make run FRESH=1, starts "
               "an empty one)" if cfg.db_path().exists() else
-              f"a new simulated lot in {where}", file=sys.stderr)
+              f"a new simulated lot in {where}", flush=True)  # stdout: errors alone on stderr
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     from appliance.host.journal import use_journal_if_under_systemd
 

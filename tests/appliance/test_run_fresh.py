@@ -23,17 +23,17 @@ def test_a_second_run_says_it_continues_and_fresh_starts_an_empty_lot(tmp_path):
             "--data-dir", str(sim)]
     first = lotedge(*args)
     assert first.returncode == 0, first.stderr
-    assert f"a new simulated lot in {sim}" in first.stderr
+    assert f"a new simulated lot in {sim}" in first.stdout
     second = lotedge(*args)
     assert second.returncode == 0, second.stderr
-    assert f"continuing the simulated lot in {sim}" in second.stderr
-    assert "--fresh" in second.stderr
+    assert f"continuing the simulated lot in {sim}" in second.stdout
+    assert "--fresh" in second.stdout
     old_ledger = (sim / "ledger.sqlite3").read_bytes()
 
     fresh = lotedge(*args, "--fresh")
     assert fresh.returncode == 0, fresh.stderr
-    assert "fresh lot: the old data directory is now" in fresh.stderr
-    assert f"a new simulated lot in {sim}" in fresh.stderr
+    assert "fresh lot: the old data directory is now" in fresh.stdout
+    assert f"a new simulated lot in {sim}" in fresh.stdout
     moved = [p for p in tmp_path.iterdir() if p.name.startswith("sim.old-")]
     assert len(moved) == 1
     assert (moved[0] / "ledger.sqlite3").read_bytes()[:100] == old_ledger[:100]  # kept, not deleted
