@@ -678,7 +678,7 @@ class PaymentSection:
     host: str = "127.0.0.1"
     """The ZVT terminal's address (TCP)."""
     port: int = 20007
-    """The ZVT terminal's TCP port (20007 by convention)."""
+    """The ZVT terminal's TCP port (20007 by convention); 0 for 'zvt-emulator': any free port."""
     password_file: str | None = None
     """File (mode 0600) holding the terminal's 6-digit ECR password; none: 000000."""
     currency_code: int = 978
@@ -693,8 +693,8 @@ class PaymentSection:
     """Local time of the daily end-of-day (06 50) that submits the day's bookings; none: never."""
 
     def __post_init__(self) -> None:
-        if not 0 < self.port <= 65535:
-            raise ValueError("port: must be a TCP port")
+        if not 0 <= self.port <= 65535 or (self.port == 0 and self.terminal != "zvt-emulator"):
+            raise ValueError("port: must be a TCP port (0, a free one, only for 'zvt-emulator')")
         if not 0 < self.currency_code <= 999:
             raise ValueError("currency_code: an ISO 4217 numeric code such as 978")
         if self.answer_timeout_s <= 0:

@@ -152,11 +152,13 @@ class Service:
                                     self._lane_alarm, fault.code, name, str(fault)))
         if self.terminal_emulator is not None:
             try:
-                await self.terminal_emulator.start(cfg.payment.host, cfg.payment.port)
+                port = await self.terminal_emulator.start(cfg.payment.host, cfg.payment.port)
             except OSError as err:
                 raise ListenError(f"payment.port: cannot start the ZVT emulator on "
                                   f"{cfg.payment.host}:{cfg.payment.port}: {err.strerror or err}"
                                   ) from err
+            if cfg.payment.port == 0 and hasattr(self.terminal, "port"):
+                self.terminal.port = port  # the free port the emulator took
         self.ledger = await Ledger.open(cfg.db_path(self.base_dir), lot_id=cfg.lot.id,
                                         tz=cfg.lot.tz, clock=self.clock)
         await record_layout(self.ledger, cfg)

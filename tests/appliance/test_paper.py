@@ -236,6 +236,27 @@ async def test_configured_zvt_emulator_takes_the_exit_payment(tmp_path):
         await service.stop()
 
 
+async def test_a_zvt_emulator_on_port_0_takes_a_free_port_and_the_terminal_follows(tmp_path):
+    cfg = _with(tmp_path, '[payment]\nterminal = "zvt-emulator"\nport = 0\n')
+    service = Service(cfg, simulate=True, api=False)
+    await service.start()
+    try:
+        port = service.terminal_emulator.port
+        assert port > 0 and service.terminal.port == port
+        now = service.clock.now()
+        await admit(service.ledger, cfg, lane="in-1", plate="ZVT0010", confidence=1,
+                    at=now - timedelta(hours=2))
+        out = await service._decide_exit("out-1", PlateResult(plate="ZVT0010", confidence=1))
+        assert out.reason == "exit paid" and service.terminal_emulator.charged_cents == out.paid_cents
+    finally:
+        await service.stop()
+
+
+def test_port_0_is_only_for_the_emulator(tmp_path):
+    with pytest.raises(ConfigError, match="payment.port"):
+        _with(tmp_path, '[payment]\nterminal = "zvt"\nport = 0\n')
+
+
 async def test_end_of_day_runs_daily_at_the_local_time_and_is_recorded(tmp_path):
     from datetime import UTC, datetime
 
