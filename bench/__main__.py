@@ -55,8 +55,9 @@ def main(argv: list[str]) -> int:
         text = f"{value:,.1f}" if isinstance(value, float) else f"{value:,}" if isinstance(
             value, int) else str(value)
         print(f"{r['name']:<{width}}  {text:>14}  {r['unit']:<10}  {r['goal']}")
+    settings = {k: v for k, v in os.environ.items() if k.startswith("LOTEDGE_")}
     out = {"machine": _machine(), "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-           "figures": rows}
+           "settings": settings, "figures": rows}
     (HERE / "results.json").write_text(json.dumps(out, indent=2))
     print(f"\nmachine: {out['machine']['cpu']} ({out['machine']['cores']} cores), "
           f"Python {out['machine']['python']}")

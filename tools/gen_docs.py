@@ -310,6 +310,9 @@ def performance_page(results: Path = BENCH_SNAPSHOT) -> str:
         + (f", {machine['system']}" if machine.get("system") else ""),
         f"* **date**: {data['when']}",
     ]
+    if data.get("settings"):
+        out.append("* **settings**: " + ", ".join(f"`{k}={v}`" for k, v in
+                                                  sorted(data["settings"].items())))
     if data.get("note"):
         out.append(f"* **note**: {data['note']}")
     out += [
