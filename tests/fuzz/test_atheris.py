@@ -16,7 +16,7 @@ if platform.machine() != "x86_64":
     pytest.importorskip("atheris", reason="atheris has wheels for x86_64 Linux only")
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNS = {"maxbotix": 40_000, "registers": 40_000, "control": 40_000, "config": 8_000,
+RUNS = {"maxbotix": 40_000, "registers": 15_000, "control": 40_000, "config": 8_000,
         "bundle": 20_000}
 
 

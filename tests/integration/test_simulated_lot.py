@@ -150,7 +150,8 @@ async def test_lot_fills_and_refuses_when_full(tmp_path):
         run = asyncio.create_task(service.run(stop, extra=[traffic.run]))
         for _ in range(600):
             await asyncio.sleep(0.1)
-            if traffic.stats.entered + traffic.stats.refused >= capacity + 15:
+            st = traffic.stats  # every arrival ends entered, refused, balked or backed out
+            if st.entered + st.refused + st.balked + st.backed_out >= capacity + 15:
                 break
         stop.set()
         await run
