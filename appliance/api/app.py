@@ -25,7 +25,7 @@ from appliance.api.limits import BodyLimit, bearer_ok
 from appliance.api.peer import PeerCredProtocol
 from appliance.api.probes import ServiceProbes
 from appliance.api.requests import error_response
-from appliance.errors import InputError, LotedgeError
+from appliance.errors import DeviceError, InputError, LotedgeError
 from appliance.host.secrets import read_secret_file
 from appliance.lot.commands import ConflictError, NotFoundError
 from appliance.lot.runtime import LotRuntime
@@ -50,6 +50,8 @@ def create_app(lot: LotRuntime, probes: ServiceProbes, *, token: str | None = No
                 return error_response(409, str(err))
             except (InputError, ValueError, KeyError, TypeError) as err:
                 return error_response(400, str(err))
+            except DeviceError as err:  # a printer out of paper, a terminal gone: try later
+                return error_response(503, str(err))
             except LotedgeError as err:
                 return error_response(500, str(err))
             return result if isinstance(result, JSONResponse) else JSONResponse(result)

@@ -25,7 +25,7 @@ from appliance.api.limits import bearer_ok
 from appliance.api.peer import source_of, trusted_local_user
 from appliance.api.requests import error_response, int_param, json_body, parse_json, replaying
 from appliance.core.roles import PERMISSIONS, allowed, least_role_for
-from appliance.errors import InputError, LotedgeError
+from appliance.errors import DeviceError, InputError, LotedgeError
 from appliance.ledger import Ledger
 from appliance.lot import activity, attendants
 from appliance.lot.attendants import Desk, RoleError, Session, SignInError
@@ -161,6 +161,8 @@ def install(app: Starlette, lot: LotRuntime, *, token: str | None = None) -> Non
                 return error_response(403, str(err))
             except (InputError, ValueError, KeyError, TypeError) as err:
                 return error_response(400, str(err))
+            except DeviceError as err:  # a printer out of paper, a terminal gone: try later
+                return error_response(503, str(err))
             except LotedgeError as err:
                 return error_response(500, str(err))
             return JSONResponse(result)

@@ -200,6 +200,17 @@ async def test_print_receipt_and_shift_report_over_the_api(running_lot):
     assert any(ln.startswith("Cash payments") and ln.endswith("1") for ln in shift["lines"])
     booth = service.paper.printers["booth"]
     assert booth.printed == 2
+
+    def out_of_paper():
+        raise PrinterFault("booth", "out of paper", code="printer_paper_out")
+
+    booth._check, booth.status_check = out_of_paper, True
+    from appliance.client import ApiError
+
+    with pytest.raises(ApiError) as fault:  # the device is at fault, not the request: 503
+        await client.post(f"/print/receipt/{entered.ticket_id}", {"copy": True})
+    assert fault.value.status == 503 and "out of paper" in str(fault.value)
+    booth._check, booth.status_check = (lambda: None), False
     assert (await client.get("/print"))["printers"][0]["printer"] == "booth"
     await client.aclose()
     # without a session the print routes are refused like the other booth commands
