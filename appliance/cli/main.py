@@ -116,11 +116,18 @@ def run(
               "an empty one)" if cfg.db_path().exists() else
               f"a new simulated lot in {where}", flush=True)  # stdout: errors alone on stderr
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_quiet_escpos)
     from appliance.host.journal import use_journal_if_under_systemd
 
     use_journal_if_under_systemd(cfg.lot.id)  # structured journald entries under systemd
     asyncio.run(_run(cfg, simulate=simulate, duration=duration, max_cars=max_cars,
                      display=display and sys.stdout.isatty()))
+
+
+def _quiet_escpos(record: logging.LogRecord) -> bool:
+    """python-escpos logs every printer open and close at INFO on the root logger: drop those."""
+    return record.levelno >= logging.WARNING or "escpos" not in record.pathname
 
 
 def _refuse_real_ledger(path: Path) -> None:

@@ -24,6 +24,7 @@ def test_a_second_run_says_it_continues_and_fresh_starts_an_empty_lot(tmp_path):
     first = lotedge(*args)
     assert first.returncode == 0, first.stderr
     assert f"a new simulated lot in {sim}" in first.stdout
+    assert "connection to printer" not in first.stderr  # python-escpos's INFO chatter
     second = lotedge(*args)
     assert second.returncode == 0, second.stderr
     assert f"continuing the simulated lot in {sim}" in second.stdout
