@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -761,14 +761,19 @@ def upgrade(
         else:
             code = _upgrade(layout, staged, config=config, manager=manager, idle_s=idle_wait_s,
                             maintenance=maintenance, health_s=health_timeout_s, python=python)
-    except ReleaseError as err:
+    except (ReleaseError, OSError) as err:
+        _exit_on(err)
+    raise typer.Exit(code)
+
+
+def _exit_on(err: ReleaseError | OSError) -> NoReturn:
+    """One line on stderr and the documented exit code for a refused or failed release step."""
+    if isinstance(err, ReleaseError):
         print(f"lotedge: error: {err}", file=sys.stderr)
         raise typer.Exit(err.code) from None
-    except OSError as err:  # most often: not root
-        print(f"lotedge: error: {err.strerror}: {err.filename or ''} (run as root)",
-              file=sys.stderr)
-        raise typer.Exit(EXIT_REFUSED) from None
-    raise typer.Exit(code)
+    print(f"lotedge: error: {err.strerror}: {err.filename or ''} (run as root)",  # not root
+          file=sys.stderr)
+    raise typer.Exit(EXIT_REFUSED) from None
 
 
 def rollback(
@@ -816,13 +821,8 @@ def rollback(
         state["history"] = [v for v in state.get("history", []) if v != target] + [target]
         layout.save_state(state)
         _say(f"rolled back {current} -> {target}: healthy (uptime {health['uptime_s']} s)")
-    except ReleaseError as err:
-        print(f"lotedge: error: {err}", file=sys.stderr)
-        raise typer.Exit(err.code) from None
-    except OSError as err:  # most often: not root
-        print(f"lotedge: error: {err.strerror}: {err.filename or ''} (run as root)",
-              file=sys.stderr)
-        raise typer.Exit(EXIT_REFUSED) from None
+    except (ReleaseError, OSError) as err:
+        _exit_on(err)
 
 
 @release_app.command("list")
