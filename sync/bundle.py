@@ -49,6 +49,19 @@ def public_key_of(private_key_b64: str) -> str:
         serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
 
 
+def decode_signature(text: str | bytes) -> bytes:
+    """The bytes of a base64 signature, only in its one canonical spelling (ValueError or
+    binascii.Error otherwise).
+
+    base64 decoding ignores the unused low bits of the last character, so without the check
+    four spellings of one signature would all verify: an altered message that still passes."""
+    raw = text.encode("ascii") if isinstance(text, str) else bytes(text)
+    signature = base64.b64decode(raw, validate=True)
+    if base64.b64encode(signature) != raw:
+        raise ValueError("signature is not canonical base64")
+    return signature
+
+
 def decode_key(text: str, what: str) -> bytes:
     """The raw 32 bytes of a base64 Ed25519 key (ValueError naming `what` if it is not one)."""
     return _raw_key(text, what)
@@ -202,7 +215,7 @@ def verify_bundle(document: bytes | str | dict[str, Any], *, public_key_b64: str
     except ValueError as err:
         raise BundleRejected(f"bad public key in config: {err}", version=shown_version) from err
     try:
-        signature = base64.b64decode(str(signature_b64), validate=True)
+        signature = decode_signature(str(signature_b64))
         canonical = canonical_json(body).encode("utf-8")
         public.verify(signature, canonical)
     except (binascii.Error, ValueError, InvalidSignature) as err:

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from appliance.errors import ConfigError, LotedgeError
 from appliance.host.secrets import read_secret_file
-from sync.bundle import decode_key
+from sync.bundle import decode_key, decode_signature
 
 KINDS = ("batch", "ack")
 _LOT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -74,7 +74,7 @@ def unseal(kind: str, payload: bytes, key: Ed25519PublicKey) -> bytes:
     sig_text = payload[len(head):len(head) + 88]
     body = payload[len(head) + 88 + len(mid):-1]
     try:
-        signature = base64.b64decode(sig_text, validate=True)
+        signature = decode_signature(sig_text)
         key.verify(signature, context(kind) + body)
     except (binascii.Error, ValueError, InvalidSignature) as err:
         raise SignatureRefused(f"bad {kind} signature") from err

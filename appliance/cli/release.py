@@ -164,6 +164,7 @@ def verify_archive(archive: Path, trust_key: str) -> None:
 
     from cryptography.exceptions import InvalidSignature
 
+    from sync.bundle import decode_signature
     from sync.signing import load_public_key
 
     sig = archive.with_name(archive.name + ".sig")
@@ -173,7 +174,7 @@ def verify_archive(archive: Path, trust_key: str) -> None:
         raise ReleaseError(f"{archive.name} is not signed (no {sig.name}): refused")
     public = load_public_key(trust_key, key="trust key")
     try:
-        signature = base64.b64decode(sig.read_text(encoding="ascii").strip(), validate=True)
+        signature = decode_signature(sig.read_text(encoding="ascii").strip())
         public.verify(signature, SIG_CONTEXT + _sha256_file(archive))
     except (binascii.Error, ValueError, UnicodeDecodeError, InvalidSignature) as err:
         raise ReleaseError(f"{archive.name}: bad signature (not signed by the trusted key): "
