@@ -35,7 +35,7 @@ docs: $(STAMP)
 
 # CI subset: everything except the long soak/crash rounds (marked slow).
 test: $(STAMP)
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -m "not slow" --durations=25
 
 test-all: $(STAMP)
 	$(BIN)/pytest -q
