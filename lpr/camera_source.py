@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 EARLY_AGREEING = 2  # frames agreeing on one plate that end a burst
 EARLY_CONFIDENCE = 0.95  # or a first frame read this surely
+EARLY_EMPTY = 2  # frames in a row without anything plate-like end a burst that has no read yet
 
 
 class CameraPlates:
@@ -101,7 +102,8 @@ class CameraPlates:
     def _read_blocking(self, lane_id: str, camera: Camera) -> PlateResult:
         # Frame by frame, each read as soon as it is taken; the burst ends early once the reads
         # agree (EARLY_AGREEING frames on one plate) or the first is sure (EARLY_CONFIDENCE):
-        # a clear plate costs one frame, a hard one gets the whole burst to vote on.
+        # a clear plate costs one frame, a hard one gets the whole burst to vote on, and a
+        # scene where the first EARLY_EMPTY frames hold nothing plate-like ends as a no-read.
         wanted = self.cfg.burst_frames
         deadline = time.monotonic() + self.cfg.burst_interval_ms / 1000 * wanted + 1.0
         reads: list[tuple[FrameRead, object]] = []
@@ -117,6 +119,11 @@ class CameraPlates:
                           min_confidence=self.cfg.min_confidence)
             if so_far.plate is not None and (so_far.agreeing >= EARLY_AGREEING or (
                     len(reads) == 1 and reads[0][0].confidence >= EARLY_CONFIDENCE)):
+                break
+            if len(reads) == EARLY_EMPTY and all(r.plate is None for r, _ in reads):
+                # nothing plate-like in the first frames of a car standing on the loop: more
+                # frames of the same (each one the dearest search) would only hold the lane up;
+                # the no-read takes the lane's no-plate path (flagged, never trapped)
                 break
         if not reads:
             return PlateResult(plate=None)

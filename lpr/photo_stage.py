@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,20 +81,16 @@ class PhotoStage:
                       if spec.strip().startswith(PREFIX)}
         folders = sorted(set(self.lanes.values()))
         self.photos: list[Photo] = [p for f in folders for p in load_photos(Path(f))]
+        # only the photos on show stay decoded (a 1080p photo is 6 MB: a cache of past cars
+        # would count in the appliance's own memory, which no real camera adds)
         self._shown: dict[str, np.ndarray] = {}
-        self._images: OrderedDict[Path, np.ndarray] = OrderedDict()  # the last few decoded
         self._lock = threading.Lock()
 
     def show(self, lane_id: str, photo: Photo) -> None:
         """The car of this photo is now in front of the lane's camera."""
-        image = self._images.get(photo.path)
+        image = cv2.imread(str(photo.path))
         if image is None:
-            image = cv2.imread(str(photo.path))
-            if image is None:
-                raise ConfigError(f"camera {PREFIX}: cannot read {photo.path}")
-            self._images[photo.path] = image
-            while len(self._images) > 16:
-                self._images.popitem(last=False)
+            raise ConfigError(f"camera {PREFIX}: cannot read {photo.path}")
         with self._lock:
             self._shown[lane_id] = image
 
@@ -103,6 +98,11 @@ class PhotoStage:
         """Nobody is in front of the lane's camera."""
         with self._lock:
             self._shown.pop(lane_id, None)
+
+    def resident(self) -> int:
+        """How many decoded photos the stage holds (the ones on show)."""
+        with self._lock:
+            return len({id(image) for image in self._shown.values()})
 
     def scene(self, lane_id: str) -> np.ndarray:
         """What the lane's camera sees now."""

@@ -87,3 +87,22 @@ def test_a_photos_camera_needs_the_simulator(tmp_path: Path):
 
     with pytest.raises(ConfigError, match="needs --simulate"):
         asyncio.run(start())
+
+
+def test_the_stage_keeps_only_the_photos_on_show_decoded(tmp_path: Path):
+    """Cars that have gone leave no decoded photo behind (a 1080p photo is 6 MB): the stage's
+    memory is that of the lanes' current scenes, as with real cameras."""
+    from lpr.photo_stage import PhotoStage, load_photos
+
+    folder = _photo_folder(tmp_path / "photos")
+    stage = PhotoStage({"in": f"photos:{folder}", "out": f"photos:{folder}"})
+    photos = load_photos(folder)
+    for photo in photos:
+        stage.show("in", photo)
+        stage.clear("in")
+    assert stage.resident() == 0
+    stage.show("in", photos[0])
+    stage.show("out", photos[1])
+    stage.show("in", photos[2])  # the next car replaces the first
+    assert stage.resident() == 2
+    assert stage.scene("in").shape == cv2.imread(str(photos[2].path)).shape
