@@ -114,7 +114,10 @@ class CameraPlates:
             if not frames:
                 failed = True
                 break
-            reads.append((self.reader.read(frames[0]), frames[0]))
+            # the whole-frame search (the dearest part of a read) runs on the first frame; a
+            # later frame of the same car repeats it only if the first found a plate that way
+            search = not reads or any(r.plate is not None for r, _ in reads)
+            reads.append((self.reader.read(frames[0], search_frame=search), frames[0]))
             so_far = vote([(r.plate, r.confidence) for r, _ in reads],
                           min_confidence=self.cfg.min_confidence)
             if so_far.plate is not None and (so_far.agreeing >= EARLY_AGREEING or (

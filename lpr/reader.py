@@ -146,8 +146,12 @@ class PlateReader:
                    second_rec_below=lpr_cfg.second_rec_below,
                    second_rec_weight=lpr_cfg.second_rec_weight)
 
-    def read(self, image: np.ndarray) -> FrameRead:
-        """The most plate-like text in the frame."""
+    def read(self, image: np.ndarray, *, search_frame: bool = True) -> FrameRead:
+        """The most plate-like text in the frame.
+
+        search_frame: False skips the whole-frame text search behind the plate detector (a
+            burst's later frames, once a first frame's search found nothing in the same scene).
+        """
         started = time.perf_counter()
         if image is None or image.ndim != 3 or image.shape[0] < 8 or image.shape[1] < 8:
             return FrameRead(plate=None, confidence=0.0, bbox=None, ms=0.0)
@@ -164,7 +168,7 @@ class PlateReader:
             if best.plate is not None and best.confidence >= self.plate_sure:
                 release_free_memory()
                 return dataclasses.replace(best, ms=(time.perf_counter() - started) * 1000)
-        if score < self.plate_good_score:
+        if score < self.plate_good_score and (search_frame or self.plate_detector is None):
             text_best, text_score = self._best(image, self.detector.detect(image))
             if text_score > score:
                 best, score = text_best, text_score

@@ -139,9 +139,9 @@ async def test_two_lanes_read_side_by_side_not_one_behind_the_other(tmp_path, re
     both_inside = threading.Barrier(2, timeout=10)
 
     class MeetingReader:
-        def read(self, frame):
+        def read(self, frame, search_frame=True):
             both_inside.wait()  # blocks (and breaks after 10 s) unless two reads overlap
-            return reader.read(frame)
+            return reader.read(frame, search_frame=search_frame)
 
     source = CameraPlates(LprSection(burst_frames=1, burst_interval_ms=20, min_confidence=0.5,
                                      reconnect_initial_s=0.05, reconnect_max_s=0.1),
@@ -169,11 +169,13 @@ async def test_a_clear_plate_costs_one_frame_a_doubtful_one_gets_the_burst_an_em
             self.calls = 0
             self.adjust = adjust
             self.real = None
+            self.searched: list[bool] = []
 
-        def read(self, frame):
+        def read(self, frame, search_frame=True):
             # the real reader reads the scene once: five real reads could outlast the burst's
             # deadline on a slow host, and the count of frames is what is tested
             self.calls += 1
+            self.searched.append(search_frame)
             if self.real is None:
                 self.real = reader.read(frame)
             return self.adjust(self.real, self.calls)
@@ -190,6 +192,7 @@ async def test_a_clear_plate_costs_one_frame_a_doubtful_one_gets_the_burst_an_em
         "late plate": (lambda r, n: r if n == 2 else replace(r, plate=None, confidence=0.0)
                        if n < 2 else replace(r, confidence=0.6), 3, "7XYZ123"),
     }
+    searched = {}
     for name, (adjust, frames_read, plate) in cases.items():
         counting = Counting(adjust)
         source = CameraPlates(cfg, {"in-1": f"dir:{tmp_path / 'cam'}"},
@@ -200,3 +203,9 @@ async def test_a_clear_plate_costs_one_frame_a_doubtful_one_gets_the_burst_an_em
         finally:
             source.close()
         assert (counting.calls, result.plate) == (frames_read, plate), name
+        searched[name] = counting.searched
+    # the whole-frame search runs on a burst's first frame, and on later ones only once a
+    # frame has found a plate (nothing found in the scene: the later frames skip it)
+    assert searched["empty"] == [True, False]
+    assert searched["late plate"] == [True, False, True]
+    assert searched["disagreeing"] == [True] * 5

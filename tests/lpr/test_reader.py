@@ -147,7 +147,7 @@ def test_behind_the_plate_detector_the_whole_frame_is_searched_once_and_not_larg
     pipeline's) does not run: it costs ~400 ms and ~130 MB a frame for no plate more."""
     wall = np.full((720, 1280, 3), 110, np.uint8)
 
-    def whole_frame_sizes(plate_reader):
+    def whole_frame_sizes(plate_reader, **options):
         sizes, detector, detect = [], plate_reader.detector, plate_reader.detector.detect
 
         def counting(image, *, max_side_px=None, upscale=False):
@@ -157,10 +157,11 @@ def test_behind_the_plate_detector_the_whole_frame_is_searched_once_and_not_larg
 
         detector.detect = counting
         try:
-            assert plate_reader.read(wall).plate is None
+            assert plate_reader.read(wall, **options).plate is None
         finally:
             del detector.detect
         return sizes
 
     assert whole_frame_sizes(reader) == [640]
+    assert whole_frame_sizes(reader, search_frame=False) == []  # a burst's later frame
     assert whole_frame_sizes(PlateReader(threads=1, detector="text")) == [640, 896]
