@@ -43,12 +43,14 @@ class CameraPlates:
         on_fault: called with (lane id, CameraError) when a lane's camera fails.
         wall_clock: seconds since the epoch, for evidence names and the purge.
         workers: reader threads (default: one per camera lane, at most one per core).
+        warm_up: `start` has each reader thread read a rendered plate and a bare scene first.
     """
 
     def __init__(self, lpr, cameras: Mapping[str, str], *, storage_dir: Path,
                  reader: PlateReader | None = None, sim: PlateSource | None = None,
                  on_fault: Callable[[str, CameraError], None] | None = None,
-                 wall_clock: Callable[[], float] = time.time, workers: int | None = None):
+                 wall_clock: Callable[[], float] = time.time, workers: int | None = None,
+                 warm_up: bool = True):
         self.cfg = lpr
         self.storage_dir = Path(storage_dir)
         self.sim = sim or SimulatedPlates()
@@ -70,6 +72,8 @@ class CameraPlates:
             PlateReader.from_config(lpr) if self.cameras else None)
         self.workers = workers or max(1, min(len(self.cameras), os.cpu_count() or 1))
         self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="lpr")
+        self.warm_up = warm_up
+        self.warmed_up = 0  # reader threads whose warm-up reads have run
 
     @classmethod
     def from_config(cls, cfg, *, base: Path | None = None, **kwargs) -> CameraPlates:
@@ -81,9 +85,27 @@ class CameraPlates:
                    **kwargs)
 
     def start(self) -> None:
-        """Start every camera's capture thread."""
+        """Start every camera's capture thread, and warm the reader up in its workers."""
         for camera in self.cameras.values():
             camera.start()
+        if self.warm_up and self.reader is not None and self.cameras:
+            # A session's first runs allocate and plan (the first car's read took ~200 ms
+            # more): run them now, on a rendered plate and a bare scene (the fallback search),
+            # in the reader threads; a car that comes meanwhile queues behind them.
+            for _ in range(self.workers):
+                self._executor.submit(self._warm_up)
+
+    def _warm_up(self) -> None:
+        try:
+            import numpy as np
+
+            from lpr.synthetic import render_scene
+
+            self.reader.read(render_scene("ABC1234", width_px=1280, height_px=720))
+            self.reader.read(np.full((720, 1280, 3), 110, np.uint8))
+        except Exception:  # a warm-up never stops the lot; a broken model shows on the reads
+            log.warning("plate reader warm-up failed", exc_info=True)
+        self.warmed_up += 1
 
     def close(self) -> None:
         """Stop the capture threads and the inference worker."""

@@ -146,7 +146,8 @@ async def test_two_lanes_read_side_by_side_not_one_behind_the_other(tmp_path, re
     source = CameraPlates(LprSection(burst_frames=1, burst_interval_ms=20, min_confidence=0.5,
                                      reconnect_initial_s=0.05, reconnect_max_s=0.1),
                           {"in-1": f"dir:{tmp_path / 'a'}", "in-2": f"dir:{tmp_path / 'b'}"},
-                          storage_dir=tmp_path / "evidence", reader=MeetingReader(), workers=2)
+                          storage_dir=tmp_path / "evidence", reader=MeetingReader(), workers=2,
+                          warm_up=False)
     auto = CameraPlates(CFG, {"in-1": f"dir:{tmp_path / 'a'}", "in-2": f"dir:{tmp_path / 'b'}",
                               "in-3": "sim"}, storage_dir=tmp_path / "evidence", reader=reader)
     assert auto.workers == min(2, os.cpu_count() or 1)  # camera lanes, capped at the cores
@@ -196,7 +197,8 @@ async def test_a_clear_plate_costs_one_frame_a_doubtful_one_gets_the_burst_an_em
     for name, (adjust, frames_read, plate) in cases.items():
         counting = Counting(adjust)
         source = CameraPlates(cfg, {"in-1": f"dir:{tmp_path / 'cam'}"},
-                              storage_dir=tmp_path / "evidence", reader=counting)
+                              storage_dir=tmp_path / "evidence", reader=counting,
+                              warm_up=False)
         source.start()
         try:
             result = await source.read("in-1")
@@ -209,3 +211,31 @@ async def test_a_clear_plate_costs_one_frame_a_doubtful_one_gets_the_burst_an_em
     assert searched["empty"] == [True, False]
     assert searched["late plate"] == [True, False, True]
     assert searched["disagreeing"] == [True] * 5
+
+
+async def test_start_warms_the_reader_up_in_each_reader_thread(tmp_path):
+    """A session's first runs are slow (allocation, planning): `start` spends them on a rendered
+    plate and a bare scene in every reader thread, before the first car."""
+    write_scenes(tmp_path / "a", plates=("7XYZ123",), repeat=1)
+    threads: list[tuple[str, tuple[int, ...]]] = []
+
+    class Recording:
+        def read(self, frame, search_frame=True):
+            threads.append((threading.current_thread().name, frame.shape))
+            from lpr.reader import FrameRead
+
+            return FrameRead(plate=None, confidence=0.0, bbox=None)
+
+    source = CameraPlates(CFG, {"in-1": f"dir:{tmp_path / 'a'}", "in-2": f"dir:{tmp_path / 'a'}"},
+                          storage_dir=tmp_path / "evidence", reader=Recording(), workers=2)
+    source.start()
+    try:
+        for _ in range(200):
+            if source.warmed_up == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert source.warmed_up == 2
+        assert len(threads) == 4 and {shape for _, shape in threads} == {(720, 1280, 3)}
+        assert all(name.startswith("lpr") for name, _ in threads)
+    finally:
+        source.close()
