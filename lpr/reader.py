@@ -149,8 +149,9 @@ class PlateReader:
     def read(self, image: np.ndarray, *, search_frame: bool = True) -> FrameRead:
         """The most plate-like text in the frame.
 
-        search_frame: False skips the whole-frame text search behind the plate detector (a
-            burst's later frames, once a first frame's search found nothing in the same scene).
+        search_frame: False is a quick look for a burst's later frames, once a first frame's
+            full search found nothing in the same scene: the plate detector at its first size
+            only (no larger second look) and no whole-frame text search behind it.
         """
         started = time.perf_counter()
         if image is None or image.ndim != 3 or image.shape[0] < 8 or image.shape[1] < 8:
@@ -158,7 +159,7 @@ class PlateReader:
         best, score = FrameRead(plate=None, confidence=0.0, bbox=None), -2.0
         if self.plate_detector is not None:
             best, score = self._best_in_plates(image, self.plate_detector.detect(image))
-            if (best.plate is None or best.confidence < self.plate_sure) and (
+            if search_frame and (best.plate is None or best.confidence < self.plate_sure) and (
                     self.plate_det_retry_px > self.plate_detector.input_px):
                 # unsure: a second, larger look finds the small and the far plates
                 again, again_score = self._best_in_plates(

@@ -164,4 +164,15 @@ def test_behind_the_plate_detector_the_whole_frame_is_searched_once_and_not_larg
 
     assert whole_frame_sizes(reader) == [640]
     assert whole_frame_sizes(reader, search_frame=False) == []  # a burst's later frame
+    looks = []
+    detect_plates = reader.plate_detector.detect
+    reader.plate_detector.detect = lambda image, input_px=None: looks.append(input_px) or \
+        detect_plates(image, input_px=input_px)
+    try:
+        reader.read(wall, search_frame=False)
+        assert looks == [None]  # the first size only
+        reader.read(wall)
+        assert looks == [None, None, reader.plate_det_retry_px]
+    finally:
+        del reader.plate_detector.detect
     assert whole_frame_sizes(PlateReader(threads=1, detector="text")) == [640, 896]
