@@ -408,8 +408,7 @@ class LprSection:
     det_max_side_px: int = 640
     """Text detector input size (longer side) of the first text-search pass (96-4096)."""
     det_retry_max_side_px: int = 896
-    """A second, larger text-search pass when the first finds no good plate (96-4096); 0: off.
-    Used with `detector = "text"` only: behind the plate detector it read no plate more."""
+    """A second, larger text-search pass when the first finds no good plate (96-4096); 0: off."""
     burst_frames: int = 5
     """Frames taken per lane read."""
     burst_interval_ms: int = 200

@@ -60,7 +60,7 @@ class PlateReader:
         threads: onnxruntime threads per session.
         det_max_side_px: detector input size (longer side); small is fast.
         det_retry_max_side_px: a larger size tried when the first pass finds no valid plate
-            (0 = never retry); `detector = "text"` only.
+            (0 = never retry).
         regions: plate formats a read must fit.
         min_char_conf: characters the recogniser is less sure of are dropped as noise.
         unclip_ratio, pad_along: how far detected text boxes are grown before cropping.
@@ -173,10 +173,8 @@ class PlateReader:
             text_best, text_score = self._best(image, self.detector.detect(image))
             if text_score > score:
                 best, score = text_best, text_score
-        # the larger text-search pass serves the text-only pipeline: behind the plate detector
-        # it found no plate more on the development halves, for ~400 ms and ~130 MB a frame
-        if (self.plate_detector is None and score < self.good_score
-                and self.retry_side_px > self.detector.max_side_px):
+        if (search_frame or self.plate_detector is None) and score < self.good_score and (
+                self.retry_side_px > self.detector.max_side_px):
             first = self.detector.max_side_px
             try:
                 self.detector.max_side_px = self.retry_side_px

@@ -141,10 +141,10 @@ def test_second_rec_weight_is_config_with_limits():
         LprSection(second_rec_weight=5)
 
 
-def test_behind_the_plate_detector_the_whole_frame_is_searched_once_and_not_larger(reader):
-    """A frame with no plate (grey wall): the plate detector finds nothing, the text search of
-    the whole frame runs once at det_max_side_px, and the larger retry (the text-only
-    pipeline's) does not run: it costs ~400 ms and ~130 MB a frame for no plate more."""
+def test_a_bursts_quick_look_skips_the_whole_frame_search_and_the_larger_looks(reader):
+    """A frame with no plate (grey wall): a full read searches the whole frame at
+    det_max_side_px and again at det_retry_max_side_px; a burst's quick look (a later frame of
+    a scene whose first frame gave nothing) searches neither."""
     wall = np.full((720, 1280, 3), 110, np.uint8)
 
     def whole_frame_sizes(plate_reader, **options):
@@ -162,7 +162,7 @@ def test_behind_the_plate_detector_the_whole_frame_is_searched_once_and_not_larg
             del detector.detect
         return sizes
 
-    assert whole_frame_sizes(reader) == [640]
+    assert whole_frame_sizes(reader) == [640, 896]
     assert whole_frame_sizes(reader, search_frame=False) == []  # a burst's later frame
     looks = []
     detect_plates = reader.plate_detector.detect
