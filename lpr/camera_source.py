@@ -136,8 +136,9 @@ class CameraPlates:
             if not frames:
                 failed = True
                 break
-            # the whole-frame search (the dearest part of a read) runs on the first frame; a
-            # later frame of the same car repeats it only if the first found a plate that way
+            # the full search (larger looks, whole-frame text search: the dearest part of a
+            # read) runs on the first frame; later frames of the same car repeat it only once
+            # a frame has found a plate, else they take the quick look
             search = not reads or any(r.plate is not None for r, _ in reads)
             reads.append((self.reader.read(frames[0], search_frame=search), frames[0]))
             so_far = vote([(r.plate, r.confidence) for r, _ in reads],

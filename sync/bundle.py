@@ -53,8 +53,8 @@ def decode_signature(text: str | bytes) -> bytes:
     """The bytes of a base64 signature, only in its one canonical spelling (ValueError or
     binascii.Error otherwise).
 
-    base64 decoding ignores the unused low bits of the last character, so without the check
-    four spellings of one signature would all verify: an altered message that still passes."""
+    base64 decoding ignores the 4 unused low bits of the last character, so without the check
+    16 spellings of one signature would all verify: an altered message that still passes."""
     raw = text.encode("ascii") if isinstance(text, str) else bytes(text)
     signature = base64.b64decode(raw, validate=True)
     if base64.b64encode(signature) != raw:
