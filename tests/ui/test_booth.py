@@ -257,7 +257,7 @@ async def test_find_a_car_with_no_plate_read_by_entry_time_and_lane(running_lot)
         await _fill(pilot, (now - timedelta(hours=2)).strftime("%H:%M"))
         await _fill(pilot, (now - timedelta(minutes=30)).strftime("%H:%M"))
         await _fill(pilot, "in-1")
-        await _fill(pilot, now.strftime("%Y-%m-%d"))
+        await _fill(pilot, "")  # the day left blank: the latest such window (also past 00:00)
         view = app.query_one("TicketsView")
         await _until(pilot, lambda: view.ticket is not None, "found")
         assert [t["id"] for t in view.results] == [target.ticket_id]
@@ -310,6 +310,25 @@ def test_times_are_shown_in_the_lot_zone_across_a_dst_change():
     assert before.astimezone(UTC).isoformat() == "2026-03-08T07:30:00+00:00"  # one real hour
     after, before = entry_window(datetime(2026, 3, 8).date(), "23:00", "01:00", ny)
     assert (before - after) == timedelta(hours=2)  # past midnight: the next day
+
+
+def test_a_window_typed_without_a_day_is_the_latest_that_has_begun():
+    from zoneinfo import ZoneInfo
+
+    from ui.screens.tickets import entry_window
+
+    ny = ZoneInfo("America/New_York")
+    at_0105 = datetime(2026, 12, 3, 6, 5, tzinfo=UTC)  # 01:05 in New York
+    after, before = entry_window(None, "23:05", "00:35", ny, now=at_0105)  # last night
+    assert after.astimezone(UTC).isoformat() == "2026-12-03T04:05:00+00:00"
+    assert before.astimezone(UTC).isoformat() == "2026-12-03T05:35:00+00:00"
+    after, before = entry_window(None, "00:05", "01:05", ny, now=at_0105)  # tonight, begun
+    assert after.astimezone(UTC).isoformat() == "2026-12-03T05:05:00+00:00"
+    after, before = entry_window(None, "02:00", "03:00", ny, now=at_0105)  # not begun: yesterday
+    assert after.astimezone(UTC).isoformat() == "2026-12-02T07:00:00+00:00"
+    # a day given is taken as given
+    after, _ = entry_window(datetime(2026, 12, 3).date(), "23:05", "00:35", ny, now=None)
+    assert after.astimezone(UTC).isoformat() == "2026-12-04T04:05:00+00:00"
 
 
 async def test_the_status_bar_and_lists_show_lot_time_not_utc():

@@ -46,13 +46,25 @@ def parse_clock(text: str) -> time:
         raise ValueError(f"not a time of day: {text!r} (use e.g. 14:05)") from None
 
 
-def entry_window(day: date, start: str, end: str, tz) -> tuple[datetime, datetime]:
-    """[from, to) on `day` in the lot's zone from two typed times (`to` past midnight: next
-    day); ValueError for a time that is not one."""
+def entry_window(day: date | None, start: str, end: str, tz, *,
+                 now: datetime | None = None) -> tuple[datetime, datetime]:
+    """[from, to) in the lot's zone from two typed times (`to` past midnight: the next day).
+
+    `day` is the day of `from`; without one (`None`) the window is the latest that has begun by
+    `now`: at 01:05, 23:00-00:30 means last night, not tonight. ValueError for a time that is
+    not one."""
+    if day is None:
+        if now is None:
+            raise ValueError("entry_window: a blank day needs now")
+        day = now.astimezone(tz).date()
     after = datetime.combine(day, parse_clock(start), tzinfo=tz)
     before = datetime.combine(day, parse_clock(end), tzinfo=tz)
     if before <= after:
         before += timedelta(days=1)
+    if now is not None and after > now:  # not begun yet today: the one that began yesterday
+        after = datetime.combine(day - timedelta(days=1), parse_clock(start), tzinfo=tz)
+        before = datetime.combine(before.date() - timedelta(days=1), parse_clock(end),
+                                  tzinfo=tz)
     return after, before
 
 
@@ -297,10 +309,9 @@ class TicketsView(RoleKeys, Vertical):
             if not values:
                 return
             try:
-                day = (date.fromisoformat(values["day"]) if values.get("day")
-                       else now.date())
+                day = (date.fromisoformat(values["day"]) if values.get("day") else None)
                 after, before = entry_window(day, values["from"], values["to"],
-                                             now.tzinfo)
+                                             now.tzinfo, now=None if day else now)
             except ValueError as err:
                 self.say(str(err))
                 return
@@ -316,7 +327,8 @@ class TicketsView(RoleKeys, Vertical):
             Field(name="from", label="Entered from (HH:MM, lot time)", value=since),
             Field(name="to", label="Entered until (HH:MM)", value=now.strftime("%H:%M")),
             Field(name="lane", label="Entry lane (blank: any)", required=False),
-            Field(name="day", label="Day (YYYY-MM-DD, blank: today)", required=False)]), done)
+            Field(name="day", label="Day (YYYY-MM-DD, blank: the latest)",
+                  required=False)]), done)
 
     async def action_receipt(self) -> None:
         """Reprint the receipt of the selected ticket on the booth printer."""
