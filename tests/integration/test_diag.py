@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from appliance import __version__
 from appliance.cli.diag.common import EXIT_INPUT, EXIT_NOT_AVAILABLE, EXIT_NOT_RUNNING, EXIT_REFUSED
 from appliance.cli.main import app
 from appliance.config import load_config
@@ -494,6 +495,17 @@ async def test_technician_actions_work_once_attendants_exist(running_lot):
         await plain.post("/diag/audit", {"action": "bundle", "technician": "mallory"})
     assert info.value.status == 401
     await plain.aclose()
+
+
+def test_not_running_is_one_line_with_the_whole_socket_path(tmp_path):
+    deep = tmp_path / ("a-long-folder-name-" * 5)  # the path is wider than an 80-column line
+    deep.mkdir()
+    cfg = load_config(write_lot(deep))
+    result = CliRunner().invoke(app, ["diag", "status", "-c", str(cfg.source_path)])
+    assert result.exit_code == EXIT_NOT_RUNNING
+    assert result.stdout.splitlines() == [
+        f"service: NOT RUNNING (no answer at {cfg.data_path(cfg.api.socket)}); "
+        f"installed version {__version__}"]
 
 
 def test_config_after_the_command_and_from_the_environment(counter_lot):

@@ -46,7 +46,7 @@ def status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
                     "installed_version": __version__}
             emit(json_out, data, lambda c, x: c.print(
                 f"service: NOT RUNNING (no answer at {x['socket']}); "
-                f"installed version {x['installed_version']}"))
+                f"installed version {x['installed_version']}", soft_wrap=True))  # one line
             raise typer.Exit(EXIT_NOT_RUNNING)
         client = d.client()
         health = client.get("/health")
