@@ -159,7 +159,6 @@ def sign_archive(archive: Path, key_file: Path) -> Path:
 def verify_archive(archive: Path, trust_key: str) -> None:
     """Check ARCHIVE.sig against the trusted public key; ReleaseError before anything is read
     from inside the archive."""
-    import base64
     import binascii
 
     from cryptography.exceptions import InvalidSignature
