@@ -33,9 +33,11 @@ docs: $(STAMP)
 	$(BIN)/python -m tools.gen_docs
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
-# CI subset: everything except the long soak/crash rounds (marked slow).
+# CI subset: everything except the long soak/crash rounds (marked slow), on TEST_WORKERS
+# pytest-xdist workers (2: most tests wait on real processes, brokers and databases).
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/pytest -q -m "not slow" --durations=25
+	$(BIN)/pytest -q -n $(TEST_WORKERS) -m "not slow" --durations=25
 
 test-all: $(STAMP)
 	$(BIN)/pytest -q
