@@ -175,12 +175,9 @@ class PlateReader:
                 best, score = text_best, text_score
         if (search_frame or self.plate_detector is None) and score < self.good_score and (
                 self.retry_side_px > self.detector.max_side_px):
-            first = self.detector.max_side_px
-            try:
-                self.detector.max_side_px = self.retry_side_px
-                retry, retry_score = self._best(image, self.detector.detect(image))
-            finally:
-                self.detector.max_side_px = first
+            # the size goes with the call: lane threads share this detector
+            retry, retry_score = self._best(
+                image, self.detector.detect(image, max_side_px=self.retry_side_px))
             if retry_score > score:
                 best = retry
         release_free_memory()

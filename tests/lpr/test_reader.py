@@ -176,3 +176,46 @@ def test_a_bursts_quick_look_skips_the_whole_frame_search_and_the_larger_looks(r
     finally:
         del reader.plate_detector.detect
     assert whole_frame_sizes(PlateReader(threads=1, detector="text")) == [640, 896]
+
+
+def test_lane_threads_sharing_the_reader_each_search_at_their_own_sizes(reader):
+    """Lane reader threads share one PlateReader: one thread's larger whole-frame retry must
+    not change the size another thread's search runs at (the retry used to set the shared
+    detector's max_side_px for its duration: a read started meanwhile searched at 896 px and
+    skipped its retry, and two overlapping retries could leave 896 px set for good)."""
+    import threading
+
+    wall = np.full((720, 1280, 3), 110, np.uint8)
+    detector, detect = reader.detector, reader.detector.detect
+    sizes: dict[str, list[int]] = {"a": [], "b": []}
+    a_in_retry, b_done = threading.Event(), threading.Event()
+
+    def gated(image, *, max_side_px=None, upscale=False):
+        who = threading.current_thread().name
+        if image.shape[:2] == wall.shape[:2]:
+            size = max_side_px or detector.max_side_px
+            sizes[who].append(size)
+            if who == "a" and size == 896:  # lane a is in its retry: lane b reads now
+                a_in_retry.set()
+                assert b_done.wait(60)
+        return detect(image, max_side_px=max_side_px, upscale=upscale)
+
+    def lane_b():
+        assert a_in_retry.wait(60)
+        try:
+            reader.read(wall)
+        finally:
+            b_done.set()
+
+    detector.detect = gated
+    try:
+        threads = [threading.Thread(target=reader.read, args=(wall,), name="a"),
+                   threading.Thread(target=lane_b, name="b")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    finally:
+        del detector.detect
+    assert sizes == {"a": [640, 896], "b": [640, 896]}
+    assert detector.max_side_px == 640
