@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 
 from appliance.config import LprSection, load_config
@@ -213,15 +214,21 @@ async def test_a_clear_plate_costs_one_frame_a_doubtful_one_gets_the_burst_an_em
     assert searched["disagreeing"] == [True] * 5
 
 
-async def test_start_warms_the_reader_up_in_each_reader_thread(tmp_path):
+async def test_start_warms_the_reader_up_in_each_reader_thread_one_at_a_time(tmp_path):
     """A session's first runs are slow (allocation, planning): `start` spends them on a rendered
-    plate and a bare scene in every reader thread, before the first car."""
+    plate and a bare scene in every reader thread, before the first car; one thread at a time,
+    as the bare scene's whole-frame search is the dearest read in memory."""
     write_scenes(tmp_path / "a", plates=("7XYZ123",), repeat=1)
     threads: list[tuple[str, tuple[int, ...]]] = []
+    busy, most = [0], [0]
 
     class Recording:
         def read(self, frame, search_frame=True):
             threads.append((threading.current_thread().name, frame.shape))
+            busy[0] += 1
+            most[0] = max(most[0], busy[0])
+            time.sleep(0.05)  # a read takes a while: side by side threads would overlap here
+            busy[0] -= 1
             from lpr.reader import FrameRead
 
             return FrameRead(plate=None, confidence=0.0, bbox=None)
@@ -237,5 +244,7 @@ async def test_start_warms_the_reader_up_in_each_reader_thread(tmp_path):
         assert source.warmed_up == 2
         assert len(threads) == 4 and {shape for _, shape in threads} == {(720, 1280, 3)}
         assert all(name.startswith("lpr") for name, _ in threads)
+        assert len({name for name, _ in threads}) == 2  # each reader thread warmed up
+        assert most[0] == 1  # never two warm-ups at once
     finally:
         source.close()
