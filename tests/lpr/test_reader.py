@@ -142,9 +142,10 @@ def test_second_rec_weight_is_config_with_limits():
 
 
 def test_a_bursts_quick_look_skips_the_whole_frame_search_and_the_larger_looks(reader):
-    """A frame with no plate (grey wall): a full read searches the whole frame at
-    det_max_side_px and again at det_retry_max_side_px; a burst's quick look (a later frame of
-    a scene whose first frame gave nothing) searches neither."""
+    """A frame with no plate (grey wall): behind the plate detector a full read searches the
+    whole frame once, at det_retry_max_side_px (the text-only pipeline at det_max_side_px, then
+    det_retry_max_side_px); a burst's quick look (a later frame of a scene whose first frame
+    gave nothing) does not search it."""
     wall = np.full((720, 1280, 3), 110, np.uint8)
 
     def whole_frame_sizes(plate_reader, **options):
@@ -162,7 +163,7 @@ def test_a_bursts_quick_look_skips_the_whole_frame_search_and_the_larger_looks(r
             del detector.detect
         return sizes
 
-    assert whole_frame_sizes(reader) == [640, 896]
+    assert whole_frame_sizes(reader) == [896]
     assert whole_frame_sizes(reader, search_frame=False) == []  # a burst's later frame
     looks = []
     detect_plates = reader.plate_detector.detect
@@ -178,13 +179,14 @@ def test_a_bursts_quick_look_skips_the_whole_frame_search_and_the_larger_looks(r
     assert whole_frame_sizes(PlateReader(threads=1, detector="text")) == [640, 896]
 
 
-def test_lane_threads_sharing_the_reader_each_search_at_their_own_sizes(reader):
+def test_lane_threads_sharing_the_reader_each_search_at_their_own_sizes():
     """Lane reader threads share one PlateReader: one thread's larger whole-frame retry must
     not change the size another thread's search runs at (the retry used to set the shared
     detector's max_side_px for its duration: a read started meanwhile searched at 896 px and
     skipped its retry, and two overlapping retries could leave 896 px set for good)."""
     import threading
 
+    reader = PlateReader(threads=1, detector="text")  # the pipeline with the 896 px retry
     wall = np.full((720, 1280, 3), 110, np.uint8)
     detector, detect = reader.detector, reader.detector.detect
     sizes: dict[str, list[int]] = {"a": [], "b": []}
