@@ -51,9 +51,10 @@ def load_photos(folder: Path) -> list[Photo]:
 
 class StageFrames:
     """A frame backend (as `lpr.capture` opens) for one lane: the photo on show, else an empty
-    grey scene, at `fps`."""
+    grey scene, at `fps` (25, a lane camera's rate: a read waits up to one frame period for a
+    frame taken after it was asked)."""
 
-    def __init__(self, stage: PhotoStage, lane_id: str, *, fps: float = 10.0) -> None:
+    def __init__(self, stage: PhotoStage, lane_id: str, *, fps: float = 25.0) -> None:
         self._stage = stage
         self._lane = lane_id
         self._interval_s = 1.0 / fps
