@@ -98,8 +98,8 @@ class CameraPlates:
                 self._executor.submit(self._warm_up)
 
     def _warm_up(self) -> None:
-        # One thread at a time: the bare scene runs the whole-frame search at both sizes, the
-        # dearest read in memory; side by side in every thread they were the service's peak
+        # One thread at a time: the bare scene runs the whole-frame text search, the dearest
+        # read in memory; side by side in every thread they were the service's peak
         # (458 MiB at start against ~250 MiB serving four lanes). A car that comes meanwhile
         # is read by a thread already warm, or queues.
         with self._warm_up_lock:

@@ -56,15 +56,14 @@ def entry_window(day: date | None, start: str, end: str, tz, *,
     if day is None:
         if now is None:
             raise ValueError("entry_window: a blank day needs now")
-        day = now.astimezone(tz).date()
+        after, before = entry_window(now.astimezone(tz).date(), start, end, tz)
+        if after > now:  # not begun yet today: the one that began yesterday
+            after, before = entry_window(after.date() - timedelta(days=1), start, end, tz)
+        return after, before
     after = datetime.combine(day, parse_clock(start), tzinfo=tz)
     before = datetime.combine(day, parse_clock(end), tzinfo=tz)
     if before <= after:
         before += timedelta(days=1)
-    if now is not None and after > now:  # not begun yet today: the one that began yesterday
-        after = datetime.combine(day - timedelta(days=1), parse_clock(start), tzinfo=tz)
-        before = datetime.combine(before.date() - timedelta(days=1), parse_clock(end),
-                                  tzinfo=tz)
     return after, before
 
 
