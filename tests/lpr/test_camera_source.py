@@ -187,6 +187,9 @@ async def test_a_clear_plate_costs_one_frame_a_doubtful_one_gets_the_burst_an_em
     cases = {
         "sure": (lambda r, n: r, 1, "7XYZ123"),  # the first read is >= 0.95 sure
         "unsure": (lambda r, n: replace(r, confidence=0.6), 2, "7XYZ123"),  # two must agree
+        # two frames agreeing end the burst even when the read is too unsure to be trusted:
+        # more frames of the same standing car repeat it (it stays a no-read, flagged)
+        "agreeing, untrusted": (lambda r, n: replace(r, confidence=0.45), 2, None),
         "disagreeing": (lambda r, n: replace(r, plate=f"X{n}", confidence=0.6), 5, None),
         # nothing plate-like in two frames in a row: the rest of the burst is not searched
         "empty": (lambda r, n: replace(r, plate=None, confidence=0.0), 2, None),
