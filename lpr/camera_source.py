@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from lpr.capture import Camera, CameraError, open_frames
+from lpr.engine import share_one_heap
 from lpr.photo_stage import PREFIX as PHOTOS
 from lpr.photo_stage import PhotoStage
 from lpr.reader import FrameRead, PlateReader
@@ -52,6 +53,8 @@ class CameraPlates:
                  on_fault: Callable[[str, CameraError], None] | None = None,
                  wall_clock: Callable[[], float] = time.time, workers: int | None = None,
                  warm_up: bool = True):
+        if any(spec.strip() != "sim" for spec in cameras.values()):
+            share_one_heap()  # before the capture and reader threads allocate their first frames
         self.cfg = lpr
         self.storage_dir = Path(storage_dir)
         self.sim = sim or SimulatedPlates()
