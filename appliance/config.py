@@ -406,11 +406,11 @@ class LprSection:
     threads: int = 1
     """onnxruntime intra-op threads per model session."""
     det_max_side_px: int = 640
-    """Text detector input size (longer side) of a whole-frame text search (96-4096): the first
-    pass with `detector = "text"`, and behind the plate detector its one fallback look."""
+    """Text detector input size (longer side) of the first text-search pass (96-4096), with
+    `detector = "text"`."""
     det_retry_max_side_px: int = 896
-    """With `detector = "text"`, a second, larger text-search pass when the first finds no good
-    plate (96-4096); 0: off."""
+    """A second, larger text-search pass when the first finds no good plate (96-4096); 0: off.
+    Behind the plate detector the whole-frame fallback is one pass at the larger of the two."""
     burst_frames: int = 5
     """Frames taken per lane read."""
     burst_interval_ms: int = 200

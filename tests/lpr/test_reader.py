@@ -143,7 +143,7 @@ def test_second_rec_weight_is_config_with_limits():
 
 def test_a_bursts_quick_look_skips_the_whole_frame_search_and_the_larger_looks(reader):
     """A frame with no plate (grey wall): behind the plate detector a full read searches the
-    whole frame once, at det_max_side_px (the text-only pipeline at det_max_side_px, then
+    whole frame once, at det_retry_max_side_px (the text-only pipeline at det_max_side_px, then
     det_retry_max_side_px); a burst's quick look (a later frame of a scene whose first frame
     gave nothing) does not search it."""
     wall = np.full((720, 1280, 3), 110, np.uint8)
@@ -163,7 +163,7 @@ def test_a_bursts_quick_look_skips_the_whole_frame_search_and_the_larger_looks(r
             del detector.detect
         return sizes
 
-    assert whole_frame_sizes(reader) == [640]
+    assert whole_frame_sizes(reader) == [896]
     assert whole_frame_sizes(reader, search_frame=False) == []  # a burst's later frame
     looks = []
     detect_plates = reader.plate_detector.detect
