@@ -221,3 +221,40 @@ def test_lane_threads_sharing_the_reader_each_search_at_their_own_sizes():
         del detector.detect
     assert sizes == {"a": [640, 896], "b": [640, 896]}
     assert detector.max_side_px == 640
+
+
+def test_lane_threads_run_the_fallback_whole_frame_search_one_at_a_time(reader):
+    """Behind the plate detector the whole-frame text search (896 px) is the dearest run in
+    memory: lane threads sharing the reader run it one at a time, so two lanes' peaks never
+    add up. Two threads read bare walls; the search is slowed so that they would overlap."""
+    import threading
+    import time
+
+    wall = np.full((720, 1280, 3), 110, np.uint8)
+    detector, detect = reader.detector, reader.detector.detect
+    inside, most = [0], [0]
+    count = threading.Lock()
+
+    def slow(image, *, max_side_px=None, upscale=False):
+        if image.shape[:2] != wall.shape[:2]:
+            return detect(image, max_side_px=max_side_px, upscale=upscale)
+        with count:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        try:
+            time.sleep(0.3)
+            return detect(image, max_side_px=max_side_px, upscale=upscale)
+        finally:
+            with count:
+                inside[0] -= 1
+
+    detector.detect = slow
+    try:
+        threads = [threading.Thread(target=reader.read, args=(wall,)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    finally:
+        del detector.detect
+    assert most[0] == 1
