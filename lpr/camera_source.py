@@ -105,7 +105,9 @@ class CameraPlates:
     def _warm_up(self) -> None:
         # One thread at a time: the bare scene runs the whole-frame text search, the dearest
         # read in memory; side by side in every thread they were the service's peak
-        # (458 MiB at start against ~250 MiB serving four lanes). A car that comes meanwhile
+        # (458 MiB at start against ~250 MiB serving four lanes). The bare scene is small
+        # (640x360): its memory grows with the frame (at 720p it was the start's peak, ~335
+        # MiB), and a small one warms the sessions up as well. A car that comes meanwhile
         # is read by a thread already warm, or queues.
         with self._warm_up_lock:
             try:
@@ -114,7 +116,7 @@ class CameraPlates:
                 from lpr.synthetic import render_scene
 
                 self.reader.read(render_scene("ABC1234", width_px=1280, height_px=720))
-                self.reader.read(np.full((720, 1280, 3), 110, np.uint8))
+                self.reader.read(np.full((360, 640, 3), 110, np.uint8))
             except Exception:  # a warm-up never stops the lot; a broken model shows on reads
                 log.warning("plate reader warm-up failed", exc_info=True)
             self.warmed_up += 1
