@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from lpr.capture import Camera, CameraError, open_frames
-from lpr.engine import share_one_heap, yield_cpu_to_the_lane
+from lpr.engine import share_one_heap
 from lpr.photo_stage import PREFIX as PHOTOS
 from lpr.photo_stage import PhotoStage
 from lpr.reader import FrameRead, PlateReader
@@ -75,9 +75,7 @@ class CameraPlates:
         self.reader = reader if reader is not None else (
             PlateReader.from_config(lpr) if self.cameras else None)
         self.workers = workers or max(1, min(len(self.cameras), os.cpu_count() or 1))
-        # reader threads run at a lower priority than the event loop (gate decisions first)
-        self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="lpr",
-                                            initializer=yield_cpu_to_the_lane)
+        self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="lpr")
         self.warm_up = warm_up
         self.warmed_up = 0  # reader threads whose warm-up reads have run
         self._warm_up_lock = threading.Lock()

@@ -17,7 +17,6 @@ import cv2
 import numpy as np
 
 from appliance.errors import DeviceError
-from lpr.engine import yield_cpu_to_the_lane
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -171,7 +170,6 @@ class Camera:
                 log.exception("camera fault hook failed")
 
     def _run(self) -> None:
-        yield_cpu_to_the_lane()  # decoding frames waits behind the gate decisions
         backoff = self.reconnect_initial_s
         first = True
         while not self._stop.is_set():

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,24 +61,6 @@ def share_one_heap() -> None:
             libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
         except AttributeError:
             pass
-
-
-BACKGROUND_NICE = 10  # plate reading and capture threads yield the CPU to the lane's event loop
-
-
-def yield_cpu_to_the_lane(nice: int = BACKGROUND_NICE) -> None:
-    """Lower the calling thread's scheduling priority (Linux: threads have their own nice).
-
-    Plate reads are the dearest work on the box; the gate decisions, device polling and the
-    API run on the event loop. On a CPU that is short, the loop should get it first: a read
-    waits a few milliseconds more, a decision does not wait behind a whole inference.
-    Raising one's own nice needs no privilege; where it fails the thread keeps its priority.
-    """
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), nice))
-    except (AttributeError, OSError):  # not Linux, or not allowed: priority unchanged
-        pass
 
 
 def release_free_memory() -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from appliance.config import LprSection, load_config
 from lpr.camera_source import CameraPlates
-from lpr.reader import FrameRead
 from lpr.source import PlateResult, SimulatedPlates
 
 from ..conftest import write_lot
@@ -273,7 +272,6 @@ import ctypes, threading
 from pathlib import Path
 from appliance.config import LprSection
 from lpr.camera_source import CameraPlates
-from lpr.reader import FrameRead
 if {{build}}:
     CameraPlates(LprSection(), {{{{"in-1": "dir:{tmp_path / 'cam'}"}}}},
                  storage_dir=Path("{tmp_path / 'evidence'}"), reader=object(), warm_up=False)
@@ -311,34 +309,3 @@ libc.malloc_stats()
     assert arenas > 1  # glibc's default: the threads took arenas of their own
     assert mapped == 0  # and the two 8 MiB blocks came out of the heap
     assert stats(True) == (1, 2)
-
-
-async def test_reader_and_capture_threads_yield_the_cpu_to_the_event_loop(tmp_path):
-    """Plate reads and frame capture run at a lower priority than the event loop, which
-    decides the gates: on a short CPU a decision must not wait behind an inference."""
-    import os
-    import threading
-
-    write_scenes(tmp_path / "cam", plates=("7XYZ123",), repeat=2)
-    seen: dict[str, int] = {}
-
-    def nice_of_this_thread() -> int:
-        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-    class Recording:
-        def read(self, frame, search_frame=True):
-            seen["reader"] = nice_of_this_thread()
-            return FrameRead(plate=None, confidence=0.0, bbox=None)
-
-    source = CameraPlates(CFG, {"in-1": f"dir:{tmp_path / 'cam'}"},
-                          storage_dir=tmp_path / "evidence", reader=Recording(), warm_up=False)
-    source.start()
-    try:
-        await source.read("in-1")
-        capture = next(t for t in threading.enumerate() if t.name.startswith("camera "))
-        seen["capture"] = os.getpriority(os.PRIO_PROCESS, capture.native_id)
-    finally:
-        source.close()
-    loop_nice = nice_of_this_thread()
-    assert seen["reader"] > loop_nice
-    assert seen["capture"] > loop_nice
