@@ -209,16 +209,8 @@ def test_lane_threads_sharing_the_reader_each_search_at_their_own_sizes():
         finally:
             b_done.set()
 
-    detector.detect = gated
-    try:
-        threads = [threading.Thread(target=reader.read, args=(wall,), name="a"),
-                   threading.Thread(target=lane_b, name="b")]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
-    finally:
-        del detector.detect
+    _run_with_detect(detector, gated, [threading.Thread(target=reader.read, args=(wall,), name="a"),
+                                       threading.Thread(target=lane_b, name="b")])
     assert sizes == {"a": [640, 896], "b": [640, 896]}
     assert detector.max_side_px == 640
 
@@ -248,13 +240,18 @@ def test_lane_threads_run_the_fallback_whole_frame_search_one_at_a_time(reader):
             with count:
                 inside[0] -= 1
 
-    detector.detect = slow
+    _run_with_detect(detector, slow,
+                     [threading.Thread(target=reader.read, args=(wall,)) for _ in range(2)])
+    assert most[0] == 1
+
+
+def _run_with_detect(detector, detect, threads) -> None:
+    """Run the lane threads to their end with the text detector's `detect` replaced."""
+    detector.detect = detect
     try:
-        threads = [threading.Thread(target=reader.read, args=(wall,)) for _ in range(2)]
         for t in threads:
             t.start()
         for t in threads:
             t.join(120)
     finally:
         del detector.detect
-    assert most[0] == 1
