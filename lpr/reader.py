@@ -177,7 +177,7 @@ class PlateReader:
                 # not: same plates on every dev and held-out half, ~130 ms less on a miss).
                 side = max(self.retry_side_px, self.detector.max_side_px)
                 # one at a time: at 896 px this is the dearest run in memory (+100-150 MB on a
-                # 720p-1080p frame); two lanes' side by side were the process's peak
+                # 720p-1080p frame), and two lanes' side by side would add their peaks up
                 with self._whole_frame_search:
                     found = self.detector.detect(image, max_side_px=side)
                 text_best, text_score = self._best(image, found)
