@@ -152,7 +152,8 @@ class CameraPlates:
             # read) runs on the first frame; later frames of the same car repeat it only once
             # a frame has found a plate, else they take the quick look
             search = not reads or any(r.plate is not None for r, _ in reads)
-            reads.append((self.reader.read(frames[0], search_frame=search), frames[0]))
+            reads.append((self.reader.read(frames[0], search_frame=search,
+                                           near=_where_it_was(reads)), frames[0]))
             # the leading plate whatever its confidence: two frames of a standing car that
             # agree end the burst even when that read is too unsure to trust (more frames of the
             # same scene repeat it: 14 of the 111 US dev photos read the same unsure plate five
@@ -221,3 +222,15 @@ class CameraPlates:
                 log.info("lpr evidence purge: removed %d files (%d bytes)", report.removed_files,
                          report.removed_bytes)
             await asyncio.sleep(interval_s)
+
+
+def _where_it_was(reads: list[tuple[FrameRead, object]]) -> FrameRead | None:
+    """The surest read of the burst's leading plate so far: where a later frame looks first.
+
+    The car stands on the loop, so its plate is where an earlier frame found it; reading that
+    spot again costs the recogniser alone instead of the plate detector and, for a plate only
+    the whole-frame search found, that search again (the dearest part of a read)."""
+    leading = vote([(r.plate, r.confidence) for r, _ in reads], min_confidence=0.0)
+    if leading.plate is None:
+        return None
+    return max((r for r, _ in reads if r.plate == leading.plate), key=lambda r: r.confidence)

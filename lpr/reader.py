@@ -42,6 +42,10 @@ class FrameRead:
     raw: str = ""
     crop: np.ndarray | None = None
     ms: float = 0.0
+    # where the plate was found, for a look at the same place in the next frame of a burst:
+    # the plate detector's box (when it found the plate) and the text line read
+    plate_box: PlateBox | None = None
+    line: TextBox | None = None
 
 
 class PlateReader:
@@ -147,16 +151,25 @@ class PlateReader:
                    second_rec_below=lpr_cfg.second_rec_below,
                    second_rec_weight=lpr_cfg.second_rec_weight)
 
-    def read(self, image: np.ndarray, *, search_frame: bool = True) -> FrameRead:
+    def read(self, image: np.ndarray, *, search_frame: bool = True,
+             near: FrameRead | None = None) -> FrameRead:
         """The most plate-like text in the frame.
 
         search_frame: False is a quick look for a burst's later frames, once a first frame's
             full search found nothing in the same scene: the plate detector at its first size
             only (no larger second look) and no whole-frame text search behind it.
+        near: a read of an earlier frame of the same scene (a burst's car standing on the
+            loop): look first where it found its plate (its plate box, or a window around its
+            text line); only when that finds no plate is the frame searched as above.
         """
         started = time.perf_counter()
         if image is None or image.ndim != 3 or image.shape[0] < 8 or image.shape[1] < 8:
             return FrameRead(plate=None, confidence=0.0, bbox=None, ms=0.0)
+        if near is not None and near.plate is not None:
+            again = self._look_again(image, near)
+            if again.plate is not None:
+                release_free_memory()
+                return dataclasses.replace(again, ms=(time.perf_counter() - started) * 1000)
         best, score = FrameRead(plate=None, confidence=0.0, bbox=None), -2.0
         if self.plate_detector is not None:
             best, score = self._best_in_plates(image, self.plate_detector.detect(image))
@@ -193,8 +206,17 @@ class PlateReader:
                     best = retry
         release_free_memory()
         ms = (time.perf_counter() - started) * 1000
-        return FrameRead(plate=best.plate, confidence=best.confidence, bbox=best.bbox, raw=best.raw,
-                         crop=best.crop, ms=ms)
+        return dataclasses.replace(best, ms=ms)
+
+    def _look_again(self, image: np.ndarray, near: FrameRead) -> FrameRead:
+        """Read the plate where an earlier frame of the scene had it (no read if none there)."""
+        if near.plate_box is not None:  # the plate detector's box: its line, read again
+            return self._best_in_plates(image, [near.plate_box])[0]
+        if near.line is None:
+            return FrameRead(plate=None, confidence=0.0, bbox=None)
+        # a line the whole-frame search found: re-detected in a window around it
+        lines = self._refine(image, near.line) or [near.line]
+        return self._rank([(line, crop_box(image, line.corners)) for line in lines])[0]
 
     def _refine(self, image: np.ndarray, box: TextBox) -> list[TextBox]:
         """Re-detect the text line at full resolution in a window around a coarse box."""
@@ -266,7 +288,7 @@ class PlateReader:
                           for line in self._plate_lines(image, plate)]
             read, score = self._rank(candidates)
             if score > best_score:
-                best, best_score = read, score
+                best, best_score = dataclasses.replace(read, plate_box=plate), score
             if best.plate is not None and best.confidence >= max(self.plate_sure, 0.5):
                 break
         return best, best_score
@@ -344,7 +366,7 @@ class PlateReader:
             if score > best_score:
                 best_score = score
                 best = FrameRead(plate=plate, confidence=conf if plate else 0.0,
-                                 bbox=box.bbox, raw=raws[key], crop=crop)
+                                 bbox=box.bbox, raw=raws[key], crop=crop, line=box)
         return best, best_score
 
 

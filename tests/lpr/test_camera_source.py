@@ -140,7 +140,7 @@ async def test_two_lanes_read_side_by_side_not_one_behind_the_other(tmp_path, re
     both_inside = threading.Barrier(2, timeout=10)
 
     class MeetingReader:
-        def read(self, frame, search_frame=True):
+        def read(self, frame, search_frame=True, near=None):
             both_inside.wait()  # blocks (and breaks after 10 s) unless two reads overlap
             return reader.read(frame, search_frame=search_frame)
 
@@ -172,12 +172,14 @@ async def test_a_clear_plate_costs_one_frame_a_doubtful_one_gets_the_burst_an_em
             self.adjust = adjust
             self.real = None
             self.searched: list[bool] = []
+            self.near: list[str | None] = []
 
-        def read(self, frame, search_frame=True):
+        def read(self, frame, search_frame=True, near=None):
             # the real reader reads the scene once: five real reads could outlast the burst's
             # deadline on a slow host, and the count of frames is what is tested
             self.calls += 1
             self.searched.append(search_frame)
+            self.near.append(None if near is None else f"{near.plate}@{near.confidence}")
             if self.real is None:
                 self.real = reader.read(frame)
             return self.adjust(self.real, self.calls)
@@ -197,7 +199,7 @@ async def test_a_clear_plate_costs_one_frame_a_doubtful_one_gets_the_burst_an_em
         "late plate": (lambda r, n: r if n == 2 else replace(r, plate=None, confidence=0.0)
                        if n < 2 else replace(r, confidence=0.6), 3, "7XYZ123"),
     }
-    searched = {}
+    searched, near = {}, {}
     for name, (adjust, frames_read, plate) in cases.items():
         counting = Counting(adjust)
         source = CameraPlates(cfg, {"in-1": f"dir:{tmp_path / 'cam'}"},
@@ -210,11 +212,18 @@ async def test_a_clear_plate_costs_one_frame_a_doubtful_one_gets_the_burst_an_em
             source.close()
         assert (counting.calls, result.plate) == (frames_read, plate), name
         searched[name] = counting.searched
+        near[name] = counting.near
     # the whole-frame search runs on a burst's first frame, and on later ones only once a
     # frame has found a plate (nothing found in the scene: the later frames skip it)
     assert searched["empty"] == [True, False]
     assert searched["late plate"] == [True, False, True]
     assert searched["disagreeing"] == [True] * 5
+    # later frames look first where an earlier one found the burst's leading plate (its
+    # surest read of it); a burst with no plate yet gives them nowhere to look
+    assert near["unsure"] == [None, "7XYZ123@0.6"]
+    assert near["empty"] == [None, None]
+    assert near["late plate"] == [None, None, f"7XYZ123@{counting.real.confidence}"]
+    assert near["disagreeing"][:3] == [None, "X1@0.6", "X2@0.6"]  # a tie: the later plate leads
 
 
 async def test_start_warms_the_reader_up_in_each_reader_thread_one_at_a_time(tmp_path):
@@ -226,7 +235,7 @@ async def test_start_warms_the_reader_up_in_each_reader_thread_one_at_a_time(tmp
     busy, most = [0], [0]
 
     class Recording:
-        def read(self, frame, search_frame=True):
+        def read(self, frame, search_frame=True, near=None):
             threads.append((threading.current_thread().name, frame.shape))
             busy[0] += 1
             most[0] = max(most[0], busy[0])

@@ -179,6 +179,45 @@ def test_a_bursts_quick_look_skips_the_whole_frame_search_and_the_larger_looks(r
     assert whole_frame_sizes(PlateReader(threads=1, detector="text")) == [640, 896]
 
 
+def test_a_bursts_later_frame_is_read_where_the_earlier_one_found_the_plate(reader):
+    """A car standing on the loop: a later frame of its burst is read first where an earlier
+    frame found the plate (the plate detector's box, or a window around the text line the
+    whole-frame search found), without searching the frame again; where that spot holds no
+    plate (the scene changed) the frame is searched as usual."""
+    scene = render_scene("7XYZ123", seed=2)
+    later = np.roll(scene, (3, -4), axis=(0, 1))  # the next frame: the car has settled a little
+    wall = np.full_like(scene, 110)
+
+    def frame_searches(plate_reader, image, **options):
+        calls, plates, detector = [], plate_reader.plate_detector, plate_reader.detector
+
+        def whole_frame(image_, *, max_side_px=None, upscale=False):
+            if image_.shape[:2] == image.shape[:2]:
+                calls.append("text")
+            return type(detector).detect(detector, image_, max_side_px=max_side_px,
+                                         upscale=upscale)
+
+        detector.detect = whole_frame
+        if plates is not None:
+            plates.detect = lambda image_, input_px=None: calls.append("plates") or \
+                type(plates).detect(plates, image_, input_px=input_px)
+        try:
+            return plate_reader.read(image, **options), calls
+        finally:
+            del detector.detect
+            if plates is not None:
+                del plates.detect
+
+    for plate_reader in (reader, PlateReader(threads=1, detector="text")):
+        first, searched = frame_searches(plate_reader, scene)
+        assert first.plate == "7XYZ123" and searched
+        assert (first.plate_box is not None) == (plate_reader.plate_detector is not None)
+        again, searched = frame_searches(plate_reader, later, near=first)
+        assert (again.plate, searched) == ("7XYZ123", [])
+        moved, searched = frame_searches(plate_reader, wall, near=first)
+        assert moved.plate is None and "text" in searched  # nothing there: the full search ran
+
+
 def test_lane_threads_sharing_the_reader_each_search_at_their_own_sizes():
     """Lane reader threads share one PlateReader: one thread's larger whole-frame retry must
     not change the size another thread's search runs at (the retry used to set the shared
