@@ -289,12 +289,14 @@ class PlateDetector:
         threads: onnxruntime intra-op threads.
         input_px: the longer image side is scaled to this (a multiple of 32).
         conf_thresh: boxes scoring less are dropped.
+        faint_thresh: boxes between this and conf_thresh are the faint ones (see `detect`).
         iou_thresh: NMS overlap threshold.
         max_boxes: at most this many boxes, best first.
     """
 
     def __init__(self, model_path: Path, *, threads: int = 1, input_px: int = 416,
-                 conf_thresh: float = 0.2, iou_thresh: float = 0.5, max_boxes: int = 3):
+                 conf_thresh: float = 0.2, iou_thresh: float = 0.5, max_boxes: int = 3,
+                 faint_thresh: float = 0.03):
         self.session = _session(model_path, threads)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
@@ -302,6 +304,7 @@ class PlateDetector:
         self.fixed_hw = tuple(fixed) if fixed else None
         self.input_px = input_px
         self.conf_thresh = conf_thresh
+        self.faint_thresh = faint_thresh
         self.iou_thresh = iou_thresh
         self.max_boxes = max_boxes
 
@@ -325,14 +328,21 @@ class PlateDetector:
         blob = canvas[:, :, ::-1].astype(np.float32).transpose(2, 0, 1)[None] / 255.0
         return np.ascontiguousarray(blob), scale, left, top
 
-    def detect(self, image: np.ndarray, *, input_px: int | None = None) -> list[PlateBox]:
-        """Plate boxes in a BGR image, best first (`input_px`: this look's input size)."""
+    def detect(self, image: np.ndarray, *, input_px: int | None = None,
+               faint: list[PlateBox] | None = None) -> list[PlateBox]:
+        """Plate boxes in a BGR image, best first (`input_px`: this look's input size).
+
+        faint: when given, the boxes scoring below `conf_thresh` but at least `faint_thresh`
+            (at most `max_boxes`, best first) are appended to it: places the detector half
+            saw, worth a read before a dearer search of the whole frame.
+        """
         blob, scale, left, top = self._letterbox(image, input_px)
         out = self.session.run(None, {self.input_name: blob})[0][0]
         if out.shape[0] > out.shape[1]:  # [N, 5] layout
             out = out.T
         scores = out[4:].max(axis=0)
-        keep = scores >= self.conf_thresh
+        floor = self.conf_thresh if faint is None else min(self.faint_thresh, self.conf_thresh)
+        keep = scores >= floor
         if not keep.any():
             return []
         cx, cy, bw, bh = (out[i][keep] for i in range(4))
@@ -342,14 +352,18 @@ class PlateDetector:
         ww, hh = bw / scale, bh / scale
         rects = [[float(a), float(b), float(c), float(d)] for a, b, c, d in zip(x1, y1, ww, hh,
                                                                                  strict=True)]
-        idx = cv2.dnn.NMSBoxes(rects, scores.astype(float).tolist(), self.conf_thresh,
-                               self.iou_thresh)
+        # greedy NMS by score: the boxes at or above conf_thresh come out the same whatever
+        # fainter ones are in the pool
+        idx = cv2.dnn.NMSBoxes(rects, scores.astype(float).tolist(), floor, self.iou_thresh)
         img_h, img_w = image.shape[:2]
-        boxes = []
+        boxes, below = [], []
         for i in sorted(np.array(idx).reshape(-1).tolist(), key=lambda k: -scores[k]):
             x, y, w, h = rects[i]
             bx1, by1 = int(max(0, x)), int(max(0, y))
             bx2, by2 = int(min(img_w, x + w)), int(min(img_h, y + h))
             if bx2 - bx1 >= 4 and by2 - by1 >= 4:
-                boxes.append(PlateBox(bbox=(bx1, by1, bx2, by2), score=float(scores[i])))
+                box = PlateBox(bbox=(bx1, by1, bx2, by2), score=float(scores[i]))
+                (boxes if box.score >= self.conf_thresh else below).append(box)
+        if faint is not None:
+            faint.extend(below[:self.max_boxes])
         return boxes[:self.max_boxes]

@@ -30,6 +30,7 @@ from lpr.regions import US, RegionFormat, normalize
 
 # the regions whose plates the shipped first recogniser (plate_rec.onnx) was fine-tuned on
 _FIRST_REC_TUNED_ON = frozenset({"us"})
+FAINT_READS = 3  # faint plate boxes read before the whole-frame search, best first
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -84,6 +85,8 @@ class PlateReader:
         plate_sure: a plate read this confident (0-1) ends the search after the plate detector.
         plate_line_px: plate windows are scaled so the plate box is about this tall before the
             text line inside it is detected.
+        read_faint: behind the plate detector, read the boxes it scored below its threshold
+            (see `PlateDetector.detect`) before searching the whole frame.
     """
 
     def __init__(self, *, det_model: Path | str | None = None, rec_model: Path | str | None = None,
@@ -97,7 +100,7 @@ class PlateReader:
                  plate_det_retry_px: int = 640, plate_sure: float = 0.0,
                  plate_line_px: int = 128, second_rec_model: Path | str | None = None,
                  second_rec_dict: Path | str | None = None, second_rec_below: float = 2.0,
-                 second_rec_weight: float = 1.3):
+                 second_rec_weight: float = 1.3, read_faint: bool = True):
         if detector not in ("yolo", "text"):
             raise ValueError(f"detector: must be 'yolo' or 'text', not {detector!r}")
         self.plate_detector = (PlateDetector(Path(plate_det_model or DEFAULT_PLATE_DET),
@@ -133,6 +136,7 @@ class PlateReader:
         self.refine = refine
         self.refine_line_px = refine_line_px
         self.max_candidates = max_candidates
+        self.read_faint = read_faint
         self._whole_frame_search = threading.Lock()  # behind the plate detector: one at a time
 
     @classmethod
@@ -172,17 +176,30 @@ class PlateReader:
                 return dataclasses.replace(again, ms=(time.perf_counter() - started) * 1000)
         best, score = FrameRead(plate=None, confidence=0.0, bbox=None), -2.0
         if self.plate_detector is not None:
-            best, score = self._best_in_plates(image, self.plate_detector.detect(image))
+            faint: list[PlateBox] | None = [] if search_frame and self.read_faint else None
+            best, score = self._best_in_plates(image, self.plate_detector.detect(image,
+                                                                                 faint=faint))
             if search_frame and (best.plate is None or best.confidence < self.plate_sure) and (
                     self.plate_det_retry_px > self.plate_detector.input_px):
                 # unsure: a second, larger look finds the small and the far plates
                 again, again_score = self._best_in_plates(
-                    image, self.plate_detector.detect(image, input_px=self.plate_det_retry_px))
+                    image, self.plate_detector.detect(image, input_px=self.plate_det_retry_px,
+                                                      faint=faint))
                 if again_score > score:
                     best, score = again, again_score
             if best.plate is not None and best.confidence >= self.plate_sure:
                 release_free_memory()
                 return dataclasses.replace(best, ms=(time.perf_counter() - started) * 1000)
+            if faint and score < self.good_score:
+                # No plate in the boxes the detector is sure of: the ones it half saw (below
+                # its threshold) cost a window each, the whole-frame search below a frame; a
+                # faint box read as well as a good one ends the search.
+                again, again_score = self._best_in_plates(image, _distinct(faint)[:FAINT_READS])
+                if again_score > score:
+                    best, score = again, again_score
+                if best.plate is not None and score >= self.good_score:
+                    release_free_memory()
+                    return dataclasses.replace(best, ms=(time.perf_counter() - started) * 1000)
             if search_frame and score < self.good_score:
                 # Behind the plate detector the whole-frame text search is the fallback for the
                 # frames it found no valid plate in: far and small plates, which the larger size
@@ -368,6 +385,22 @@ class PlateReader:
                 best = FrameRead(plate=plate, confidence=conf if plate else 0.0,
                                  bbox=box.bbox, raw=raws[key], crop=crop, line=box)
         return best, best_score
+
+
+def _distinct(boxes: list[PlateBox], overlap: float = 0.5) -> list[PlateBox]:
+    """Boxes best first, without those overlapping a better one (two looks see one plate)."""
+    kept: list[PlateBox] = []
+    for box in sorted(boxes, key=lambda b: -b.score):
+        x1, y1, x2, y2 = box.bbox
+        area = (x2 - x1) * (y2 - y1)
+        for k in kept:
+            kx1, ky1, kx2, ky2 = k.bbox
+            inter = max(0, min(x2, kx2) - max(x1, kx1)) * max(0, min(y2, ky2) - max(y1, ky1))
+            if inter > overlap * (area + (kx2 - kx1) * (ky2 - ky1) - inter):
+                break
+        else:
+            kept.append(box)
+    return kept
 
 
 def plate_prior(plate: str) -> float:

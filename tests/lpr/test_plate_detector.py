@@ -84,9 +84,9 @@ def _recorded_looks(reader):
     looks = []
     detect = reader.plate_detector.detect
 
-    def spy(image, *, input_px=None):
+    def spy(image, *, input_px=None, faint=None):
         looks.append(input_px or reader.plate_detector.input_px)
-        return detect(image, input_px=input_px)
+        return detect(image, input_px=input_px, faint=faint)
 
     reader.plate_detector.detect = spy
     return looks
@@ -113,3 +113,20 @@ def test_config_carries_the_second_look_settings():
     assert (reader.plate_sure, reader.plate_line_px) == (0.7, 96)
     with pytest.raises(ValueError, match="plate_det_retry_px"):
         LprSection(plate_det_retry_px=650)
+
+
+def test_boxes_below_the_threshold_come_back_as_faint_ones_only_when_asked():
+    """The plate the detector scores below its threshold is no plate box, but a faint one:
+    asked for, it is handed back apart (at the plate), and the sure boxes stay the same."""
+    scene = render_scene("8D79882", seed=3)
+    picky = PlateDetector(DEFAULT_PLATE_DET, threads=1, input_px=416, conf_thresh=0.99,
+                          faint_thresh=0.1)
+    faint: list = []
+    assert picky.detect(scene) == [] and picky.detect(scene, faint=faint) == []
+    assert len(faint) == 1 and 0.1 <= faint[0].score < 0.99
+    x1, y1, x2, y2 = faint[0].bbox
+    assert abs(x1 - 210) < 15 and abs(x2 - 430) < 15 and abs(y1 - 155) < 15 and abs(y2 - 265) < 15
+    usual = PlateDetector(DEFAULT_PLATE_DET, threads=1, input_px=416)
+    faint = []
+    assert usual.detect(scene, faint=faint) == usual.detect(scene)
+    assert all(0.03 <= box.score < 0.2 for box in faint)

@@ -167,8 +167,8 @@ def test_a_bursts_quick_look_skips_the_whole_frame_search_and_the_larger_looks(r
     assert whole_frame_sizes(reader, search_frame=False) == []  # a burst's later frame
     looks = []
     detect_plates = reader.plate_detector.detect
-    reader.plate_detector.detect = lambda image, input_px=None: looks.append(input_px) or \
-        detect_plates(image, input_px=input_px)
+    reader.plate_detector.detect = lambda image, input_px=None, faint=None: \
+        looks.append(input_px) or detect_plates(image, input_px=input_px, faint=faint)
     try:
         reader.read(wall, search_frame=False)
         assert looks == [None]  # the first size only
@@ -199,8 +199,9 @@ def test_a_bursts_later_frame_is_read_where_the_earlier_one_found_the_plate(read
 
         detector.detect = whole_frame
         if plates is not None:
-            plates.detect = lambda image_, input_px=None: calls.append("plates") or \
-                type(plates).detect(plates, image_, input_px=input_px)
+            plates.detect = lambda image_, input_px=None, faint=None: \
+                calls.append("plates") or type(plates).detect(plates, image_, input_px=input_px,
+                                                              faint=faint)
         try:
             return plate_reader.read(image, **options), calls
         finally:
@@ -216,6 +217,38 @@ def test_a_bursts_later_frame_is_read_where_the_earlier_one_found_the_plate(read
         assert (again.plate, searched) == ("7XYZ123", [])
         moved, searched = frame_searches(plate_reader, wall, near=first)
         assert moved.plate is None and "text" in searched  # nothing there: the full search ran
+
+
+def test_a_plate_the_detector_half_saw_is_read_before_the_whole_frame_is_searched(reader):
+    """No plate box at or above the detector's threshold, but a faint one where the plate is:
+    the faint box is read, and as that read is good the whole frame is not searched."""
+    from lpr.engine import PlateBox
+
+    scene = render_scene("8D79882", seed=3)  # the plate: 220x110 px at (210, 155)
+    looked, searched = [], []
+
+    def half_seeing(image, *, input_px=None, faint=None):
+        looked.append(faint is not None)
+        if faint is not None:
+            faint.append(PlateBox(bbox=(205, 150, 435, 270), score=0.08))
+        return []
+
+    def whole_frame(image, *, max_side_px=None, upscale=False):
+        if image.shape[:2] == scene.shape[:2]:
+            searched.append(max_side_px)
+        return type(reader.detector).detect(reader.detector, image, max_side_px=max_side_px,
+                                            upscale=upscale)
+
+    reader.plate_detector.detect, reader.detector.detect = half_seeing, whole_frame
+    try:
+        read = reader.read(scene)
+        assert (read.plate, searched, looked) == ("8D79882", [], [True, True])
+        reader.read_faint = False  # the option off: no faint boxes, the whole frame searched
+        looked.clear()
+        assert reader.read(scene).plate == "8D79882" and searched and looked == [False, False]
+    finally:
+        reader.read_faint = True
+        del reader.plate_detector.detect, reader.detector.detect
 
 
 def test_lane_threads_sharing_the_reader_each_search_at_their_own_sizes():
