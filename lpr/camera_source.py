@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 EARLY_AGREEING = 2  # frames agreeing on one plate that end a burst (trusted or not)
 EARLY_CONFIDENCE = 0.95  # or a first frame read this surely
 EARLY_EMPTY = 2  # frames in a row without anything plate-like end a burst that has no read yet
+READER_NICE = 10  # reader threads' niceness above the service's own threads
 
 
 class CameraPlates:
@@ -75,7 +76,8 @@ class CameraPlates:
         self.reader = reader if reader is not None else (
             PlateReader.from_config(lpr) if self.cameras else None)
         self.workers = workers or max(1, min(len(self.cameras), os.cpu_count() or 1))
-        self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="lpr")
+        self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="lpr",
+                                            initializer=_behind_the_lanes)
         self.warm_up = warm_up
         self.warmed_up = 0  # reader threads whose warm-up reads have run
         self._warm_up_lock = threading.Lock()
@@ -234,3 +236,20 @@ def _where_it_was(reads: list[tuple[FrameRead, object]]) -> FrameRead | None:
     if leading.plate is None:
         return None
     return max((r for r, _ in reads if r.plate == leading.plate), key=lambda r: r.confidence)
+
+
+def _behind_the_lanes() -> None:
+    """Lower this reader thread's CPU priority (Linux: niceness is per thread).
+
+    A read keeps a core busy for 50-500 ms; the event loop's work (a loop edge, a decision, a
+    gate command) takes a few. On a board short of CPU the scheduler then gives a runnable
+    service thread the core first, and the reads take the rest (no core is left idle).
+    """
+    if not hasattr(os, "setpriority"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid)
+                                                 + READER_NICE))
+    except OSError as err:  # a sandbox may forbid it: reads then share the CPU evenly
+        log.warning("plate reader thread keeps its priority: %s", err)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from pathlib import Path
 
 from appliance.config import LprSection, load_config
-from lpr.camera_source import CameraPlates
+from lpr.camera_source import READER_NICE, CameraPlates
 from lpr.source import PlateResult, SimulatedPlates
 
 from ..conftest import write_lot
@@ -318,3 +319,28 @@ libc.malloc_stats()
     assert arenas > 1  # glibc's default: the threads took arenas of their own
     assert mapped == 0  # and the two 8 MiB blocks came out of the heap
     assert stats(True) == (1, 2)
+
+
+async def test_reads_run_behind_the_service_threads_in_cpu_priority(tmp_path):
+    """A read keeps a core busy for up to half a second: reader threads run niced, so that on a
+    board short of CPU the event loop (edges, decisions, gate commands) gets a core first."""
+    write_scenes(tmp_path / "a", plates=("7XYZ123",), repeat=1)
+    seen: list[int] = []
+
+    class Priority:
+        def read(self, frame, search_frame=True, near=None):
+            seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            from lpr.reader import FrameRead
+
+            return FrameRead(plate=None, confidence=0.0, bbox=None)
+
+    source = CameraPlates(CFG, {"in-1": f"dir:{tmp_path / 'a'}"}, storage_dir=tmp_path / "ev",
+                          reader=Priority(), warm_up=False)
+    source.start()
+    try:
+        await source.read("in-1")
+    finally:
+        source.close()
+    service = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert seen and set(seen) == {min(19, service + READER_NICE)}
+    assert service < 19 and READER_NICE > 0  # the read ran at a lower priority than the loop
