@@ -404,7 +404,8 @@ class LprSection:
     """Plate windows are scaled so the plate is about this tall (32-256 px) before the text line
     inside it is detected; smaller is faster."""
     threads: int = 1
-    """onnxruntime intra-op threads per model session."""
+    """onnxruntime intra-op threads per model session: 2 reads a photo ~15 % sooner (p95 ~25 %)
+    for ~30 % more CPU, worth it only where cores sit idle between cars."""
     det_max_side_px: int = 640
     """Text detector input size (longer side) of the first text-search pass (96-4096), with
     `detector = "text"`."""

@@ -327,3 +327,13 @@ def _run_with_detect(detector, detect, threads) -> None:
             t.join(120)
     finally:
         del detector.detect
+
+
+def test_sessions_with_more_than_one_thread_do_not_spin_while_they_wait():
+    """onnxruntime's pool threads spin between runs by default: beside the other lanes' reads
+    they burn the cores they wait on. Every session lotedge opens has spinning off."""
+    from lpr.engine import DEFAULT_REC, _session
+
+    options = _session(DEFAULT_REC, 2).get_session_options()
+    assert options.intra_op_num_threads == 2
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
