@@ -37,6 +37,52 @@ def _rss_kib() -> int:
     return 0
 
 
+def _account(events: list[tuple[str, dict]], entered: list[tuple[str, str]]
+             ) -> tuple[list[float], list[float], dict[str, int]]:
+    """Read times, decision times and the entries' plates scored against the cars' own.
+
+    events: (type, payload) of the run's plate reads, lane transitions and tickets, in order;
+    entered: (entry lane, plate) of every car let in, in order. A lane serves one car at a
+    time, so its n-th kept ticket is its n-th entered car's; a ticket voided when its car
+    backed out belongs to no entered car and is left out.
+    """
+    reads, decisions = [], []
+    issued: list[tuple[str, str, str | None]] = []  # (lane, ticket id, plate)
+    voided: set[str] = set()
+    deciding: dict[str, int] = {}
+    for kind, p in events:
+        if kind == "lane.plate_read":
+            reads.append(p["read_ms"])
+        elif kind == "ticket.issued":
+            issued.append((p["lane"], p.get("ticket_id"), p.get("plate")))
+        elif kind == "ticket.voided":
+            voided.add(p.get("ticket_id"))
+        elif p["to"] == "DECIDING":
+            deciding[p["lane"]] = p["fact_mono_ns"]
+        elif p["from"] == "DECIDING" and p["lane"] in deciding:
+            decisions.append((p["fact_mono_ns"] - deciding.pop(p["lane"])) / 1e6)
+    tickets: dict[str, list[str | None]] = {}
+    for lane, ticket_id, plate in issued:
+        if ticket_id not in voided:
+            tickets.setdefault(lane, []).append(plate)
+    cars: dict[str, list[str]] = {}
+    for lane, plate in entered:
+        cars.setdefault(lane, []).append(plate)
+    every_plate = {plate for plates_in in cars.values() for plate in plates_in}
+    scored = {"exact": 0, "unread": 0, "wrong_car": 0, "misread": 0}
+    for lane, plates_in in cars.items():
+        for own, got in zip(plates_in, tickets.get(lane, []), strict=False):
+            if got == own:
+                scored["exact"] += 1
+            elif got is None:
+                scored["unread"] += 1
+            elif got in every_plate:
+                scored["wrong_car"] += 1
+            else:
+                scored["misread"] += 1
+    return reads, decisions, scored
+
+
 async def scenario(duration_s: float, plates: Path) -> dict:
     """One full-load run in this process; the figures as a dict."""
     from appliance.client import ServiceClient
@@ -96,46 +142,20 @@ async def scenario(duration_s: float, plates: Path) -> dict:
         ledger = service.ledger
         rows = await ledger.fetchall(
             "SELECT type, payload FROM events WHERE type IN ('lane.plate_read', "
-            "'lane.transition', 'ticket.issued') ORDER BY seq")
+            "'lane.transition', 'ticket.issued', 'ticket.voided') ORDER BY seq")
     finally:
         await service.stop()
         ingest.terminate()
         ingest.wait(10)
         broker.stop()
-    reads, decisions, tickets = [], [], {}  # tickets: lane -> plates issued, in order
-    deciding: dict[str, int] = {}
-    for row in rows:
-        p = json.loads(row["payload"])
-        if row["type"] == "lane.plate_read":
-            reads.append(p["read_ms"])
-        elif row["type"] == "ticket.issued":
-            tickets.setdefault(p["lane"], []).append(p.get("plate"))
-        elif p["to"] == "DECIDING":
-            deciding[p["lane"]] = p["fact_mono_ns"]
-        elif p["from"] == "DECIDING" and p["lane"] in deciding:
-            decisions.append((p["fact_mono_ns"] - deciding.pop(p["lane"])) / 1e6)
-    # a lane serves one car at a time: its n-th ticket is its n-th car's
-    cars: dict[str, list[str]] = {}
-    for lane, plate in traffic.entries or []:
-        cars.setdefault(lane, []).append(plate)
-    every_plate = {plate for plates_in in cars.values() for plate in plates_in}
-    exact = wrong_car = unread = misread = 0
-    for lane, plates_in in cars.items():
-        for own, got in zip(plates_in, tickets.get(lane, []), strict=False):
-            if got == own:
-                exact += 1
-            elif got is None:
-                unread += 1
-            elif got in every_plate:
-                wrong_car += 1
-            else:
-                misread += 1
+    reads, decisions, entries = _account([(row["type"], json.loads(row["payload"]))
+                                          for row in rows], traffic.entries or [])
     return {
         "cars_offered": traffic.stats.arrived, "entered": traffic.stats.entered,
         "exited": traffic.stats.exited, "balked": traffic.stats.balked,
-        "trapped": traffic.stats.trapped, "entries_exact_plate": exact,
-        "entries_no_plate": unread, "entries_misread": misread,
-        "entries_wrong_car_plate": wrong_car,
+        "trapped": traffic.stats.trapped, "entries_exact_plate": entries["exact"],
+        "entries_no_plate": entries["unread"], "entries_misread": entries["misread"],
+        "entries_wrong_car_plate": entries["wrong_car"],
         "late_reads_discarded": discarded, "plate_reads": len(reads),
         "plate_read_p50_ms": _pct(reads, 50), "plate_read_p95_ms": _pct(reads, 95),
         "loop_to_gate_p50_ms": _pct(loop_to_gate, 50), "loop_to_gate_p99_ms": _pct(loop_to_gate, 99),
