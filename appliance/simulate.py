@@ -22,6 +22,29 @@ from drivers.loops import SimulatedLoop
 from lpr.photo_stage import Photo, PhotoStage
 from lpr.source import PlateResult, SimulatedPlates
 
+
+class PhotoDeck:
+    """The order simulated cars take a `photos:` folder's photos in: shuffled (by the
+    simulation's seed), each photo once a round, so a short run samples the whole folder rather
+    than its first file names; a photo whose plate is inside already is passed over."""
+
+    def __init__(self, photos: list[Photo], rng: random.Random) -> None:
+        self._photos = photos
+        self._rng = rng
+        self._left: list[int] = []
+
+    def deal(self, inside: set[str]) -> Photo:
+        """The next photo whose plate is not inside (any photo, if all of theirs are)."""
+        photo = self._photos[0]
+        for _ in range(len(self._photos)):
+            if not self._left:
+                self._left = self._rng.sample(range(len(self._photos)), len(self._photos))
+            photo = self._photos[self._left.pop()]
+            if photo.plate not in inside:
+                break
+        return photo
+
+
 _TYPE_MIX = [(VehicleType.MOTORCYCLE, 5), (VehicleType.COMPACT, 25), (VehicleType.REGULAR, 55),
              (VehicleType.LARGE, 15)]
 
@@ -95,7 +118,8 @@ class TrafficGenerator:
             raise TypeError("the traffic generator needs the simulated camera")
         self.plates: SimulatedPlates = plates
         self.stage: PhotoStage | None = getattr(service.plates, "stage", None)
-        self._photo_i = 0
+        self._deck = (PhotoDeck(self.stage.photos, random.Random(self.rng.getrandbits(64)))
+                      if self.stage is not None and self.stage.photos else None)
         self._permit_plates: list[str] = []
 
     def _stay_s(self) -> float:
@@ -118,8 +142,8 @@ class TrafficGenerator:
                   readable_in=rng.random() >= miss, readable_out=rng.random() >= miss,
                   pays_on_foot=rng.random() < 0.15, backs_out=rng.random() < 0.02,
                   tailgater_follows=rng.random() < 0.01)
-        if self.stage is not None and self.stage.photos:
-            return self._photo_car(car)
+        if self._deck is not None:
+            return self._photo_car(car, self._deck)
         roll = rng.random()
         free_permits = [p for p in self._permit_plates if p not in self.stats.inside]
         if roll < 0.05 and free_permits:
@@ -131,14 +155,9 @@ class TrafficGenerator:
             car.readable_in = True
         return car
 
-    def _photo_car(self, car: Car) -> Car:
+    def _photo_car(self, car: Car, deck: PhotoDeck) -> Car:
         """The car of the next real photo whose plate is not inside already."""
-        photos = self.stage.photos
-        for _ in range(len(photos)):
-            photo = photos[self._photo_i % len(photos)]
-            self._photo_i += 1
-            if photo.plate not in self.stats.inside:
-                break
+        photo = deck.deal(self.stats.inside)
         car.plate, car.photo = photo.plate, photo
         car.readable_in = car.readable_out = True  # the reader decides, from the photo
         return car

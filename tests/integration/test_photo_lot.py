@@ -106,3 +106,25 @@ def test_the_stage_keeps_only_the_photos_on_show_decoded(tmp_path: Path):
     stage.show("in", photos[2])  # the next car replaces the first
     assert stage.resident() == 2
     assert stage.scene("in").shape == cv2.imread(str(photos[2].path)).shape
+
+
+def test_cars_take_the_photos_in_a_shuffled_round_not_in_name_order(tmp_path: Path):
+    """A short run (a few dozen cars) samples the whole folder: the deck deals every photo
+    once a round in a seeded random order, never the folder's first file names in a row,
+    and passes over a photo whose plate is inside."""
+    import random
+
+    from appliance.simulate import PhotoDeck
+    from lpr.photo_stage import Photo
+
+    photos = [Photo(path=tmp_path / f"car{i:03d}.jpg", plate=f"P{i:03d}") for i in range(40)]
+    deck = PhotoDeck(photos, random.Random(7))
+    dealt = [deck.deal(set()).plate for _ in range(80)]
+    first, second = dealt[:40], dealt[40:]
+    assert sorted(first) == sorted(second) == [p.plate for p in photos]  # each once a round
+    assert first[:10] != [p.plate for p in photos[:10]]  # not name order
+    assert first != second  # a new order each round
+    again = PhotoDeck(photos, random.Random(7))
+    assert [again.deal(set()).plate for _ in range(80)] == dealt  # the seed fixes the order
+    inside = {p.plate for p in photos[1:]}  # every plate but P000 is parked
+    assert PhotoDeck(photos, random.Random(3)).deal(inside).plate == "P000"
