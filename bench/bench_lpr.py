@@ -5,8 +5,9 @@ Reads the labelled sets under LOTEDGE_PLATES_DIR (default /work/shared/plates): 
 halves by sorted file name (`lpr.bench.split_items`): `dev` (even; the recogniser was trained
 and the settings tuned on it) and `held-out` (odd; never trained or tuned on). One onnxruntime
 thread, the default reader (`detector = "yolo"`); on the held-out halves also the faster
-settings (plate detector at 320 px, second recogniser only below 0.9) and, on the US, the
-text-detector reader. Ground truth comes from the `.txt` files only.
+settings (plate detector at 320 px, second recogniser only below 0.9), on the US the
+text-detector reader, and per held-out half what a lane makes of each photo (its burst and vote,
+`lpr.bench.run_lane_bench`: right, wrong and no plate at the default `min_confidence` and 0.4). Ground truth comes from the `.txt` files only.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 DEFAULT_ROOT = Path("/work/shared/plates")
 # (folder, region codes): European photos also with the generic fallback for show plates
+LANE_LOWER_FLOOR = 0.4  # a lower min_confidence, to show what the default trades
 SETS = (("us", ("us",)), ("eu", ("eu",)), ("eu", ("eu", "generic")), ("br", ("br",)))
 
 
@@ -44,12 +46,30 @@ def _rows(tag: str, result, goal_exact: str) -> list[dict]:
     ]
 
 
+def _lane_rows(tag: str, lane) -> list[dict]:
+    """A lane's burst and vote per photo: right, wrong and no plate at the default
+    `min_confidence` and at a lower one (the trade docs/lpr.md shows)."""
+    from appliance.config import LprSection
+
+    rows = []
+    for floor in (LprSection().min_confidence, LANE_LOWER_FLOOR):
+        right, wrong, none = lane.at(floor)
+        n = right + wrong + none
+        for what, count in (("right plate", right), ("wrong plate", wrong), ("no plate", none)):
+            rows.append({"name": f"{tag} lane burst, min_confidence {floor}: {what} "
+                                 f"({count}/{n})", "value": 100.0 * count / n, "unit": "%"})
+    rows.append({"name": f"{tag} lane burst: frames read per photo", "value": lane.frames,
+                 "unit": ""})
+    return rows
+
+
 def run() -> list[dict]:
     """Accuracy and latency per region and half; RSS growth from loading the models."""
     import cv2
     import numpy as np
 
-    from lpr.bench import load_labels, run_bench, split_items
+    from appliance.config import LprSection
+    from lpr.bench import load_labels, run_bench, run_lane_bench, split_items
     from lpr.reader import PlateReader
     from lpr.regions import resolve_regions
 
@@ -74,6 +94,9 @@ def run() -> list[dict]:
             goal = (">= 92" if folder == "us" else ">= 95") if part == "held-out" else ""
             result = run_bench(reader, split_items(items, part))
             rows += _rows(f"{tag} {part}", result, goal)
+        if codes != ("eu", "generic"):
+            rows += _lane_rows(f"{tag} held-out", run_lane_bench(
+                reader, split_items(items, "held-out"), burst_frames=LprSection().burst_frames))
     # the faster settings (they meet the latency goal; see docs/lpr.md for what they cost)
     fast = PlateReader(threads=1, plate_det_px=320, second_rec_below=0.9)
     for folder, codes in SETS:

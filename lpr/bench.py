@@ -110,5 +110,37 @@ def run_bench(reader: PlateReader, items: list[Labelled]) -> BenchResult:
                        misses=tuple(misses))
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LaneResult:
+    """What a lane makes of each photo: its burst (the lane's own code, every frame the same
+    still photo, as from a car standing on the loop) and the vote over it."""
+
+    votes: tuple[tuple[bool | None, float], ...]  # per photo: right plate? (None: no plate), conf
+    frames: float  # frames read per photo (mean): a sure or agreeing read ends the burst
+
+    def at(self, min_confidence: float) -> tuple[int, int, int]:
+        """(right, wrong, no read) with reads below `min_confidence` taken as no read."""
+        kept = [right for right, conf in self.votes if right is not None and
+                conf >= min_confidence]
+        return sum(kept), len(kept) - sum(kept), len(self.votes) - len(kept)
+
+
+def run_lane_bench(reader: PlateReader, items: list[Labelled], *,
+                   burst_frames: int = 5) -> LaneResult:
+    """Every labelled image through the lane's burst (`lpr.camera_source.read_burst`), voted."""
+    from lpr.camera_source import read_burst
+    from lpr.vote import vote
+
+    votes, frames = [], 0
+    for item in items:
+        image = cv2.imread(str(item.image))
+        reads, _ = read_burst(reader, lambda image=image: image, burst_frames)
+        frames += len(reads)
+        result = vote([(r.plate, r.confidence) for r, _ in reads], min_confidence=0.0)
+        votes.append((None if result.plate is None else result.plate == item.plate,
+                      result.confidence))
+    return LaneResult(votes=tuple(votes), frames=frames / len(items) if items else 0.0)
+
+
 def _p95(ordered: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]

@@ -136,39 +136,15 @@ class CameraPlates:
         return await loop.run_in_executor(self._executor, self._read_blocking, lane_id, camera)
 
     def _read_blocking(self, lane_id: str, camera: Camera) -> PlateResult:
-        # Frame by frame, each read as soon as it is taken; the burst ends early once the reads
-        # agree (EARLY_AGREEING frames on one plate) or the first is sure (EARLY_CONFIDENCE):
-        # a clear plate costs one frame, a hard one gets the whole burst to vote on, and a
-        # scene where the first EARLY_EMPTY frames hold nothing plate-like ends as a no-read.
         wanted = self.cfg.burst_frames
         deadline = time.monotonic() + self.cfg.burst_interval_ms / 1000 * wanted + 1.0
-        reads: list[tuple[FrameRead, object]] = []
-        failed = False
-        while len(reads) < wanted:
+
+        def next_frame():
             frames = camera.burst(1, interval_s=0.0,
                                   timeout_s=max(0.05, deadline - time.monotonic()))
-            if not frames:
-                failed = True
-                break
-            # the full search (larger looks, whole-frame text search: the dearest part of a
-            # read) runs on the first frame; later frames of the same car repeat it only once
-            # a frame has found a plate, else they take the quick look
-            search = not reads or any(r.plate is not None for r, _ in reads)
-            reads.append((self.reader.read(frames[0], search_frame=search,
-                                           near=_where_it_was(reads)), frames[0]))
-            # the leading plate whatever its confidence: two frames of a standing car that
-            # agree end the burst even when that read is too unsure to trust (more frames of the
-            # same scene repeat it: 14 of the 111 US dev photos read the same unsure plate five
-            # times); whether it is trusted is the final vote's call (min_confidence)
-            leading = vote([(r.plate, r.confidence) for r, _ in reads], min_confidence=0.0)
-            if leading.plate is not None and (leading.agreeing >= EARLY_AGREEING or (
-                    len(reads) == 1 and reads[0][0].confidence >= EARLY_CONFIDENCE)):
-                break
-            if len(reads) == EARLY_EMPTY and all(r.plate is None for r, _ in reads):
-                # nothing plate-like in the first frames of a car standing on the loop: more
-                # frames of the same (each one the dearest search) would only hold the lane up;
-                # the no-read takes the lane's no-plate path (flagged, never trapped)
-                break
+            return frames[0] if frames else None
+
+        reads, failed = read_burst(self.reader, next_frame, wanted)
         if not reads:
             return PlateResult(plate=None)
         votes = [(r.plate, r.confidence) for r, _ in reads]
@@ -224,6 +200,43 @@ class CameraPlates:
                 log.info("lpr evidence purge: removed %d files (%d bytes)", report.removed_files,
                          report.removed_bytes)
             await asyncio.sleep(interval_s)
+
+
+def read_burst(reader: PlateReader, next_frame: Callable[[], object | None],
+               wanted: int) -> tuple[list[tuple[FrameRead, object]], bool]:
+    """A lane's burst: frames read one by one until they settle; (reads with frames, whether
+    the camera stopped delivering frames before the burst ended).
+
+    Frame by frame, each read as soon as it is taken; the burst ends early once the reads
+    agree (EARLY_AGREEING frames on one plate) or the first is sure (EARLY_CONFIDENCE): a
+    clear plate costs one frame, a hard one gets the whole burst to vote on, and a scene
+    where the first EARLY_EMPTY frames hold nothing plate-like ends as a no-read.
+    """
+    reads: list[tuple[FrameRead, object]] = []
+    while len(reads) < wanted:
+        frame = next_frame()
+        if frame is None:
+            return reads, True
+        # the full search (larger looks, whole-frame text search: the dearest part of a
+        # read) runs on the first frame; later frames of the same car repeat it only once
+        # a frame has found a plate, else they take the quick look
+        search = not reads or any(r.plate is not None for r, _ in reads)
+        reads.append((reader.read(frame, search_frame=search, near=_where_it_was(reads)),
+                      frame))
+        # the leading plate whatever its confidence: two frames of a standing car that
+        # agree end the burst even when that read is too unsure to trust (more frames of the
+        # same scene repeat it: 14 of the 111 US dev photos read the same unsure plate five
+        # times); whether it is trusted is the final vote's call (min_confidence)
+        leading = vote([(r.plate, r.confidence) for r, _ in reads], min_confidence=0.0)
+        if leading.plate is not None and (leading.agreeing >= EARLY_AGREEING or (
+                len(reads) == 1 and reads[0][0].confidence >= EARLY_CONFIDENCE)):
+            break
+        if len(reads) == EARLY_EMPTY and all(r.plate is None for r, _ in reads):
+            # nothing plate-like in the first frames of a car standing on the loop: more
+            # frames of the same (each one the dearest search) would only hold the lane up;
+            # the no-read takes the lane's no-plate path (flagged, never trapped)
+            break
+    return reads, False
 
 
 def _where_it_was(reads: list[tuple[FrameRead, object]]) -> FrameRead | None:

@@ -86,3 +86,32 @@ def test_bench_part_splits_by_sorted_name_and_counts_o_and_0_alike(tmp_path):
                                       "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["images"] == 1
+
+
+def test_lane_bench_scores_the_lanes_burst_and_vote_per_photo(tmp_path):
+    """The lane figures of `make bench` go through the lane's own burst: a sure read costs one
+    frame, an unsure one two agreeing frames, an empty scene two; the vote's confidence then
+    decides right, wrong or no plate at each `min_confidence`."""
+    import numpy as np
+
+    from lpr.bench import Labelled, run_lane_bench
+    from lpr.reader import FrameRead
+
+    # each photo a flat grey whose level names what the scripted reader reads there
+    script = {10: ("AAA111", 0.97), 20: ("BBB222", 0.45), 30: ("XXX999", 0.97), 40: (None, 0.0)}
+    truths = {10: "AAA111", 20: "BBB222", 30: "CCC333", 40: "DDD444"}
+    items = []
+    for level, plate in truths.items():
+        path = tmp_path / f"{level}.png"
+        cv2.imwrite(str(path), np.full((40, 60, 3), level, np.uint8))
+        items.append(Labelled(image=path, plate=plate))
+
+    class Scripted:
+        def read(self, frame, search_frame=True, near=None):
+            plate, conf = script[int(frame[0, 0, 0])]
+            return FrameRead(plate=plate, confidence=conf, bbox=None)
+
+    lane = run_lane_bench(Scripted(), items, burst_frames=5)
+    assert lane.frames == (1 + 2 + 1 + 2) / 4
+    assert lane.at(0.5) == (1, 1, 2)  # the unsure right plate is a no read at 0.5
+    assert lane.at(0.4) == (2, 1, 1)
