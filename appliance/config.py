@@ -404,8 +404,8 @@ class LprSection:
     """Plate windows are scaled so the plate is about this tall (32-256 px) before the text line
     inside it is detected; smaller is faster."""
     threads: int = 1
-    """onnxruntime intra-op threads per model session: 2 reads a photo ~15 % sooner (p95 ~25 %)
-    for ~30 % more CPU, worth it only where cores sit idle between cars."""
+    """onnxruntime intra-op threads per model session: more than 1 reads a photo sooner for more
+    CPU time in all, worth it only where cores sit idle between cars."""
     det_max_side_px: int = 640
     """Text detector input size (longer side) of the first text-search pass (96-4096), with
     `detector = "text"`."""
@@ -417,7 +417,8 @@ class LprSection:
     burst_interval_ms: int = 200
     """Milliseconds between the frames of a burst."""
     min_confidence: float = 0.5
-    """A voted read less sure than this (0-1) is a no-read."""
+    """A voted read less sure than this (0-1) is a no-read. At 0.5, in the `us` region a plate
+    counts only when both recognisers read it (docs/lpr.md, "In the lane")."""
     regions: Annotated[tuple[RegionFormat, ...], BeforeValidator(_region_codes)] = field(
         default_factory=_default_regions)
     """Plate formats accepted: [[lpr.regions]] tables and/or built-in country codes ("us", "br",
