@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 import re
 import socket
@@ -15,6 +17,50 @@ import aiomqtt
 from appliance.config import CloudSection
 from appliance.host.secrets import read_secret_file
 from sync.errors import SyncError
+
+
+def keep_cancellation() -> None:
+    """Raise CancelledError if this task was cancelled and the cancellation was swallowed.
+
+    On Python 3.11 `asyncio.wait_for`, which aiomqtt awaits every broker round trip with,
+    returns the result when a cancellation lands just as that result arrives (a PUBACK with
+    the stop): the task goes on as if never cancelled, and whoever awaits its end (a service
+    stop) waits forever while it keeps publishing. The task's cancel count still says so.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+class Client(aiomqtt.Client):
+    """aiomqtt's client whose calls never swallow the caller's cancellation (see above)."""
+
+    async def __aenter__(self) -> Client:
+        await super().__aenter__()
+        try:
+            keep_cancellation()
+        except asyncio.CancelledError:  # connected as the stop came: leave no session open
+            with contextlib.suppress(Exception):
+                await super().__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await super().__aexit__(*exc_info)
+        keep_cancellation()
+
+    async def publish(self, *args: Any, **kwargs: Any) -> None:
+        await super().publish(*args, **kwargs)
+        keep_cancellation()
+
+    async def subscribe(self, *args: Any, **kwargs: Any) -> Any:
+        granted = await super().subscribe(*args, **kwargs)
+        keep_cancellation()
+        return granted
+
+    async def unsubscribe(self, *args: Any, **kwargs: Any) -> None:
+        await super().unsubscribe(*args, **kwargs)
+        keep_cancellation()
 
 
 def events_topic(lot_id: str) -> str:
@@ -110,17 +156,17 @@ class MqttSettings:
                             key_file=cloud.tls_key_file)
 
     def client(self, *, identifier: str, clean_session: bool = True,
-               will: aiomqtt.Will | None = None, timeout_s: float = 10.0) -> aiomqtt.Client:
-        """An aiomqtt client for these settings (not yet connected)."""
+               will: aiomqtt.Will | None = None, timeout_s: float = 10.0) -> Client:
+        """An aiomqtt client for these settings (not yet connected; see `Client`)."""
         tls_params = None
         if self.tls or self.ca_file or self.cert_file:
             tls_params = aiomqtt.TLSParameters(ca_certs=self.ca_file, certfile=self.cert_file,
                                                keyfile=self.key_file,
                                                cert_reqs=ssl.CERT_REQUIRED)
-        return aiomqtt.Client(self.host, self.port, username=self.username,
-                              password=self.password, identifier=identifier,
-                              clean_session=clean_session, will=will, tls_params=tls_params,
-                              timeout=timeout_s, keepalive=30, socket_options=SOCKET_OPTIONS)
+        return Client(self.host, self.port, username=self.username, password=self.password,
+                      identifier=identifier, clean_session=clean_session, will=will,
+                      tls_params=tls_params, timeout=timeout_s, keepalive=30,
+                      socket_options=SOCKET_OPTIONS)
 
 
 def backoff_s(attempt: int, *, base_s: float = 0.5, max_s: float = 60.0) -> float:

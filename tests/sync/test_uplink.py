@@ -149,3 +149,31 @@ async def test_an_older_ledgers_pin_hash_never_reaches_the_cloud(tmp_path, broke
     assert json.dumps(added).count("[redacted]") == 1 and legacy not in json.dumps(rows)
     await ledger.close()
     store.close()
+
+
+async def test_a_stop_that_lands_with_the_brokers_answer_still_stops_the_task(monkeypatch):
+    """aiomqtt awaits each broker answer with asyncio.wait_for, which on Python 3.11 returns
+    the answer when a cancellation arrives with it: an uplink stopped just as a PUBACK came
+    went on publishing, and the service stop (or a test's teardown) waited for it forever.
+    The client that MqttSettings makes keeps such a cancellation."""
+    answered = asyncio.get_running_loop().create_future()
+
+    async def answer(self, *args, **kwargs):  # how aiomqtt waits for a PUBACK
+        return await asyncio.wait_for(answered, 10)
+
+    monkeypatch.setattr(aiomqtt.Client, "publish", answer)
+    client = MqttSettings.from_url("mqtt://127.0.0.1:1").client(identifier="stop-test")
+    went_on = []
+
+    async def uplink_like():
+        await client.publish("t", b"batch", qos=1)
+        went_on.append(True)
+        await asyncio.sleep(3600)  # the next batch's wait
+
+    task = asyncio.create_task(uplink_like())
+    await asyncio.sleep(0.01)  # now waiting for the answer
+    answered.set_result(None)
+    task.cancel()  # the stop, in the same turn of the loop as the answer
+    async with asyncio.timeout(5):
+        await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled() and went_on == []
