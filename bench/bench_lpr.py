@@ -7,7 +7,8 @@ and the settings tuned on it) and `held-out` (odd; never trained or tuned on). O
 thread, the default reader (`detector = "yolo"`); on the held-out halves also the faster
 settings (plate detector at 320 px, second recogniser only below 0.9), on the US the
 text-detector reader, and per held-out half what a lane makes of each photo (its burst and vote,
-`lpr.bench.run_lane_bench`: right, wrong and no plate at the default `min_confidence` and 0.4). Ground truth comes from the `.txt` files only.
+`lpr.bench.run_lane_bench`: right, wrong and no plate at the default `min_confidence` and 0.4).
+Ground truth comes from the `.txt` files only.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import resource
 from pathlib import Path
 
 DEFAULT_ROOT = Path("/work/shared/plates")
-# (folder, region codes): European photos also with the generic fallback for show plates
 LANE_LOWER_FLOOR = 0.4  # a lower min_confidence, to show what the default trades
+# (folder, region codes): European photos also with the generic fallback for show plates
 SETS = (("us", ("us",)), ("eu", ("eu",)), ("eu", ("eu", "generic")), ("br", ("br",)))
 
 
