@@ -406,6 +406,10 @@ class LprSection:
     threads: int = 1
     """onnxruntime intra-op threads per model session: more than 1 reads a photo sooner for more
     CPU time in all, worth it only where cores sit idle between cars."""
+    reader_cpu_share: float = 0.75
+    """Under a CPU quota (a cgroup's cpu.max or cfs_quota_us), the share of it the plate reader
+    threads may use (0.1-1), in a sub-group of the service's cgroup: the lanes' decisions keep
+    the rest of every period. 1: no sub-group. Without a quota nothing is created."""
     det_max_side_px: int = 640
     """Text detector input size (longer side) of the first text-search pass (96-4096), with
     `detector = "text"`."""
@@ -442,6 +446,8 @@ class LprSection:
     def __post_init__(self) -> None:
         if self.threads < 1:
             raise ValueError("threads: must be at least 1")
+        if not 0.1 <= self.reader_cpu_share <= 1.0:
+            raise ValueError("reader_cpu_share: must be between 0.1 and 1")
         if self.detector not in ("yolo", "text"):
             raise ValueError("detector: must be 'yolo' (plate detector, AGPL-3.0 model) or "
                              "'text' (text detector only, Apache-2.0 models)")

@@ -22,6 +22,7 @@ from appliance.config import LotConfig
 from appliance.core.events import Event, NewEvent
 from appliance.core.types import LaneDirection, LotMode, SpotType, VehicleType
 from appliance.errors import ConfigError, DeviceError, InputError, ListenError, LotedgeError
+from appliance.host.cpu_quota import ReaderGroup
 from appliance.host.listen import check_listen_free
 from appliance.host.secrets import check_secret_file
 from appliance.host.watchdog import Notifier
@@ -95,6 +96,7 @@ class Service:
         self._plates_given = plates is not None
         self.plates: PlateSource = plates or SimulatedPlates()
         self.cameras: CameraPlates | None = None
+        self.reader_cpu: ReaderGroup | None = None
         self.scanner = make_scanners(cfg, grab=self._camera_frame)
         self.lane_display = MemoryLaneDisplay()
         self.late = LateRecords()  # what a full disk kept out of the ledger, written late
@@ -176,8 +178,11 @@ class Service:
                 loop.call_soon_threadsafe(self._lane_alarm, "camera_fault", lane_id, str(err))
 
             try:
-                self.cameras = CameraPlates.from_config(cfg, base=self.base_dir, sim=self.plates,
-                                                        on_fault=camera_fault)
+                # under a CPU quota the readers get their share of it, the lanes the rest
+                self.reader_cpu = ReaderGroup.create(cfg.lpr.reader_cpu_share)
+                self.cameras = CameraPlates.from_config(
+                    cfg, base=self.base_dir, sim=self.plates, on_fault=camera_fault,
+                    on_reader_thread=self.reader_cpu.enter if self.reader_cpu else None)
             except LotedgeError as err:  # models missing or unreadable: the start stops here
                 raise DeviceError(str(err), code="camera", device="camera") from err
             self.cameras.start()
@@ -467,6 +472,8 @@ class Service:
             self.devices.stop()
         if self.cameras is not None:
             self.cameras.close()
+        if self.reader_cpu is not None:
+            self.reader_cpu.close()
         self.scanner.close()
         if self.terminal_emulator is not None:
             await self.terminal_emulator.stop()

@@ -176,6 +176,9 @@ def _limited(argv: list[str], quota_us: int) -> subprocess.CompletedProcess[str]
     finally:
         for _ in range(50):
             try:
+                for sub in group.iterdir():  # a sub-group the service left (it removes its own)
+                    if sub.is_dir():
+                        sub.rmdir()
                 group.rmdir()
                 break
             except OSError:

@@ -47,13 +47,15 @@ class CameraPlates:
         wall_clock: seconds since the epoch, for evidence names and the purge.
         workers: reader threads (default: one per camera lane, at most one per core).
         warm_up: `start` has each reader thread read a rendered plate and a bare scene first.
+        on_reader_thread: called first in each reader thread (the wiring moves it into the
+            readers' CPU group there, see `appliance.host.cpu_quota`).
     """
 
     def __init__(self, lpr, cameras: Mapping[str, str], *, storage_dir: Path,
                  reader: PlateReader | None = None, sim: PlateSource | None = None,
                  on_fault: Callable[[str, CameraError], None] | None = None,
                  wall_clock: Callable[[], float] = time.time, workers: int | None = None,
-                 warm_up: bool = True):
+                 warm_up: bool = True, on_reader_thread: Callable[[], None] | None = None):
         if any(spec.strip() != "sim" for spec in cameras.values()):
             share_one_heap()  # before the capture and reader threads allocate their first frames
         self.cfg = lpr
@@ -77,7 +79,8 @@ class CameraPlates:
             PlateReader.from_config(lpr) if self.cameras else None)
         self.workers = workers or max(1, min(len(self.cameras), os.cpu_count() or 1))
         self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="lpr",
-                                            initializer=_behind_the_lanes)
+                                            initializer=_behind_the_lanes,
+                                            initargs=(on_reader_thread,))
         self.warm_up = warm_up
         self.warmed_up = 0  # reader threads whose warm-up reads have run
         self._warm_up_lock = threading.Lock()
@@ -251,13 +254,15 @@ def _where_it_was(reads: list[tuple[FrameRead, object]]) -> FrameRead | None:
     return max((r for r, _ in reads if r.plate == leading.plate), key=lambda r: r.confidence)
 
 
-def _behind_the_lanes() -> None:
-    """Lower this reader thread's CPU priority (Linux: niceness is per thread).
+def _behind_the_lanes(then: Callable[[], None] | None = None) -> None:
+    """Lower this reader thread's CPU priority (Linux: niceness is per thread), then call `then`.
 
     A read keeps a core busy for 50-500 ms; the event loop's work (a loop edge, a decision, a
     gate command) takes a few. On a board short of CPU the scheduler then gives a runnable
     service thread the core first, and the reads take the rest (no core is left idle).
     """
+    if then is not None:
+        then()
     if not hasattr(os, "setpriority"):
         return
     try:

@@ -344,3 +344,29 @@ async def test_reads_run_behind_the_service_threads_in_cpu_priority(tmp_path):
     service = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     assert seen and set(seen) == {min(19, service + READER_NICE)}
     assert service < 19 and READER_NICE > 0  # the read ran at a lower priority than the loop
+
+
+async def test_every_reader_thread_runs_the_wiring_hook_first(tmp_path):
+    """The wiring moves reader threads into the readers' CPU group (appliance.host.cpu_quota)
+    through this hook: every thread that reads a frame has run it."""
+    write_scenes(tmp_path / "a", plates=("7XYZ123",), repeat=1)
+    entered: list[int] = []
+    readers: list[int] = []
+
+    class Reader:
+        def read(self, frame, search_frame=True, near=None):
+            readers.append(threading.get_native_id())
+            from lpr.reader import FrameRead
+
+            return FrameRead(plate=None, confidence=0.0, bbox=None)
+
+    source = CameraPlates(CFG,
+                          {"in-1": f"dir:{tmp_path / 'a'}"}, storage_dir=tmp_path / "ev",
+                          reader=Reader(), warm_up=False,
+                          on_reader_thread=lambda: entered.append(threading.get_native_id()))
+    source.start()
+    try:
+        await source.read("in-1")
+    finally:
+        source.close()
+    assert readers and set(readers) <= set(entered)
