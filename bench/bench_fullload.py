@@ -204,7 +204,8 @@ GOALS = {"full": {"entries_wrong_car_plate": "0", "balked": "0", "plate_read_p95
                   "loop_to_gate_p99_ms": "<= 600", "decision_p99_ms": "<= 20",
                   "rss_max_mib": "<= 250"},
          "half-core": {"entries_wrong_car_plate": "0", "balked": "0",
-                       "plate_read_p95_ms": "<= 1,200", "loop_to_gate_p99_ms": "<= 1,500"}}
+                       "plate_read_p95_ms": "<= 1,200", "loop_to_gate_p99_ms": "<= 1,500",
+                       "decision_p99_ms": "<= 20", "rss_max_mib": "<= 250"}}
 UNITS = {"_ms": "ms", "_mib": "MiB"}
 
 
