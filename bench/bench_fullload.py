@@ -1,7 +1,8 @@
 """The lane under real load: four busy lanes (2 entry, 2 exit; 150 arrivals/h per entry lane)
 with real plate photos on every camera (`photos:` cameras from the US development set), 500
 spot sensors polled on 4 RS-485 buses, the uplink syncing to a private Mosquitto and a reference
-ingest, and an attendant terminal polling the API once a second. Run once as is and once inside
+ingest, and an attendant terminal (a process of its own) polling the API once a second. RSS is
+this process's: the service with its simulated lot (devices, traffic, photos on show). Run once as is and once inside
 a cgroup (v1 `cpu` controller) limited to half a core, a stand-in for a slower board.
 
 `python -m bench fullload`; LOTEDGE_FULLLOAD_S sets each run's real seconds (default 240),
@@ -85,7 +86,6 @@ def _account(events: list[tuple[str, dict]], entered: list[tuple[str, str]]
 
 async def scenario(duration_s: float, plates: Path) -> dict:
     """One full-load run in this process; the figures as a dict."""
-    from appliance.client import ServiceClient
     from appliance.clock import SimClock
     from appliance.config import load_config
     from appliance.service import Service
@@ -114,28 +114,27 @@ async def scenario(duration_s: float, plates: Path) -> dict:
     traffic = TrafficGenerator(service, cfg.simulation, clock, record_entries=True)
     stop = asyncio.Event()
     rss: list[int] = []
-    polls: list[float] = []
+    # the attendant terminal is a process of its own, as on a lot (its HTTP client is not the
+    # appliance's memory)
+    attendant = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.bench_fullload", "--attendant",
+        str(cfg.data_path(cfg.api.socket)), stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE)
 
-    async def attendant() -> None:
-        client = ServiceClient(cfg.data_path(cfg.api.socket))
-        await asyncio.sleep(1.0)
-        try:
-            while True:
-                started = time.perf_counter()
-                for route in ("/health", "/availability", "/alarms"):
-                    await client.get(route)
-                polls.append((time.perf_counter() - started) * 1000)
-                rss.append(_rss_kib())
-                await asyncio.sleep(1.0)
-        finally:
-            await client.aclose()
+    async def memory() -> None:
+        while True:
+            rss.append(_rss_kib())
+            await asyncio.sleep(1.0)
+
+    polls: list[float] = []
 
     async def clock_out() -> None:
         await asyncio.sleep(duration_s)
-        stop.set()
+        polls.extend(json.loads((await attendant.communicate(b""))[0] or b"[]"))
+        stop.set()  # the attendant has finished: the API goes with the service
 
     try:
-        await service.run(stop, extra=[traffic.run, attendant, clock_out])
+        await service.run(stop, extra=[traffic.run, memory, clock_out])
         lanes = list(service.lanes.values())
         loop_to_gate = [ms for c in lanes for ms in c.stats.decision_latency_ms]
         discarded = sum(c.stats.reads_discarded for c in lanes)
@@ -144,6 +143,9 @@ async def scenario(duration_s: float, plates: Path) -> dict:
             "SELECT type, payload FROM events WHERE type IN ('lane.plate_read', "
             "'lane.transition', 'ticket.issued', 'ticket.voided') ORDER BY seq")
     finally:
+        if attendant.returncode is None:
+            attendant.kill()
+            await attendant.wait()
         await service.stop()
         ingest.terminate()
         ingest.wait(10)
@@ -162,6 +164,32 @@ async def scenario(duration_s: float, plates: Path) -> dict:
         "decision_p99_ms": _pct(decisions, 99), "attendant_poll_p95_ms": _pct(polls, 95),
         "rss_max_mib": round(max(rss) / 1024, 1) if rss else None,
     }
+
+
+async def attendant_terminal(socket: str) -> list[float]:
+    """Poll the API as the attendant terminal does (once a second) until stdin closes; the
+    round-trip times in ms."""
+    from appliance.client import ServiceClient, ServiceUnavailable
+
+    client = ServiceClient(socket)
+    polls: list[float] = []
+    done = asyncio.get_running_loop().run_in_executor(None, sys.stdin.buffer.read)
+    try:
+        while not done.done():  # the API listens once the service runs
+            try:
+                await client.get("/health")
+                break
+            except ServiceUnavailable:
+                await asyncio.wait([done], timeout=0.2)
+        while not done.done():
+            started = time.perf_counter()
+            for route in ("/health", "/availability", "/alarms"):
+                await client.get(route)
+            polls.append((time.perf_counter() - started) * 1000)
+            await asyncio.wait([done], timeout=1.0)
+    finally:
+        await client.aclose()
+    return polls
 
 
 def _limited(argv: list[str], quota_us: int) -> subprocess.CompletedProcess[str]:
@@ -227,7 +255,9 @@ def run() -> list[dict]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--run":
+    if len(sys.argv) == 3 and sys.argv[1] == "--attendant":
+        print(json.dumps(asyncio.run(attendant_terminal(sys.argv[2]))))
+    elif len(sys.argv) == 4 and sys.argv[1] == "--run":
         print(json.dumps(asyncio.run(scenario(float(sys.argv[2]), Path(sys.argv[3])))))
     else:
         for row in run():

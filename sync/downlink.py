@@ -18,8 +18,7 @@ import hashlib
 import logging
 from datetime import datetime, timedelta
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from appliance.core.events import NewEvent, canonical_json
 from appliance.ledger import Ledger
@@ -27,6 +26,9 @@ from appliance.lot.alarms import clear_alarm, raise_alarm
 from appliance.lot.tariffs import adopt_in, set_cloud_tariff
 from sync.bundle import Bundle, verify_bundle
 from sync.errors import BundleRejected, SyncError
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +148,10 @@ class Downlink:
         """Ask for a newer bundle and apply it; return the version applied, if any."""
         since = await current_version(self.ledger)
         url = f"{self.api_url}/v1/lots/{self.ledger.lot_id}/bundle"
+        # imported here: a lot without api_url never loads httpx, and with it its command-line
+        # half (click, rich, pygments: ~12 MB of the service's memory)
+        import httpx
+
         try:
             async with httpx.AsyncClient(transport=self.transport,
                                          timeout=self.timeout_s) as client:

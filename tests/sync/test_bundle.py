@@ -238,3 +238,17 @@ async def test_a_stale_newest_bundle_raises_bundle_stale_and_a_fresh_one_clears_
     assert await down.check_stale(issued + timedelta(days=6, hours=1)) is False
     cleared = await events_of(ledger, "alarm.cleared")
     assert [a["code"] for a in cleared] == ["bundle_stale"]
+
+
+def test_a_lot_without_the_cloud_api_never_loads_httpx():
+    """The downlink imports httpx when it fetches: httpx loads its command line (click, rich,
+    pygments) with it, about 12 MB of a service that never fetches a bundle."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, sync.wiring, sync.downlink; "
+            "print(sorted(m for m in ('httpx', 'rich', 'click') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[2]).stdout
+    assert out.strip() == "[]"
