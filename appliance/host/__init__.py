@@ -1,2 +1,3 @@
 """Seams to the host system: journald logging, the systemd watchdog, secret files and
-redaction of secrets in what is shown or exported. No lot logic."""
+redaction of secrets in what is shown or exported, and the CPU quota the plate readers share.
+No lot logic."""

@@ -337,3 +337,32 @@ def test_sessions_with_more_than_one_thread_do_not_spin_while_they_wait():
     options = _session(DEFAULT_REC, 2).get_session_options()
     assert options.intra_op_num_threads == 2
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def test_a_large_text_search_runs_in_strips_and_finds_the_same_lines():
+    """The whole-frame search's memory grows with its input: above `strip_pixels` the text
+    detector runs overlapping strips, none larger than that, and joins their maps; a plate
+    placed across the cut between the strips is found as in one run."""
+    det = TextDetector(threads=1)
+    runs: list[tuple[int, int]] = []
+    session = det.session
+
+    class Recording:
+        def run(self, outputs, feeds):
+            runs.append(next(iter(feeds.values())).shape[2:])
+            return session.run(outputs, feeds)
+
+    # 1280 x 720 at 896: 896 x 512; two strips of 320 rows, the cut band at rows 192-320
+    scene = render_scene("7ABC123", width_px=1280, height_px=720, plate_width_px=150,
+                         at=(560, 330))
+    det.session = Recording()
+    stripped = det.detect(scene, max_side_px=896)
+    assert runs == [(320, 896), (320, 896)]
+    assert all(h * w <= det.strip_pixels for h, w in runs)
+    det.strip_pixels = 0
+    whole = det.detect(scene, max_side_px=896)
+    assert runs[2:] == [(512, 896)]
+    assert whole and len(stripped) == len(whole)
+    for a, b in zip(sorted(stripped, key=lambda b: b.bbox), sorted(whole, key=lambda b: b.bbox),
+                    strict=True):
+        assert np.abs(np.array(a.bbox) - np.array(b.bbox)).max() <= 3
