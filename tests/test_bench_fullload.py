@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from bench.bench_fullload import _account
+import json
+import os
+import sys
+
+import pytest
+
+from bench.bench_fullload import CGROUP, _account, _limited
 
 
 def _ticket(lane: str, ticket_id: str, plate: str | None) -> tuple[str, dict]:
@@ -40,3 +46,38 @@ def test_reads_and_decision_times_come_from_the_events():
     ]
     reads, decisions, _ = _account(events, [])
     assert reads == [120.5, 80.0] and decisions == [4.0, 2.5]
+
+
+OFF_THE_BOARD = """
+import json, os, subprocess, sys, threading
+sys.path.insert(0, os.getcwd())
+from bench.bench_fullload import _off_the_board
+
+def where(path):
+    with open(path) as f:
+        return next(l.split(":", 2)[2].strip() for l in f if l.split(":")[1] == "cpu")
+
+stop = threading.Event()
+sim = threading.Thread(target=stop.wait, name="sim:modbus")
+driver = threading.Thread(target=stop.wait, name="port:bus0")
+sim.start(); driver.start()
+cloud = subprocess.Popen(["sleep", "30"])
+_off_the_board([cloud.pid])
+print(json.dumps({"sim": where(f"/proc/self/task/{sim.native_id}/cgroup"),
+                  "driver": where(f"/proc/self/task/{driver.native_id}/cgroup"),
+                  "loop": where("/proc/thread-self/cgroup"),
+                  "cloud": where(f"/proc/{cloud.pid}/cgroup")}))
+stop.set(); cloud.kill()
+"""
+
+
+@pytest.mark.skipif(not (CGROUP / "cgroup.procs").exists() or not os.access(CGROUP, os.W_OK),
+                    reason="needs a writable cgroup v1 cpu controller (root)")
+def test_the_half_core_limit_holds_the_board_and_not_the_simulated_devices_or_the_cloud(tmp_path):
+    script = tmp_path / "child.py"
+    script.write_text(OFF_THE_BOARD)
+    proc = _limited([sys.executable, str(script)], 50_000)
+    assert proc.returncode == 0, proc.stderr
+    placed = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert placed["sim"] == "/" and placed["cloud"] == "/"
+    assert placed["driver"].startswith("/lotedge-bench-") and placed["loop"] == placed["driver"]
