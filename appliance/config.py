@@ -408,8 +408,9 @@ class LprSection:
     CPU time in all, worth it only where cores sit idle between cars."""
     reader_cpu_share: float = 0.75
     """Under a CPU quota (a cgroup's cpu.max or cfs_quota_us), the share of it the plate reader
-    threads may use (0.1-1), in a sub-group of the service's cgroup: the lanes' decisions keep
-    the rest of every period. 1: no sub-group. Without a quota nothing is created."""
+    threads may use (0.1-1), in a sub-group of the service's cgroup: with `[devices]
+    poller_cpu_share`, the lanes' decisions keep the rest of every period. 1: no sub-group.
+    Without a quota nothing is created."""
     det_max_side_px: int = 640
     """Text detector input size (longer side) of the first text-search pass (96-4096), with
     `detector = "text"`."""
@@ -646,8 +647,14 @@ class DevicesSection:
     """
     spot_thresholds_cm: dict[str, int] = field(default_factory=dict)
     """Per-spot occupied threshold in cm (spot id = cm), overriding spot_occupied_below_cm."""
+    poller_cpu_share: float = 0.15
+    """Under a CPU quota, the share of it the spot-sensor bus pollers may use (0.05-1), in a
+    sub-group of the service's cgroup, as `[lpr] reader_cpu_share` is for the plate readers;
+    the two together leave the lanes' event loop the rest of every period. 1: no sub-group."""
 
     def __post_init__(self) -> None:
+        if not 0.05 <= self.poller_cpu_share <= 1.0:
+            raise ValueError("poller_cpu_share: must be between 0.05 and 1")
         for key in ("loop_stuck_after_s", "loop_dead_after_s", "spot_heartbeat_s",
                     "spot_occupied_below_cm"):
             if getattr(self, key) <= 0:

@@ -22,7 +22,7 @@ from appliance.config import LotConfig
 from appliance.core.events import Event, NewEvent
 from appliance.core.types import LaneDirection, LotMode, SpotType, VehicleType
 from appliance.errors import ConfigError, DeviceError, InputError, ListenError, LotedgeError
-from appliance.host.cpu_quota import ReaderGroup
+from appliance.host.cpu_quota import POLLERS, READERS, CpuGroup
 from appliance.host.listen import check_listen_free
 from appliance.host.secrets import check_secret_file
 from appliance.host.watchdog import Notifier
@@ -96,7 +96,7 @@ class Service:
         self._plates_given = plates is not None
         self.plates: PlateSource = plates or SimulatedPlates()
         self.cameras: CameraPlates | None = None
-        self.reader_cpu: ReaderGroup | None = None
+        self.cpu_groups: list[CpuGroup] = []  # readers' and pollers' shares of a CPU quota
         self.scanner = make_scanners(cfg, grab=self._camera_frame)
         self.lane_display = MemoryLaneDisplay()
         self.late = LateRecords()  # what a full disk kept out of the ledger, written late
@@ -179,10 +179,11 @@ class Service:
 
             try:
                 # under a CPU quota the readers get their share of it, the lanes the rest
-                self.reader_cpu = ReaderGroup.create(cfg.lpr.reader_cpu_share)
+                readers = CpuGroup.create(READERS, cfg.lpr.reader_cpu_share)
+                self.cpu_groups += [readers] if readers else []
                 self.cameras = CameraPlates.from_config(
                     cfg, base=self.base_dir, sim=self.plates, on_fault=camera_fault,
-                    on_reader_thread=self.reader_cpu.enter if self.reader_cpu else None)
+                    on_reader_thread=readers.enter if readers else None)
             except LotedgeError as err:  # models missing or unreadable: the start stops here
                 raise DeviceError(str(err), code="camera", device="camera") from err
             self.cameras.start()
@@ -191,6 +192,11 @@ class Service:
                                   loop=loop, record=self.device_log.record)
         if self.devices.sims is not None:
             self.ledger.subscribe(self.devices.sims.follow_tickets)
+        if self.devices.sensors is not None:  # under a CPU quota, the pollers' share of it
+            pollers = CpuGroup.create(POLLERS, cfg.devices.poller_cpu_share)
+            if pollers is not None:
+                self.cpu_groups.append(pollers)
+                self.devices.sensors.on_worker_thread = pollers.enter
         health = self.devices.health
         dev = cfg.devices
         for lane in cfg.lanes:
@@ -472,8 +478,8 @@ class Service:
             self.devices.stop()
         if self.cameras is not None:
             self.cameras.close()
-        if self.reader_cpu is not None:
-            self.reader_cpu.close()
+        for group in self.cpu_groups:
+            group.close()
         self.scanner.close()
         if self.terminal_emulator is not None:
             await self.terminal_emulator.stop()

@@ -182,13 +182,18 @@ class SerialLink:
 
 
 class PortWorker:
-    """Base of the per-port reader threads: `start()`, `stop()`; subclasses implement `_work`."""
+    """Base of the per-port reader threads: `start()`, `stop()`; subclasses implement `_work`.
+
+    `on_thread_start`, if set before `start()`, is called first in the worker thread (the
+    service moves it into its pollers' CPU group there, see `appliance.host.cpu_quota`).
+    """
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.crashes = 0
+        self.on_thread_start: Callable[[], None] | None = None
 
     def start(self) -> None:
         """Start the worker thread."""
@@ -200,6 +205,8 @@ class PortWorker:
         self._thread.start()
 
     def _guarded(self) -> None:
+        if self.on_thread_start is not None:
+            self.on_thread_start()
         while not self._stop.is_set():
             try:
                 self._work(self._stop)

@@ -173,6 +173,8 @@ class SpotSensorArray:
         self.workers: list[PortWorker] = []
         self.readings = 0
         self.unmapped_readings = 0
+        # called first in each bus reader thread (see PortWorker.on_thread_start)
+        self.on_worker_thread: Callable[[], None] | None = None
 
     def on_change(self, listener: Callable[[SpotChange], None]) -> None:
         """Call `listener(change)` on the asyncio loop for every spot state change."""
@@ -221,6 +223,7 @@ class SpotSensorArray:
                     health=self.health, baud=bus.baud, parity=bus.parity,
                     stop_bits=bus.stop_bits, timeout_ms=bus.request_timeout_ms,
                     retries=bus.retries, poll_interval_ms=bus.poll_interval_ms, **faults)
+            worker.on_thread_start = self.on_worker_thread
             worker.start()
             self.workers.append(worker)
 

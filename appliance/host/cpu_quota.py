@@ -1,14 +1,15 @@
-"""The service's CPU quota (cgroup v1 `cpu` or v2 `cpu.max`), and a sub-group that keeps part of
-it for the lanes when plate reads would take it all.
+"""The service's CPU quota (cgroup v1 `cpu` or v2 `cpu.max`), and sub-groups that keep part of it
+for the lanes when plate reads and sensor polling would take it all.
 
 Under a CPU quota the kernel stops every thread of a group once the group has used its share of
 a period (CFS bandwidth control): a plate read that spends the quota stops the event loop too,
 whatever its niceness, and a lane's decision waits for the next period (under half a core, p99
-68 ms against 6.5 ms without a quota). `ReaderGroup` puts the reader threads in a sub-group
-limited to `share` of the quota, so the rest of the service always has the remainder of each
-period. Without a quota (a Pi running the service alone) nothing is created: niceness already
-gives the loop the core first. Where the cgroup cannot be written (systemd's
-ProtectControlGroups=, a container), the readers share the quota and a warning says so.
+68 ms against 6.5 ms without a quota). `CpuGroup` puts a kind of worker thread (the plate
+readers, the sensor bus pollers) in a sub-group limited to its share of the quota, so the event
+loop always has the remainder of each period. Without a quota (a Pi running the service alone)
+nothing is created: niceness already gives the loop the core first. Where the cgroup cannot be
+written (systemd's ProtectControlGroups=, a container), the workers share the quota and a
+warning says so.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 ROOT = Path("/sys/fs/cgroup")
-SUBGROUP = "lotedge-readers"
+READERS = "lotedge-readers"
+POLLERS = "lotedge-pollers"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,54 +102,56 @@ def cpu_quota(*, root: Path = ROOT, proc_cgroup: Path = Path("/proc/self/cgroup"
     return CpuQuota(version=version, own=own, quota_us=tightest[0], period_us=tightest[1])
 
 
-class ReaderGroup:
-    """A cgroup for the plate reader threads, limited to `share` of the service's quota.
+class CpuGroup:
+    """A cgroup for one kind of worker thread, limited to `share` of the service's quota.
 
     `create` returns None where there is no quota (nothing to keep) and logs a warning where
-    the sub-group cannot be made; `enter()`, called in a reader thread, moves that thread in;
+    the sub-group cannot be made; `enter()`, called in a worker thread, moves that thread in;
     `close()` removes the group once its threads have ended.
     """
 
-    def __init__(self, quota: CpuQuota, path: Path, quota_us: int) -> None:
+    def __init__(self, quota: CpuQuota, path: Path, quota_us: int, period_us: int) -> None:
         self.quota = quota
         self.path = path
         self.quota_us = quota_us
+        self.period_us = period_us
         self._lock = threading.Lock()
         self.entered = 0
 
     @classmethod
-    def create(cls, share: float, *, quota: CpuQuota | None = None) -> ReaderGroup | None:
-        """The readers' sub-group under this process's cgroup, or None."""
+    def create(cls, name: str, share: float, *, quota: CpuQuota | None = None
+               ) -> CpuGroup | None:
+        """The sub-group `name` under this process's cgroup, or None."""
         quota = quota if quota is not None else cpu_quota()
         if quota is None or share >= 1.0:
             return None
-        path = quota.own / SUBGROUP
-        quota_us = max(1000, int(quota.quota_us * share))
+        path = quota.own / name
+        quota_us, period_us = _split(int(quota.quota_us * share), quota.period_us)
         try:
             path.mkdir(exist_ok=True)
             if quota.version == 2:
                 (path / "cgroup.type").write_text("threaded")
                 _enable_cpu(quota.own)
-                (path / "cpu.max").write_text(f"{quota_us} {quota.period_us}")
+                (path / "cpu.max").write_text(f"{quota_us} {period_us}")
             else:
-                (path / "cpu.cfs_period_us").write_text(str(quota.period_us))
+                (path / "cpu.cfs_period_us").write_text(str(period_us))
                 (path / "cpu.cfs_quota_us").write_text(str(quota_us))
         except OSError as err:
-            log.warning("CPU quota of %.2f cores: plate reads share it with the lanes (no "
-                        "reader sub-group: %s)", quota.cores, err.strerror or err)
+            log.warning("CPU quota of %.2f cores: the lanes share it with every worker thread "
+                        "(no sub-group %s: %s)", quota.cores, name, err.strerror or err)
             _remove(path)
             return None
-        log.info("CPU quota of %.2f cores: plate readers limited to %.2f", quota.cores,
+        log.info("CPU quota of %.2f cores: %s limited to %.2f", quota.cores, name,
                  quota.cores * share)
-        return cls(quota, path, quota_us)
+        return cls(quota, path, quota_us, period_us)
 
     def enter(self) -> None:
-        """Move the calling thread into the group (a reader thread's first step)."""
+        """Move the calling thread into the group (a worker thread's first step)."""
         target = self.path / ("cgroup.threads" if self.quota.version == 2 else "tasks")
         try:
             target.write_text(str(threading.get_native_id()))
         except OSError as err:
-            log.warning("plate reader thread stays in the service's CPU group: %s",
+            log.warning("a worker thread stays in the service's CPU group: %s",
                         err.strerror or err)
             return
         with self._lock:
@@ -156,6 +160,22 @@ class ReaderGroup:
     def close(self) -> None:
         """Remove the group (its threads have ended, or they leave it as they end)."""
         _remove(self.path)
+
+
+MIN_QUOTA_US = 1000  # the kernel's smallest quota per period
+
+
+def _split(quota_us: int, period_us: int) -> tuple[int, int]:
+    """The sub-group's (quota, period): the same rate as `quota_us` per `period_us`, in periods
+    up to ten times shorter (each quota at least 1 ms).
+
+    The kernel does not line a sub-group's periods up with its parent's: with the parent's
+    period, a group could spend its quota at the end of one of its periods and again at the
+    start of the next, twice its share within one of the parent's periods, and the parent is
+    stopped, event loop and all. In periods a tenth as long it overshoots by a tenth at most.
+    """
+    parts = max(1, min(10, quota_us // MIN_QUOTA_US))
+    return max(MIN_QUOTA_US, quota_us // parts), period_us // parts
 
 
 def _enable_cpu(directory: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.host.cpu_quota import SUBGROUP, CpuQuota, ReaderGroup, cpu_quota
+from appliance.host.cpu_quota import READERS, CpuGroup, CpuQuota, cpu_quota
 
 V1 = Path("/sys/fs/cgroup/cpu")
 
@@ -65,46 +65,48 @@ def test_v2_reader_group_is_a_threaded_child_with_its_share(tmp_path):
     enabled for it, its cpu.max, and each reader thread's id in cgroup.threads."""
     own = tmp_path / "lotedge.service"
     _tree(own, {"cgroup.subtree_control": "memory\n"})
-    group = ReaderGroup.create(0.75, quota=CpuQuota(version=2, own=own, quota_us=50000,
-                                                    period_us=100000))
-    assert group is not None and group.path == own / SUBGROUP
-    assert (own / SUBGROUP / "cgroup.type").read_text() == "threaded"
+    group = CpuGroup.create(READERS, 0.75, quota=CpuQuota(version=2, own=own, quota_us=50000,
+                                                          period_us=100000))
+    assert group is not None and group.path == own / READERS
+    assert (own / READERS / "cgroup.type").read_text() == "threaded"
     assert (own / "cgroup.subtree_control").read_text() == "+cpu"
-    assert (own / SUBGROUP / "cpu.max").read_text() == "37500 100000"
+    # 0.75 of 50 ms per 100 ms, in periods a tenth as long (see _split)
+    assert (own / READERS / "cpu.max").read_text() == "3750 10000"
     thread = threading.Thread(target=group.enter)
     thread.start()
     thread.join()
-    assert (own / SUBGROUP / "cgroup.threads").read_text() == str(thread.native_id)
+    assert (own / READERS / "cgroup.threads").read_text() == str(thread.native_id)
     assert group.entered == 1
 
 
 def test_no_quota_or_a_share_of_all_creates_nothing(tmp_path):
-    assert ReaderGroup.create(1.0, quota=CpuQuota(version=1, own=tmp_path, quota_us=50000,
-                                                  period_us=100000)) is None
-    assert not (tmp_path / SUBGROUP).exists()
+    assert CpuGroup.create(READERS, 1.0, quota=CpuQuota(version=1, own=tmp_path,
+                                                        quota_us=50000, period_us=100000)) is None
+    assert not (tmp_path / READERS).exists()
 
 
 def test_an_unwritable_cgroup_is_a_warning_and_no_group(tmp_path, caplog):
     own = tmp_path / "missing" / "svc"  # cannot be made: the parent does not exist
     quota = CpuQuota(version=1, own=own, quota_us=50000, period_us=100000)
-    assert ReaderGroup.create(0.75, quota=quota) is None
-    assert "plate reads share it with the lanes" in caplog.text
+    assert CpuGroup.create(READERS, 0.75, quota=quota) is None
+    assert "the lanes share it with every worker thread" in caplog.text
 
 
 CHILD = textwrap.dedent("""
     import json, threading, time
     from concurrent.futures import ThreadPoolExecutor
-    from appliance.host.cpu_quota import ReaderGroup, cpu_quota
+    from appliance.host.cpu_quota import READERS, CpuGroup, cpu_quota
 
-    group = ReaderGroup.create(0.75)
+    group = CpuGroup.create(READERS, 0.75)
     def where():
         with open(f"/proc/self/task/{threading.get_native_id()}/cgroup") as f:
             return next(l.split(":", 2)[2].strip() for l in f if "cpu" in l.split(":")[1].split(","))
     with ThreadPoolExecutor(1, initializer=group.enter) as pool:
         reader_at = pool.submit(where).result()
     quota = (group.path / "cpu.cfs_quota_us").read_text().strip()
+    period = (group.path / "cpu.cfs_period_us").read_text().strip()
     print(json.dumps({"quota": cpu_quota().quota_us, "reader": reader_at, "loop": where(),
-                      "reader_quota": int(quota)}))
+                      "reader_quota": int(quota), "reader_period": int(period)}))
     group.close()
     print(json.dumps({"removed": not group.path.exists()}))
 """)
@@ -128,8 +130,8 @@ def test_reader_threads_get_their_share_of_a_real_quota(tmp_path):
         assert proc.returncode == 0, proc.stderr
         first, second = (json.loads(line) for line in proc.stdout.splitlines())
         name = f"/lotedge-test-{os.getpid()}"
-        assert first == {"quota": 50000, "reader": f"{name}/{SUBGROUP}", "loop": name,
-                         "reader_quota": 37500}
+        assert first == {"quota": 50000, "reader": f"{name}/{READERS}", "loop": name,
+                         "reader_quota": 3750, "reader_period": 10000}
         assert second == {"removed": True}
     finally:
         for _ in range(50):
@@ -141,3 +143,55 @@ def test_reader_threads_get_their_share_of_a_real_quota(tmp_path):
                 break
             except OSError:
                 time.sleep(0.1)
+
+
+def test_sensor_bus_pollers_run_the_wiring_hook_in_their_threads():
+    """The service moves the spot-sensor bus reader threads into the pollers' CPU group
+    (`lotedge-pollers`) through this hook: each bus thread runs it before it polls."""
+    from appliance.core.layout import SpotDef
+    from appliance.core.occupancy import OccupancySettings
+    from appliance.core.types import SpotType
+    from drivers.health import HealthRegistry
+    from drivers.serial_sim import SimulatedModbusBus
+    from drivers.spot_sensors import BusSpec, SpotSensorArray
+
+    sims = [SimulatedModbusBus(_urm14(), [1], distance_cm=300).start() for _ in range(2)]
+    entered: list[tuple[str, int]] = []
+    try:
+        array = SpotSensorArray(
+            [BusSpec(id=f"b{i}", port=sim.path, protocol="modbus") for i, sim in enumerate(sims)],
+            [SpotDef(id=f"s{i}", level="L1", type=SpotType.REGULAR, sensor=f"b{i}:1")
+             for i in range(2)],
+            settings_for=lambda _: OccupancySettings(), health=HealthRegistry())
+        array.on_worker_thread = lambda: entered.append(
+            (threading.current_thread().name, threading.get_native_id()))
+        loop = __import__("asyncio").new_event_loop()
+        try:
+            array.start(loop)
+            deadline = time.monotonic() + 5
+            while len(entered) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            for worker in array.workers:
+                worker.stop()
+        finally:
+            loop.close()
+    finally:
+        for sim in sims:
+            sim.stop()
+    assert sorted(name for name, _ in entered) == ["port:b0", "port:b1"]
+
+
+def _urm14():
+    from appliance.core.register_maps import PRESETS
+
+    return PRESETS["dfrobot-urm14"]
+
+
+def test_a_sub_group_keeps_its_rate_in_shorter_periods():
+    """A sub-group's periods do not line up with its parent's: shorter ones keep it from
+    spending two periods' quota within one of the parent's."""
+    from appliance.host.cpu_quota import _split
+
+    assert _split(37_500, 100_000) == (3_750, 10_000)
+    assert _split(7_500, 100_000) == (1_071, 14_285)  # at least 1 ms a period
+    assert _split(800, 100_000) == (1_000, 100_000)  # below 1 ms: one period, 1 ms
