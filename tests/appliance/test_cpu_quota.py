@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import textwrap
 import threading
@@ -93,7 +92,8 @@ def test_an_unwritable_cgroup_is_a_warning_and_no_group(tmp_path, caplog):
 
 
 CHILD = textwrap.dedent("""
-    import json, threading, time
+    import json, os, sys, threading, time
+    sys.path.insert(0, os.getcwd())
     from concurrent.futures import ThreadPoolExecutor
     from appliance.host.cpu_quota import READERS, CpuGroup, cpu_quota
 
@@ -117,32 +117,17 @@ CHILD = textwrap.dedent("""
 def test_reader_threads_get_their_share_of_a_real_quota(tmp_path):
     """On the kernel's own cgroup v1 controller: a process limited to half a core puts its reader
     thread in a sub-group limited to 0.75 of that, and its other threads stay where they were."""
-    group = V1 / f"lotedge-test-{os.getpid()}"
-    group.mkdir()
-    try:
-        (group / "cpu.cfs_period_us").write_text("100000")
-        (group / "cpu.cfs_quota_us").write_text("50000")
-        script = tmp_path / "child.py"
-        script.write_text(CHILD)
-        proc = subprocess.run(["sh", "-c", f"echo $$ > {group / 'cgroup.procs'} && exec "
-                               f"{sys.executable} {script}"], capture_output=True, text=True,
-                              timeout=60, cwd=Path(__file__).resolve().parents[2])
-        assert proc.returncode == 0, proc.stderr
-        first, second = (json.loads(line) for line in proc.stdout.splitlines())
-        name = f"/lotedge-test-{os.getpid()}"
-        assert first == {"quota": 50000, "reader": f"{name}/{READERS}", "loop": name,
-                         "reader_quota": 3750, "reader_period": 10000}
-        assert second == {"removed": True}
-    finally:
-        for _ in range(50):
-            try:
-                for sub in group.iterdir():
-                    if sub.is_dir():
-                        sub.rmdir()
-                group.rmdir()
-                break
-            except OSError:
-                time.sleep(0.1)
+    from bench.bench_fullload import _limited  # the full-load bench's half-core cgroup
+
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    proc = _limited([sys.executable, str(script)], 50_000)
+    assert proc.returncode == 0, proc.stderr
+    first, second = (json.loads(line) for line in proc.stdout.splitlines())
+    name = f"/lotedge-bench-{os.getpid()}"
+    assert first == {"quota": 50000, "reader": f"{name}/{READERS}", "loop": name,
+                     "reader_quota": 3750, "reader_period": 10000}
+    assert second == {"removed": True}
 
 
 def test_sensor_bus_pollers_run_the_wiring_hook_in_their_threads():
