@@ -2,8 +2,9 @@
 with real plate photos on every camera (`photos:` cameras from the US development set), 500
 spot sensors polled on 4 RS-485 buses, the uplink syncing to a private Mosquitto and a reference
 ingest, and an attendant terminal (a process of its own) polling the API once a second. RSS is
-this process's: the service with its simulated lot (devices, traffic, photos on show). Run once as is and once inside
-a cgroup (v1 `cpu` controller) limited to half a core, a stand-in for a slower board.
+this process's: the service with its simulated lot (devices, traffic, photos on show). Run once
+as is and once inside a cgroup (v1 `cpu` controller) limited to half a core, a stand-in for a
+slower board (the simulated devices and the cloud's processes run outside it).
 
 `python -m bench fullload`; LOTEDGE_FULLLOAD_S sets each run's real seconds (default 240),
 LOTEDGE_PLATES_DIR the photo folder (default /work/shared/plates/us).
