@@ -255,7 +255,8 @@ def _where_it_was(reads: list[tuple[FrameRead, object]]) -> FrameRead | None:
 
 
 def _behind_the_lanes(then: Callable[[], None] | None = None) -> None:
-    """Lower this reader thread's CPU priority (Linux: niceness is per thread), then call `then`.
+    """Call `then` (the wiring's hook), then lower this reader thread's CPU priority (Linux:
+    niceness is per thread).
 
     A read keeps a core busy for 50-500 ms; the event loop's work (a loop edge, a decision, a
     gate command) takes a few. On a board short of CPU the scheduler then gives a runnable
