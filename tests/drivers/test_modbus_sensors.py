@@ -206,3 +206,39 @@ def test_every_preset_names_its_source_and_round_trips(name: str):
     assert model.source
     middle = (model.min_cm + model.max_cm) // 2
     assert model.decode(model.encode(middle)) == (middle, "ok")
+
+
+class CountingPort:
+    """A pyserial port that counts how often the driver asks it for waiting bytes."""
+
+    def __init__(self, port) -> None:
+        self._port = port
+        self.asked = 0
+
+    @property
+    def in_waiting(self) -> int:
+        self.asked += 1
+        return self._port.in_waiting
+
+    def __getattr__(self, name):
+        return getattr(self._port, name)
+
+
+def test_a_poll_waits_for_the_answer_without_polling_the_port():
+    # The stock pymodbus client asks the port for waiting bytes every 2 ms (four characters at
+    # 19200 baud) until the answer is in: fifty wake-ups in one silent 100 ms try, a few percent
+    # of a core per bus. The driver's client waits in the kernel for the first byte.
+    sim = SimulatedModbusBus(URM14, [1, 2], distance_cm=120).start()
+    sim.silent.add(2)
+    try:
+        bus, readings, health = poller(sim, [1, 2], retries=1, timeout_ms=100)
+        port = bus._client.socket = CountingPort(bus._client.socket)
+        assert bus.poll(1) == 120
+        assert bus.poll(2) is None  # two tries of 100 ms each, both unanswered
+        assert bus.poll(1) == 120
+    finally:
+        bus._client.close()
+        sim.stop()
+    counters = {d["device"]: d["counters"] for d in health.snapshot()["devices"]}
+    assert counters["bus1:2"]["timeout"] == 1
+    assert port.asked <= 3 * 8  # at most a few per poll, whatever the wait
