@@ -76,8 +76,10 @@ class SimulatedPorts:
                 sims.maxbotix[bus.id] = sim
             else:
                 modbus = SimulatedModbusBus(cfg.register_map(bus.sensor_model), addresses[bus.id],
-                                            distance_cm=FREE_CM,
-                                            seed=rng.randrange(1 << 30)).start()
+                                            distance_cm=FREE_CM, seed=rng.randrange(1 << 30),
+                                            baud=bus.line_baud,
+                                            char_bits=10 + (bus.parity != "N")
+                                            + (bus.stop_bits - 1)).start()
                 sims.buses[bus.id] = modbus
                 sims.paths[bus.id] = modbus.path
                 continue

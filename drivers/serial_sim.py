@@ -204,11 +204,21 @@ class SimulatedModbusBus:
     that do not answer at all; `exceptions[address]`: answer with that Modbus exception code;
     `raw[address]`: registers served as given; `corrupt_rate`: share of answers with one bit
     flipped (a bad CRC on the wire).
+
+    With `baud` given, each answer comes when it would on an RS-485 line at that speed: the
+    request and the answer at `char_bits` per byte (start, 8 data, parity, stop), the 3.5
+    character silence after each, and `turnaround_ms` in the sensor. The loopback socket
+    itself takes no time, so an unpaced bus answers a poll in a fraction of a millisecond: far
+    more polls per second than a real line carries (19200 baud: about 12 ms a poll).
     """
 
     def __init__(self, register_map: RegisterMap, addresses: Iterable[int], *,
-                 distance_cm: int | None = 400, seed: int | None = None, port: int = 0) -> None:
+                 distance_cm: int | None = 400, seed: int | None = None, port: int = 0,
+                 baud: int | None = None, char_bits: int = 10,
+                 turnaround_ms: float = 2.0) -> None:
         self.map = register_map
+        self.char_s = char_bits / baud if baud else 0.0
+        self.turnaround_s = turnaround_ms / 1000 if baud else 0.0
         self.distances: dict[int, int | None] = dict.fromkeys(addresses, distance_cm)
         self.silent: set[int] = set()
         self.exceptions: dict[int, int] = {}
@@ -243,6 +253,9 @@ class SimulatedModbusBus:
                       req_address: int, count: int, current_registers: list[int],
                       set_values: Any) -> ExcCodes | None:
         self.requests += 1
+        if self.char_s:
+            answer_bytes = 5 if address in self.exceptions else 5 + 2 * count
+            await asyncio.sleep((8 + answer_bytes + 2 * 3.5) * self.char_s + self.turnaround_s)
         if address in self.exceptions:
             return ExcCodes(self.exceptions[address])
         words = self.raw.get(address) or self.map.encode(self.distances.get(address))

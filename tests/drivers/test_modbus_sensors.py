@@ -242,3 +242,19 @@ def test_a_poll_waits_for_the_answer_without_polling_the_port():
     counters = {d["device"]: d["counters"] for d in health.snapshot()["devices"]}
     assert counters["bus1:2"]["timeout"] == 1
     assert port.asked <= 3 * 8  # at most a few per poll, whatever the wait
+
+
+def test_a_simulated_bus_with_a_line_speed_answers_at_that_speed():
+    # 19200 baud 8N1: 8 request and 7 answer bytes, a 3.5-character silence after each, and
+    # the sensor's turnaround: 22 characters of 10 bits (11.5 ms) + 2 ms a poll at least
+    sim = SimulatedModbusBus(URM14, [1], distance_cm=120, baud=19200).start()
+    try:
+        bus, readings, health = poller(sim, [1], timeout_ms=200)
+        started = time.monotonic()
+        for _ in range(10):
+            assert bus.poll(1) == 120
+        elapsed = time.monotonic() - started
+    finally:
+        bus._client.close()
+        sim.stop()
+    assert elapsed >= 10 * (22 * 10 / 19200 + 0.002)
