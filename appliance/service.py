@@ -22,7 +22,7 @@ from appliance.config import LotConfig
 from appliance.core.events import Event, NewEvent
 from appliance.core.types import LaneDirection, LotMode, SpotType, VehicleType
 from appliance.errors import ConfigError, DeviceError, InputError, ListenError, LotedgeError
-from appliance.host.cpu_quota import POLLERS, READERS, CpuGroup
+from appliance.host.cpu_quota import POLLERS, READERS, CpuGroup, cpu_quota, usable_cores
 from appliance.host.listen import check_listen_free
 from appliance.host.secrets import check_secret_file
 from appliance.host.watchdog import Notifier
@@ -179,10 +179,12 @@ class Service:
 
             try:
                 # under a CPU quota the readers get their share of it, the lanes the rest
-                readers = CpuGroup.create(READERS, cfg.lpr.reader_cpu_share)
+                quota = cpu_quota()
+                readers = CpuGroup.create(READERS, cfg.lpr.reader_cpu_share, quota=quota)
                 self.cpu_groups += [readers] if readers else []
                 self.cameras = CameraPlates.from_config(
                     cfg, base=self.base_dir, sim=self.plates, on_fault=camera_fault,
+                    cores=usable_cores(quota),
                     on_reader_thread=readers.enter if readers else None)
             except LotedgeError as err:  # models missing or unreadable: the start stops here
                 raise DeviceError(str(err), code="camera", device="camera") from err

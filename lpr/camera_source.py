@@ -46,6 +46,8 @@ class CameraPlates:
         on_fault: called with (lane id, CameraError) when a lane's camera fails.
         wall_clock: seconds since the epoch, for evidence names and the purge.
         workers: reader threads (default: one per camera lane, at most one per core).
+        cores: the whole CPUs the service can keep busy (default: the machine's); the wiring
+            gives its CPU quota's, so that readers do not outnumber the CPU they share.
         warm_up: `start` has each reader thread read a rendered plate and a bare scene first.
         on_reader_thread: called first in each reader thread (the wiring moves it into the
             readers' CPU group there, see `appliance.host.cpu_quota`).
@@ -55,7 +57,7 @@ class CameraPlates:
                  reader: PlateReader | None = None, sim: PlateSource | None = None,
                  on_fault: Callable[[str, CameraError], None] | None = None,
                  wall_clock: Callable[[], float] = time.time, workers: int | None = None,
-                 warm_up: bool = True, on_reader_thread: Callable[[], None] | None = None):
+                 cores: int | None = None, warm_up: bool = True, on_reader_thread: Callable[[], None] | None = None):
         if any(spec.strip() != "sim" for spec in cameras.values()):
             share_one_heap()  # before the capture and reader threads allocate their first frames
         self.cfg = lpr
@@ -77,7 +79,7 @@ class CameraPlates:
                                            reconnect_max_s=lpr.reconnect_max_s, on_fault=hook)
         self.reader = reader if reader is not None else (
             PlateReader.from_config(lpr) if self.cameras else None)
-        self.workers = workers or max(1, min(len(self.cameras), os.cpu_count() or 1))
+        self.workers = workers or max(1, min(len(self.cameras), cores or os.cpu_count() or 1))
         self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="lpr",
                                             initializer=_behind_the_lanes,
                                             initargs=(on_reader_thread,))

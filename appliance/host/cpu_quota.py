@@ -15,6 +15,7 @@ warning says so.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 from dataclasses import dataclass
@@ -44,6 +45,19 @@ class CpuQuota:
     def cores(self) -> float:
         """The limit in cores (0.5: half of one core)."""
         return self.quota_us / self.period_us
+
+
+def usable_cores(quota: CpuQuota | None) -> int:
+    """Whole CPUs this process can keep busy: the CPUs it may run on, no more than its quota
+    rounded up (half a core: 1). Sizes pools of CPU-bound threads, which beyond it only take
+    turns on the same quota, each holding its own buffers meanwhile."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cpus = os.cpu_count() or 1
+    if quota is not None:
+        cpus = min(cpus, max(1, math.ceil(quota.cores)))
+    return max(1, cpus)
 
 
 def _v1_mount(root: Path) -> Path | None:

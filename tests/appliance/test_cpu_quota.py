@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.host.cpu_quota import READERS, CpuGroup, CpuQuota, cpu_quota
+from appliance.host.cpu_quota import READERS, CpuGroup, CpuQuota, cpu_quota, usable_cores
 
 V1 = Path("/sys/fs/cgroup/cpu")
 
@@ -59,6 +59,19 @@ def test_no_cgroup_to_read_means_no_quota(tmp_path):
     assert cpu_quota(root=tmp_path / "nothing", proc_cgroup=tmp_path / "cgroup") is None
 
 
+def test_usable_cores_are_the_quota_rounded_up_within_the_cpus_allowed(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+
+    def quota(us: int) -> CpuQuota:
+        return CpuQuota(version=1, own=tmp_path, quota_us=us, period_us=100_000)
+
+    assert usable_cores(None) == 4
+    assert usable_cores(quota(50_000)) == 1  # half a core keeps one reader busy, not four
+    assert usable_cores(quota(150_000)) == 2
+    assert usable_cores(quota(1_000)) == 1
+    assert usable_cores(quota(800_000)) == 4  # never more than the CPUs it may run on
+
+
 def test_v2_reader_group_is_a_threaded_child_with_its_share(tmp_path):
     """What the kernel's cgroup v2 interface is given: a threaded child, the cpu controller
     enabled for it, its cpu.max, and each reader thread's id in cgroup.threads."""
@@ -95,7 +108,7 @@ CHILD = textwrap.dedent("""
     import json, os, sys, threading, time
     sys.path.insert(0, os.getcwd())
     from concurrent.futures import ThreadPoolExecutor
-    from appliance.host.cpu_quota import READERS, CpuGroup, cpu_quota
+    from appliance.host.cpu_quota import READERS, CpuGroup, cpu_quota, usable_cores
 
     group = CpuGroup.create(READERS, 0.75)
     def where():
@@ -106,7 +119,8 @@ CHILD = textwrap.dedent("""
     quota = (group.path / "cpu.cfs_quota_us").read_text().strip()
     period = (group.path / "cpu.cfs_period_us").read_text().strip()
     print(json.dumps({"quota": cpu_quota().quota_us, "reader": reader_at, "loop": where(),
-                      "reader_quota": int(quota), "reader_period": int(period)}))
+                      "reader_quota": int(quota), "reader_period": int(period),
+                      "cores": usable_cores(cpu_quota())}))
     group.close()
     print(json.dumps({"removed": not group.path.exists()}))
 """)
@@ -126,7 +140,7 @@ def test_reader_threads_get_their_share_of_a_real_quota(tmp_path):
     first, second = (json.loads(line) for line in proc.stdout.splitlines())
     name = f"/lotedge-bench-{os.getpid()}"
     assert first == {"quota": 50000, "reader": f"{name}/{READERS}", "loop": name,
-                     "reader_quota": 3750, "reader_period": 10000}
+                     "reader_quota": 3750, "reader_period": 10000, "cores": 1}
     assert second == {"removed": True}
 
 

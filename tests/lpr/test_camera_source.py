@@ -154,6 +154,10 @@ async def test_two_lanes_read_side_by_side_not_one_behind_the_other(tmp_path, re
                               "in-3": "sim"}, storage_dir=tmp_path / "evidence", reader=reader)
     assert auto.workers == min(2, os.cpu_count() or 1)  # camera lanes, capped at the cores
     auto.close()
+    quota = CameraPlates(CFG, {"in-1": f"dir:{tmp_path / 'a'}", "in-2": f"dir:{tmp_path / 'b'}"},
+                         storage_dir=tmp_path / "evidence", reader=reader, cores=1)
+    assert quota.workers == 1  # under half a core, one reader; a second would only take turns
+    quota.close()
     source.start()
     try:
         first, second = await asyncio.gather(source.read("in-1"), source.read("in-2"))
