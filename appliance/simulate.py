@@ -329,8 +329,8 @@ class TrafficGenerator:
         gate_wait_s = self.settings.gate_wait_ms / 1000
         readable = car.readable_in if entering else car.readable_out
         on_stage = self.stage is not None and car.photo is not None and lane.id in self.stage.lanes
-        if on_stage:
-            self.stage.show(lane.id, car.photo)
+        if on_stage:  # decoding the photo (5-25 ms) would hold up the event loop's lanes
+            await asyncio.to_thread(self.stage.show, lane.id, car.photo)
         else:
             self.plates.present(lane.id, PlateResult(
                 plate=car.plate if readable else None, confidence=0.95 if readable else 0.0,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 from pathlib import Path
 
 import cv2
@@ -48,6 +49,14 @@ async def test_real_pictures_flow_from_camera_to_ticket_to_exit(tmp_path: Path):
     clock = SimClock(speed=cfg.simulation.speed)
     service = Service(cfg, simulate=True, clock=clock, api=False)
     await service.start()
+    stage = service.cameras.stage
+    real_show, shown_in = stage.show, []
+
+    def show(lane_id, photo):
+        shown_in.append(threading.get_ident())
+        real_show(lane_id, photo)
+
+    stage.show = show
     traffic = TrafficGenerator(service, cfg.simulation, clock, max_cars=len(PLATES))
     stop = asyncio.Event()
 
@@ -68,6 +77,8 @@ async def test_real_pictures_flow_from_camera_to_ticket_to_exit(tmp_path: Path):
     closed = db.execute("SELECT COUNT(*) FROM events WHERE type = 'ticket.closed'").fetchone()[0]
     db.close()
     assert traffic.stats.trapped == 0 and traffic.stats.entered >= len(PLATES) - 1
+    # each photo is decoded off the event loop, which runs the lanes
+    assert shown_in and threading.get_ident() not in shown_in
     # the plates on the tickets are what the reader made of the photos' plates
     read_right = [p for p in issued if p in PLATES]
     assert len(read_right) >= len(issued) * 2 // 3, (issued, reads)
