@@ -23,6 +23,7 @@ from appliance.core.events import Event, NewEvent
 from appliance.core.types import LaneDirection, LotMode, SpotType, VehicleType
 from appliance.errors import ConfigError, DeviceError, InputError, ListenError, LotedgeError
 from appliance.host.cpu_quota import POLLERS, READERS, CpuGroup, cpu_quota, usable_cores
+from appliance.host.gil import hand_over_sooner
 from appliance.host.listen import check_listen_free
 from appliance.host.secrets import check_secret_file
 from appliance.host.watchdog import Notifier
@@ -97,6 +98,7 @@ class Service:
         self.plates: PlateSource = plates or SimulatedPlates()
         self.cameras: CameraPlates | None = None
         self.cpu_groups: list[CpuGroup] = []  # readers' and pollers' shares of a CPU quota
+        self._switch_interval_s: float | None = None  # the GIL's before start (restored at stop)
         self.scanner = make_scanners(cfg, grab=self._camera_frame)
         self.lane_display = MemoryLaneDisplay()
         self.late = LateRecords()  # what a full disk kept out of the ledger, written late
@@ -138,6 +140,7 @@ class Service:
         if not self.simulate and any(ln.camera.strip().startswith("photos:") for ln in cfg.lanes):
             raise ConfigError("lanes.camera: a photos: camera shows simulated cars' photos; "
                               "it needs --simulate")
+        self._switch_interval_s = hand_over_sooner()  # worker threads yield the GIL sooner
         if cfg.cloud.enabled and cfg.cloud.signing_key_file:  # so does a loose signing key
             check_secret_file(cfg.cloud.signing_key_file, key="cloud.signing_key_file")
         if self.api:  # a loose token file stops the start with one line, before anything runs
@@ -482,6 +485,8 @@ class Service:
             self.cameras.close()
         for group in self.cpu_groups:
             group.close()
+        if self._switch_interval_s is not None:
+            hand_over_sooner(self._switch_interval_s)
         self.scanner.close()
         if self.terminal_emulator is not None:
             await self.terminal_emulator.stop()

@@ -194,3 +194,21 @@ def test_a_sub_group_keeps_its_rate_in_shorter_periods():
     assert _split(37_500, 100_000) == (3_750, 10_000)
     assert _split(7_500, 100_000) == (1_071, 14_285)  # at least 1 ms a period
     assert _split(800, 100_000) == (1_000, 100_000)  # below 1 ms: one period, 1 ms
+
+
+async def test_the_running_service_has_worker_threads_hand_the_gil_over_sooner(tmp_path):
+    """A worker thread's Python (a read's pre- and post-processing, a poll's framing) is asked
+    to give the GIL up after 1 ms instead of CPython's 5, while the service runs; its stop
+    restores the process's setting."""
+    from appliance.config import load_config
+    from appliance.service import Service
+    from tests.conftest import write_lot
+
+    before = sys.getswitchinterval()
+    service = Service(load_config(write_lot(tmp_path)), simulate=True, api=False)
+    await service.start()
+    try:
+        assert sys.getswitchinterval() == pytest.approx(0.001)
+    finally:
+        await service.stop()
+    assert sys.getswitchinterval() == pytest.approx(before)
