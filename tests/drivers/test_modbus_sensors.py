@@ -241,7 +241,7 @@ def test_a_poll_waits_for_the_answer_without_polling_the_port():
         sim.stop()
     counters = {d["device"]: d["counters"] for d in health.snapshot()["devices"]}
     assert counters["bus1:2"]["timeout"] == 1
-    assert port.asked <= 3 * 8  # at most a few per poll, whatever the wait
+    assert port.asked <= 60  # a few per poll, whatever the wait (the stock client: ~290)
 
 
 def test_a_simulated_bus_with_a_line_speed_answers_at_that_speed():
