@@ -34,6 +34,7 @@ EXCEPTION_NAMES = {1: "illegal function", 2: "illegal data address", 3: "illegal
                    4: "device failure", 5: "acknowledge", 6: "device busy",
                    10: "gateway path unavailable", 11: "gateway target failed to respond"}
 
+
 class BlockingSerialClient(ModbusSerialClient):
     """pymodbus's serial client, waiting for an answer in the kernel instead of polling for it.
 

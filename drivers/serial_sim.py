@@ -209,7 +209,7 @@ class SimulatedModbusBus:
     request and the answer at `char_bits` per byte (start, 8 data, parity, stop), the 3.5
     character silence after each, and `turnaround_ms` in the sensor. The loopback socket
     itself takes no time, so an unpaced bus answers a poll in a fraction of a millisecond: far
-    more polls per second than a real line carries (19200 baud: about 12 ms a poll).
+    more polls per second than a real line carries (19200 baud 8N1: about 13.5 ms a poll).
     """
 
     def __init__(self, register_map: RegisterMap, addresses: Iterable[int], *,

@@ -57,7 +57,8 @@ class CameraPlates:
                  reader: PlateReader | None = None, sim: PlateSource | None = None,
                  on_fault: Callable[[str, CameraError], None] | None = None,
                  wall_clock: Callable[[], float] = time.time, workers: int | None = None,
-                 cores: int | None = None, warm_up: bool = True, on_reader_thread: Callable[[], None] | None = None):
+                 cores: int | None = None, warm_up: bool = True,
+                 on_reader_thread: Callable[[], None] | None = None):
         if any(spec.strip() != "sim" for spec in cameras.values()):
             share_one_heap()  # before the capture and reader threads allocate their first frames
         self.cfg = lpr
