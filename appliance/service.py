@@ -484,7 +484,7 @@ class Service:
         if self.cameras is not None:
             self.cameras.close()
         for group in self.cpu_groups:
-            group.close()
+            await asyncio.to_thread(group.close)  # may wait for a reader's task to be reaped
         if self._switch_interval_s is not None:
             hand_over_sooner(self._switch_interval_s)
         self.scanner.close()

@@ -14,10 +14,12 @@ warning says so.
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,9 +173,16 @@ class CpuGroup:
         with self._lock:
             self.entered += 1
 
-    def close(self) -> None:
-        """Remove the group (its threads have ended, or they leave it as they end)."""
-        _remove(self.path)
+    def close(self, wait_s: float = 2.0) -> None:
+        """Remove the group once its threads have left it.
+
+        A thread that Python has joined may still be the kernel's for a moment (its task leaves
+        the cgroup only when it is reaped), and the kernel refuses to remove a group with tasks
+        (EBUSY): so ask again for up to `wait_s` before leaving it behind.
+        """
+        deadline = time.monotonic() + wait_s
+        while not _remove(self.path) and time.monotonic() < deadline:
+            time.sleep(0.02)
 
 
 MIN_QUOTA_US = 1000  # the kernel's smallest quota per period
@@ -198,8 +207,10 @@ def _enable_cpu(directory: Path) -> None:
         control.write_text("+cpu")
 
 
-def _remove(path: Path) -> None:
+def _remove(path: Path) -> bool:
+    """Remove a group's directory; False only while the kernel says it still has tasks."""
     try:
         os.rmdir(path)
-    except OSError:
-        pass
+    except OSError as exc:
+        return exc.errno != errno.EBUSY
+    return True

@@ -104,6 +104,29 @@ def test_an_unwritable_cgroup_is_a_warning_and_no_group(tmp_path, caplog):
     assert "the lanes share it with every worker thread" in caplog.text
 
 
+def test_a_group_whose_last_thread_is_still_being_reaped_is_removed_when_it_is(tmp_path,
+                                                                              monkeypatch):
+    """A joined thread's task may stay in the group a moment: the kernel answers EBUSY."""
+    import errno
+
+    group = CpuGroup.create(READERS, 0.75, quota=CpuQuota(version=1, own=tmp_path,
+                                                          quota_us=50000, period_us=100000))
+    assert group is not None and group.path.is_dir()
+    real_rmdir, refusals = os.rmdir, [2]
+
+    def rmdir(path):
+        if refusals[0]:
+            refusals[0] -= 1
+            raise OSError(errno.EBUSY, "Device or resource busy")
+        for child in Path(path).iterdir():  # a real cgroup's files go with it
+            child.unlink()
+        real_rmdir(path)
+
+    monkeypatch.setattr(os, "rmdir", rmdir)
+    group.close()
+    assert not group.path.exists() and refusals == [0]
+
+
 CHILD = textwrap.dedent("""
     import json, os, sys, threading, time
     sys.path.insert(0, os.getcwd())
