@@ -42,6 +42,25 @@ def plate_det_inputs(images: list[np.ndarray], sizes: tuple[int, ...]) -> list[d
     return [{det.input_name: det._letterbox(img, px)[0]} for img in images for px in sizes]
 
 
+def text_det_inputs(images: list[np.ndarray], side_px: int) -> list[dict]:
+    """The text detector's whole-frame search inputs: each photo at `side_px`, in the strips
+    the engine runs (`TextDetector._probability`)."""
+    from lpr.engine import DEFAULT_DET, TextDetector
+
+    det = TextDetector(DEFAULT_DET)
+    feeds = []
+    for img in images:
+        blob = det._prepare(img, side_px, False)[0]
+        _, _, h, w = blob.shape
+        rows = max(32, det.strip_pixels // w // 32 * 32)
+        step = max(32, rows - det.strip_overlap_px)
+        for start in range(0, h, step):
+            feeds.append({det.input_name: np.ascontiguousarray(blob[:, :, start:start + rows])})
+            if start + rows >= h:
+                break
+    return feeds
+
+
 def rec_inputs(images: list[np.ndarray], rec_model: Path) -> list[dict]:
     """Recogniser inputs: the text lines lotedge cuts from the plates in the photos."""
     from lpr.engine import TextRecognizer, crop_box
@@ -69,6 +88,8 @@ def _float_tail(model: Path, what: str) -> list[str]:
     import onnx
 
     nodes = onnx.load(str(model)).graph.node
+    if what == "text_det":
+        return [n.name for n in nodes[-3:]]  # the probability map's last upsampling and sigmoid
     if what == "plate_det":
         branch = ("/model.22/cv2.", "/model.22/cv3.")
         return [n.name for n in nodes if "/model.22/" in n.name
@@ -95,25 +116,30 @@ def main(argv: list[str] | None = None) -> int:
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from lpr.engine import DEFAULT_PLATE_DET, MODELS_DIR
+    from lpr.engine import DEFAULT_DET, DEFAULT_PLATE_DET, MODELS_DIR
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--what", choices=("plate_det", "rec"), required=True)
+    parser.add_argument("--what", choices=("plate_det", "text_det", "rec"), required=True)
     parser.add_argument("--model", type=Path, help="model to quantise (default: the shipped one)")
     parser.add_argument("--dev", type=Path, action="append", required=True)
     parser.add_argument("--per-folder", type=int, default=40, help="dev photos per folder")
+    parser.add_argument("--calibrate", choices=("minmax", "percentile", "entropy"),
+                        default="minmax", help="how activation ranges are set")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    model = args.model or (DEFAULT_PLATE_DET if args.what == "plate_det"
-                           else MODELS_DIR / "plate_rec.onnx")
+    model = args.model or {"plate_det": DEFAULT_PLATE_DET, "text_det": DEFAULT_DET,
+                           "rec": MODELS_DIR / "plate_rec.onnx"}[args.what]
     images = dev_images(args.dev, args.per_folder)
-    feeds = (plate_det_inputs(images, (320, 416, 640)) if args.what == "plate_det"
-             else rec_inputs(images, model))
+    feeds = {"plate_det": lambda: plate_det_inputs(images, (320, 416, 640)),
+             "text_det": lambda: text_det_inputs(images, 896),
+             "rec": lambda: rec_inputs(images, model)}[args.what]()
     prepared = args.out.with_suffix(".prep.onnx")
     quant_pre_process(str(model), str(prepared), skip_symbolic_shape=True)
     quantize_static(str(prepared), str(args.out), _Reader(feeds), quant_format=QuantFormat.QDQ,
                     per_channel=True, activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+                    weight_type=QuantType.QInt8, calibrate_method={"minmax": CalibrationMethod.MinMax,
+                                      "percentile": CalibrationMethod.Percentile,
+                                      "entropy": CalibrationMethod.Entropy}[args.calibrate],
                     nodes_to_exclude=_float_tail(prepared, args.what))
     prepared.unlink()
     print(json.dumps({"model": str(model), "out": str(args.out), "calibration_inputs": len(feeds),

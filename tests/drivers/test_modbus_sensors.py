@@ -209,19 +209,27 @@ def test_every_preset_names_its_source_and_round_trips(name: str):
 
 
 class CountingPort:
-    """A pyserial port that counts how often the driver asks it for waiting bytes."""
+    """A pyserial port that counts how often the driver asks it for waiting bytes, and reads."""
 
     def __init__(self, port) -> None:
-        self._port = port
-        self.asked = 0
+        object.__setattr__(self, "_port", port)
+        object.__setattr__(self, "asked", 0)
+        object.__setattr__(self, "reads", 0)
 
     @property
     def in_waiting(self) -> int:
-        self.asked += 1
+        object.__setattr__(self, "asked", self.asked + 1)
         return self._port.in_waiting
+
+    def read(self, size: int = 1) -> bytes:
+        object.__setattr__(self, "reads", self.reads + 1)
+        return self._port.read(size)
 
     def __getattr__(self, name):
         return getattr(self._port, name)
+
+    def __setattr__(self, name, value):  # settings (the timeout) go to the port
+        setattr(self._port, name, value)
 
 
 def test_a_poll_waits_for_the_answer_without_polling_the_port():
@@ -242,6 +250,24 @@ def test_a_poll_waits_for_the_answer_without_polling_the_port():
     counters = {d["device"]: d["counters"] for d in health.snapshot()["devices"]}
     assert counters["bus1:2"]["timeout"] == 1
     assert port.asked <= 60  # a few per poll, whatever the wait (the stock client: ~290)
+
+
+def test_over_a_tcp_gateway_an_answer_takes_two_reads_of_the_port_not_one_per_two_bytes():
+    # A socket:// port only tells whether some byte waits (in_waiting is 0 or 1): asked how
+    # many, the answer (7 bytes for one register) came in reads of 1 + 1 bytes, 4 a poll.
+    sim = SimulatedModbusBus(URM14, [1], distance_cm=120).start()
+    try:
+        bus, readings, health = poller(sim, [1], timeout_ms=200)
+        assert bus.poll(1) == 120  # connected and answering
+        port = bus._client.socket = CountingPort(bus._client.socket)
+        timeout = port.timeout
+        for _ in range(10):
+            assert bus.poll(1) == 120
+    finally:
+        bus._client.close()
+        sim.stop()
+    assert port.reads <= 20  # the first byte, waited for; then the rest, not waited for
+    assert port.timeout == timeout  # the answer timeout is the port's again
 
 
 def test_a_simulated_bus_with_a_line_speed_answers_at_that_speed():
