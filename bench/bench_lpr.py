@@ -8,13 +8,15 @@ thread, the default reader (`detector = "yolo"`); on the held-out halves also th
 settings (plate detector at 320 px, second recogniser only below 0.9), on the US the
 text-detector reader, and per held-out half what a lane makes of each photo (its burst and vote,
 `lpr.bench.run_lane_bench`: right, wrong and no plate at the default `min_confidence` and 0.4).
-Ground truth comes from the `.txt` files only.
+Ground truth comes from the `.txt` files only. The reader runs with the service's heap settings
+(`lpr.engine.share_one_heap`).
 """
 
 from __future__ import annotations
 
 import os
 import resource
+import time
 from pathlib import Path
 
 DEFAULT_ROOT = Path("/work/shared/plates")
@@ -28,6 +30,14 @@ def _rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _status_mb(field: str) -> float:
+    """A memory figure of this process from /proc/self/status (VmRSS, VmHWM), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def _rows(tag: str, result, goal_exact: str) -> list[dict]:
@@ -74,7 +84,10 @@ def run() -> list[dict]:
     from lpr.reader import PlateReader
     from lpr.regions import resolve_regions
 
+    from lpr.engine import share_one_heap
+
     cv2.setNumThreads(1)
+    share_one_heap()  # the heap the service reads plates with (lpr.camera_source)
     root = Path(os.environ.get("LOTEDGE_PLATES_DIR", DEFAULT_ROOT))
     before = _rss_mb()
     reader = PlateReader(threads=1)
@@ -114,4 +127,32 @@ def run() -> list[dict]:
         rows += _rows("lpr us held-out [detector=text]", result, "")
     rows.append({"name": "lpr RSS after the sets (both readers)",
                  "value": _rss_mb() - before, "unit": "MB"})
+    cpu_ms, peak_mb = _whole_frame_search(reader)
+    rows += [{"name": "lpr whole-frame text search, 720p frame at 896 px: CPU time (median of 5)",
+              "value": cpu_ms, "unit": "ms"},
+             {"name": "lpr whole-frame text search, 720p frame at 896 px: peak RSS growth",
+              "value": peak_mb, "unit": "MB"}]
     return rows
+
+
+def _whole_frame_search(reader) -> tuple[float, float]:
+    """One whole-frame text search (the dearest run of a read) as the service runs it: its
+    heap settings (`share_one_heap`), a 720p frame, 896 px in strips. (CPU ms, peak MB)."""
+    import statistics
+
+    from lpr.engine import release_free_memory, share_one_heap
+    from lpr.synthetic import render_scene
+
+    share_one_heap()
+    frame = render_scene("ABC1234", seed=5, width_px=1280, height_px=720)
+    reader.detector.detect(frame, max_side_px=896)
+    release_free_memory()
+    before = _status_mb("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) starts again from here
+    times = []
+    for _ in range(5):
+        started = time.process_time()
+        reader.detector.detect(frame, max_side_px=896)
+        times.append((time.process_time() - started) * 1000)
+        release_free_memory()
+    return round(statistics.median(times), 1), round(_status_mb("VmHWM") - before, 1)

@@ -80,7 +80,19 @@ def release_free_memory() -> None:
             pass
 
 
-def _session(path: Path, threads: int):
+def _session(path: Path, threads: int, *, plan_memory: bool = False):
+    """An onnxruntime CPU session of the model at `path`.
+
+    plan_memory: have onnxruntime plan each input shape's intermediate tensors into one block
+        (its memory pattern) instead of allocating them one by one. For a model whose tensors
+        outgrow glibc's mmap threshold (`share_one_heap`: 4 MiB), each of them was a mapping
+        of its own, zeroed page by page on first touch and unmapped after: the text
+        detector's whole-frame search at 896 x 320 took 204 ms and peaked at +64 MB on one
+        thread, planned 121 ms and +45 MB, with the same output. onnxruntime keeps a plan per
+        input shape (225 window shapes: +0.4 MB), so only for models whose input sizes come
+        in a few steps (the text detector's multiples of 32), not for the recognisers'
+        free widths.
+    """
     import onnxruntime as ort
 
 
@@ -97,7 +109,7 @@ def _session(path: Path, threads: int):
     opts.log_severity_level = 3
     # Input shapes change with every frame and crop: a growing arena would hold the peak forever.
     opts.enable_cpu_mem_arena = False
-    opts.enable_mem_pattern = False
+    opts.enable_mem_pattern = plan_memory
     try:
         return ort.InferenceSession(str(path), sess_options=opts,
                                     providers=["CPUExecutionProvider"])
@@ -138,7 +150,7 @@ class TextDetector:
                  thresh: float = 0.3, box_thresh: float = 0.5, unclip_ratio: float = 1.6,
                  pad_along: float = 0.0, strip_pixels: int = STRIP_PIXELS,
                  strip_overlap_px: int = STRIP_OVERLAP_PX):
-        self.session = _session(model_path, threads)
+        self.session = _session(model_path, threads, plan_memory=True)
         self.input_name = self.session.get_inputs()[0].name
         self.max_side_px = max_side_px
         self.strip_pixels = strip_pixels
@@ -157,14 +169,18 @@ class TextDetector:
         nh = max(32, int(round(h * scale / 32)) * 32)
         nw = max(32, int(round(w * scale / 32)) * 32)
         resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if nw < w else cv2.INTER_CUBIC)
-        blob = (resized.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None]
-        return blob, w / nw, h / nh
+        return resized, w / nw, h / nh
+
+    @staticmethod
+    def _blob(rows: np.ndarray) -> np.ndarray:
+        """The network's (1, 3, H, W) input of image rows (BGR, scaled to [-1, 1])."""
+        return np.ascontiguousarray((rows.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None])
 
     def detect(self, image: np.ndarray, *, max_side_px: int | None = None,
                upscale: bool = False) -> list[TextBox]:
         """Text boxes in a BGR image, in image coordinates (scaled to `max_side_px` for inference)."""
-        blob, sx, sy = self._prepare(image, max_side_px or self.max_side_px, upscale)
-        prob = self._probability(blob)
+        resized, sx, sy = self._prepare(image, max_side_px or self.max_side_px, upscale)
+        prob = self._probability(resized)
         mask = (prob > self.thresh).astype(np.uint8)
         mask = cv2.dilate(mask, np.ones((2, 2), np.uint8))
         contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
@@ -193,27 +209,29 @@ class TextDetector:
             boxes.append(TextBox(corners=corners.astype(np.float32), score=score))
         return boxes
 
-    def _probability(self, blob: np.ndarray) -> np.ndarray:
-        """The text probability map of a (1, 3, H, W) input, H x W; a large input in strips.
+    def _probability(self, image: np.ndarray) -> np.ndarray:
+        """The text probability map of an H x W image (prepared), H x W; a large one in strips,
+        each made into the network's input only when it runs.
 
         The network's memory grows with its input: the whole-frame search at 896 x 512 held
-        ~84 MB at its peak in one run, ~63 MB in two strips of 320 rows. Each row of the joined
+        ~84 MB at its peak in one run, ~63 MB in two strips of 320 rows (~53 MB since its
+        tensors are planned, see `_session`, and each strip made into floats only as it runs).
+        Each row of the joined
         map comes from the strip in which it lies farther from a cut (half the overlap of
         context on each side). With 128 rows of overlap the two-strip search read the same
         plates as one run on every development half (US, EU, BR); thinner strips or less
         overlap changed plates there.
         """
-        _, _, h, w = blob.shape
+        h, w = image.shape[:2]
         if not self.strip_pixels or h * w <= self.strip_pixels:
-            return self.session.run(None, {self.input_name: blob})[0][0, 0]
+            return self.session.run(None, {self.input_name: self._blob(image)})[0][0, 0]
         ov = self.strip_overlap_px
         step = max(32, (self.strip_pixels // w - ov) // 32 * 32)
         prob = np.empty((h, w), dtype=np.float32)
         top = 0  # the first row of the joined map not yet written
         for start in range(0, h, step):
             end = min(h, start + step + ov)
-            part = self.session.run(None, {self.input_name: np.ascontiguousarray(
-                blob[:, :, start:end])})[0][0, 0]
+            part = self.session.run(None, {self.input_name: self._blob(image[start:end])})[0][0, 0]
             keep_to = end if end == h else end - ov // 2
             prob[top:keep_to] = part[top - start:keep_to - start]
             top = keep_to

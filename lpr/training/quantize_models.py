@@ -50,7 +50,7 @@ def text_det_inputs(images: list[np.ndarray], side_px: int) -> list[dict]:
     det = TextDetector(DEFAULT_DET)
     feeds = []
     for img in images:
-        blob = det._prepare(img, side_px, False)[0]
+        blob = det._blob(det._prepare(img, side_px, False)[0])
         _, _, h, w = blob.shape
         rows = max(32, det.strip_pixels // w // 32 * 32)
         step = max(32, rows - det.strip_overlap_px)

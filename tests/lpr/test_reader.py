@@ -366,3 +366,22 @@ def test_a_large_text_search_runs_in_strips_and_finds_the_same_lines():
     for a, b in zip(sorted(stripped, key=lambda b: b.bbox), sorted(whole, key=lambda b: b.bbox),
                     strict=True):
         assert np.abs(np.array(a.bbox) - np.array(b.bbox)).max() <= 3
+
+
+def test_planned_memory_leaves_the_text_map_as_it_was():
+    """The text detector's session plans its tensors into one block per input shape (faster
+    and smaller where they outgrow the mmap threshold); the map it gives is the unplanned one,
+    for a frame run in strips (896 px: two strips of 320 rows) and for one run at once."""
+    from lpr.engine import DEFAULT_DET, _session
+
+    planned = TextDetector(DEFAULT_DET)
+    assert planned.session.get_session_options().enable_mem_pattern
+    unplanned = TextDetector(DEFAULT_DET)
+    unplanned.session = _session(DEFAULT_DET, 1)
+    scene = render_scene("ABC1234", seed=5, width_px=1280, height_px=720)
+    for side in (896, 320):
+        image = planned._prepare(scene, side, False)[0]
+        assert (image.shape[0] * image.shape[1] > planned.strip_pixels) == (side == 896)
+        first = planned._probability(image)
+        assert first.shape == image.shape[:2]
+        np.testing.assert_array_equal(first, unplanned._probability(image))
