@@ -385,3 +385,18 @@ def test_planned_memory_leaves_the_text_map_as_it_was():
         first = planned._probability(image)
         assert first.shape == image.shape[:2]
         np.testing.assert_array_equal(first, unplanned._probability(image))
+
+
+def test_planned_memory_leaves_the_plate_boxes_as_they_were():
+    """The plate detector's session plans its tensors too: the same boxes and scores."""
+    from lpr.engine import DEFAULT_PLATE_DET, PlateDetector, _session
+
+    planned = PlateDetector(DEFAULT_PLATE_DET)
+    assert planned.session.get_session_options().enable_mem_pattern
+    unplanned = PlateDetector(DEFAULT_PLATE_DET)
+    unplanned.session = _session(DEFAULT_PLATE_DET, 1)
+    scene = render_scene("8D79882", seed=3)  # a rendered plate this detector finds
+    for frame, px in ((scene, 416), (cv2.resize(scene, None, fx=2.0, fy=2.0), 640)):
+        boxes = planned.detect(frame, input_px=px)
+        assert len(boxes) == 1
+        assert boxes == unplanned.detect(frame, input_px=px)
