@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 DEFAULT_PLATES = Path("/work/shared/plates/us")
+LAG_PROBE_S = 0.005  # the event-loop lag probe's sleep
 CGROUP = Path("/sys/fs/cgroup/cpu")
 
 
@@ -128,6 +129,16 @@ async def scenario(duration_s: float, plates: Path) -> dict:
             rss.append(_rss_kib())
             await asyncio.sleep(1.0)
 
+    lags: list[float] = []
+
+    async def loop_lag() -> None:
+        # how late the event loop wakes a 5 ms sleep: what every lane's next step waits behind
+        # (thousands of samples, where the decisions are a few dozen)
+        while True:
+            started = time.perf_counter()
+            await asyncio.sleep(LAG_PROBE_S)
+            lags.append((time.perf_counter() - started - LAG_PROBE_S) * 1000)
+
     polls: list[float] = []
 
     async def clock_out() -> None:
@@ -136,7 +147,7 @@ async def scenario(duration_s: float, plates: Path) -> dict:
         stop.set()  # the attendant has finished: the API goes with the service
 
     try:
-        await service.run(stop, extra=[traffic.run, memory, clock_out])
+        await service.run(stop, extra=[traffic.run, memory, loop_lag, clock_out])
         lanes = list(service.lanes.values())
         loop_to_gate = [ms for c in lanes for ms in c.stats.decision_latency_ms]
         discarded = sum(c.stats.reads_discarded for c in lanes)
@@ -164,6 +175,7 @@ async def scenario(duration_s: float, plates: Path) -> dict:
         "plate_read_p50_ms": _pct(reads, 50), "plate_read_p95_ms": _pct(reads, 95),
         "loop_to_gate_p50_ms": _pct(loop_to_gate, 50), "loop_to_gate_p99_ms": _pct(loop_to_gate, 99),
         "decision_p99_ms": _pct(decisions, 99), "attendant_poll_p95_ms": _pct(polls, 95),
+        "loop_lag_p99_ms": _pct(lags, 99), "loop_lag_max_ms": round(max(lags), 1) if lags else None,
         "rss_max_mib": round(max(rss) / 1024, 1) if rss else None,
         # the steady memory, apart from the peaks of the whole-frame text search (one read in
         # ten on the US photos) that a one-second sample catches or misses

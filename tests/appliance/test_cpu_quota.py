@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.host.cpu_quota import READERS, CpuGroup, CpuQuota, cpu_quota, usable_cores
+from appliance.host.cpu_quota import POLLERS, READERS, CpuGroup, CpuQuota, cpu_quota, usable_cores
 
 V1 = Path("/sys/fs/cgroup/cpu")
 
@@ -89,6 +89,17 @@ def test_v2_reader_group_is_a_threaded_child_with_its_share(tmp_path):
     thread.join()
     assert (own / READERS / "cgroup.threads").read_text() == str(thread.native_id)
     assert group.entered == 1
+
+
+def test_by_default_the_pollers_get_no_sub_group_of_a_quota(tmp_path):
+    """A poller the kernel stops for its share while it holds the GIL stops the event loop
+    with it; a bus's line paces its poller anyway. The readers keep theirs."""
+    from appliance.config import DevicesSection, LprSection
+
+    quota = CpuQuota(version=1, own=tmp_path, quota_us=50000, period_us=100000)
+    assert CpuGroup.create(POLLERS, DevicesSection().poller_cpu_share, quota=quota) is None
+    assert not (tmp_path / POLLERS).exists()
+    assert CpuGroup.create(READERS, LprSection().reader_cpu_share, quota=quota) is not None
 
 
 def test_no_quota_or_a_share_of_all_creates_nothing(tmp_path):
