@@ -408,9 +408,9 @@ class LprSection:
     CPU time in all, worth it only where cores sit idle between cars."""
     reader_cpu_share: float = 0.75
     """Under a CPU quota (a cgroup's cpu.max or cfs_quota_us), the share of it the plate reader
-    threads may use (0.1-1), in a sub-group of the service's cgroup: with `[devices]
-    poller_cpu_share`, the lanes' decisions keep the rest of every period. 1: no sub-group.
-    Without a quota nothing is created."""
+    threads may use (0.1-1), in a sub-group of the service's cgroup: the lanes' decisions (and
+    the sensor pollers) keep the rest of every period. 1: no sub-group. Without a quota nothing
+    is created."""
     det_max_side_px: int = 640
     """Text detector input size (longer side) of the first text-search pass (96-4096), with
     `detector = "text"`."""
