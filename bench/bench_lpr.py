@@ -81,10 +81,9 @@ def run() -> list[dict]:
 
     from appliance.config import LprSection
     from lpr.bench import load_labels, run_bench, run_lane_bench, split_items
+    from lpr.engine import share_one_heap
     from lpr.reader import PlateReader
     from lpr.regions import resolve_regions
-
-    from lpr.engine import share_one_heap
 
     cv2.setNumThreads(1)
     share_one_heap()  # the heap the service reads plates with (lpr.camera_source)
