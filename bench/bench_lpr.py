@@ -25,19 +25,17 @@ LANE_LOWER_FLOOR = 0.4  # a lower min_confidence, to show what the default trade
 SETS = (("us", ("us",)), ("eu", ("eu",)), ("eu", ("eu", "generic")), ("br", ("br",)))
 
 
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _status_mb(field: str) -> float:
+def _status_mb(field: str) -> float | None:
     """A memory figure of this process from /proc/self/status (VmRSS, VmHWM), in MB."""
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
-    return 0.0
+    return None
+
+
+def _rss_mb() -> float:
+    rss = _status_mb("VmRSS")
+    return rss if rss is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _rows(tag: str, result, goal_exact: str) -> list[dict]:
@@ -135,18 +133,17 @@ def run() -> list[dict]:
 
 
 def _whole_frame_search(reader) -> tuple[float, float]:
-    """One whole-frame text search (the dearest run of a read) as the service runs it: its
-    heap settings (`share_one_heap`), a 720p frame, 896 px in strips. (CPU ms, peak MB)."""
+    """One whole-frame text search (the dearest run of a read) as the service runs it (with
+    its heap settings, set in `run`): a 720p frame, 896 px in strips. (CPU ms, peak MB)."""
     import statistics
 
-    from lpr.engine import release_free_memory, share_one_heap
+    from lpr.engine import release_free_memory
     from lpr.synthetic import render_scene
 
-    share_one_heap()
     frame = render_scene("ABC1234", seed=5, width_px=1280, height_px=720)
     reader.detector.detect(frame, max_side_px=896)
     release_free_memory()
-    before = _status_mb("VmRSS")
+    before = _rss_mb()
     Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) starts again from here
     times = []
     for _ in range(5):
@@ -154,4 +151,4 @@ def _whole_frame_search(reader) -> tuple[float, float]:
         reader.detector.detect(frame, max_side_px=896)
         times.append((time.process_time() - started) * 1000)
         release_free_memory()
-    return round(statistics.median(times), 1), round(_status_mb("VmHWM") - before, 1)
+    return round(statistics.median(times), 1), round((_status_mb("VmHWM") or 0.0) - before, 1)

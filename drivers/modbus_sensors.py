@@ -52,7 +52,7 @@ class BlockingSerialClient(ModbusSerialClient):
     A serial-over-TCP gateway (`socket://`, an RS-485-to-Ethernet converter) cannot say how many
     bytes wait, only whether any do (pyserial's `in_waiting` is 0 or 1 there), so asking it
     would take the answer two bytes a read: there the rest is read without waiting, whatever
-    its length (a 7-byte answer: 2 reads of the port instead of 4, 6 system calls instead of 18).
+    its length (a 7-byte answer: 2 reads of the port instead of 4, 5 selects a poll instead of 18).
     """
 
     def recv(self, size: int | None) -> bytes:
