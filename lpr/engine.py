@@ -223,23 +223,33 @@ class TextDetector:
         overlap changed plates there.
         """
         h, w = image.shape[:2]
-        if not self.strip_pixels or h * w <= self.strip_pixels:
+        strips = self.strips(h, w)
+        if len(strips) == 1:
             return self.session.run(None, {self.input_name: self._blob(image)})[0][0, 0]
-        ov = self.strip_overlap_px
-        step = max(32, (self.strip_pixels // w - ov) // 32 * 32)
         prob = np.empty((h, w), dtype=np.float32)
         top = 0  # the first row of the joined map not yet written
-        for start in range(0, h, step):
-            end = min(h, start + step + ov)
+        for start, end in strips:
             part = self.session.run(None, {self.input_name: self._blob(image[start:end])})[0][0, 0]
-            keep_to = end if end == h else end - ov // 2
+            keep_to = end if end == h else end - self.strip_overlap_px // 2
             prob[top:keep_to] = part[top - start:keep_to - start]
             top = keep_to
             del part
             release_free_memory()  # this strip's freed buffers, before the next one's
-            if end == h:
-                break
         return prob
+
+    def strips(self, h: int, w: int) -> list[tuple[int, int]]:
+        """The (first, end) rows of each run for a prepared H x W input: one run when it fits
+        `strip_pixels`, else strips overlapping by `strip_overlap_px` rows."""
+        if not self.strip_pixels or h * w <= self.strip_pixels:
+            return [(0, h)]
+        ov = self.strip_overlap_px
+        step = max(32, (self.strip_pixels // w - ov) // 32 * 32)
+        out = []
+        for start in range(0, h, step):
+            out.append((start, min(h, start + step + ov)))
+            if out[-1][1] == h:
+                break
+        return out
 
 
 def _order(points: np.ndarray) -> np.ndarray:

@@ -50,14 +50,9 @@ def text_det_inputs(images: list[np.ndarray], side_px: int) -> list[dict]:
     det = TextDetector(DEFAULT_DET)
     feeds = []
     for img in images:
-        blob = det._blob(det._prepare(img, side_px, False)[0])
-        _, _, h, w = blob.shape
-        rows = max(32, det.strip_pixels // w // 32 * 32)
-        step = max(32, rows - det.strip_overlap_px)
-        for start in range(0, h, step):
-            feeds.append({det.input_name: np.ascontiguousarray(blob[:, :, start:start + rows])})
-            if start + rows >= h:
-                break
+        prepared = det._prepare(img, side_px, False)[0]
+        feeds += [{det.input_name: det._blob(prepared[start:end])}
+                  for start, end in det.strips(*prepared.shape[:2])]
     return feeds
 
 
@@ -133,13 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     feeds = {"plate_det": lambda: plate_det_inputs(images, (320, 416, 640)),
              "text_det": lambda: text_det_inputs(images, 896),
              "rec": lambda: rec_inputs(images, model)}[args.what]()
+    calibrate = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+                 "entropy": CalibrationMethod.Entropy}[args.calibrate]
     prepared = args.out.with_suffix(".prep.onnx")
     quant_pre_process(str(model), str(prepared), skip_symbolic_shape=True)
     quantize_static(str(prepared), str(args.out), _Reader(feeds), quant_format=QuantFormat.QDQ,
                     per_channel=True, activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8, calibrate_method={"minmax": CalibrationMethod.MinMax,
-                                      "percentile": CalibrationMethod.Percentile,
-                                      "entropy": CalibrationMethod.Entropy}[args.calibrate],
+                    weight_type=QuantType.QInt8, calibrate_method=calibrate,
                     nodes_to_exclude=_float_tail(prepared, args.what))
     prepared.unlink()
     print(json.dumps({"model": str(model), "out": str(args.out), "calibration_inputs": len(feeds),
