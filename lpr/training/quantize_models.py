@@ -7,9 +7,15 @@ half (even files, sorted by name) of each labelled folder only.
 
 Run with a training environment (onnx and onnxruntime; not lotedge dependencies):
 
-    PYTHONPATH=. /tmp/train/bin/python -m lpr.training.quantize_models --what plate_det \\
+    python -m venv /tmp/train && /tmp/train/bin/pip install onnx==1.23.2 onnxruntime==1.32.0 \\
+        numpy==2.4.6 opencv-python-headless==5.0.0.93
+    PYTHONPATH=. /tmp/train/bin/python -m lpr.training.quantize_models --what rec \\
         --dev ../shared/plates/us --dev ../shared/plates/eu --dev ../shared/plates/br \\
-        --out lpr/models/yolov8_plate_det.int8.onnx
+        --out /tmp/plate_rec.int8.onnx
+
+quantises the plate recogniser (`--model` another one, such as the second recogniser);
+`--what plate_det` and `--what text_det` the detectors. Each was measured and none is shipped
+(lpr/models/README.md).
 """
 
 from __future__ import annotations
@@ -58,11 +64,14 @@ def text_det_inputs(images: list[np.ndarray], side_px: int) -> list[dict]:
 
 def rec_inputs(images: list[np.ndarray], rec_model: Path) -> list[dict]:
     """Recogniser inputs: the text lines lotedge cuts from the plates in the photos."""
-    from lpr.engine import TextRecognizer, crop_box
+    from lpr.engine import DEFAULT_DICT, DEFAULT_REC, TextRecognizer, crop_box
     from lpr.reader import PlateReader
 
     reader = PlateReader(detector="yolo", second_rec_model="none")
-    rec = TextRecognizer(rec_model, None)
+    # both recognisers take the same input (48 px high, up to 320 wide): the shipped one's
+    # session makes it, whichever model is calibrated (the second has its dictionary apart)
+    rec = TextRecognizer(DEFAULT_REC, DEFAULT_DICT)
+    rec.input_name = _input_name(rec_model)
     out = []
     for img in images:
         for plate in reader.plate_detector.detect(img):
@@ -71,6 +80,28 @@ def rec_inputs(images: list[np.ndarray], rec_model: Path) -> list[dict]:
                 stretched = cv2.resize(crop, (max(2, int(crop.shape[1] * 1.5)), crop.shape[0]))
                 out.append({rec.input_name: rec._blob(stretched)})
     return out
+
+
+def _at_least_opset_13(model: Path, scratch: Path) -> Path:
+    """The model itself, or a copy converted to opset 13 at `scratch`: per-channel int8 weights
+    dequantise along an axis, which DequantizeLinear has from opset 13 on."""
+    import onnx
+    from onnx import version_converter
+
+    loaded = onnx.load(str(model))
+    opset = next((o.version for o in loaded.opset_import if o.domain in ("", "ai.onnx")), 13)
+    if opset >= 13:
+        return model
+    onnx.save(version_converter.convert_version(loaded, 13), str(scratch))
+    return scratch
+
+
+def _input_name(model: Path) -> str:
+    import onnx
+
+    graph = onnx.load(str(model)).graph
+    initializers = {t.name for t in graph.initializer}
+    return next(i.name for i in graph.input if i.name not in initializers)
 
 
 def _float_tail(model: Path, what: str) -> list[str]:
@@ -89,7 +120,9 @@ def _float_tail(model: Path, what: str) -> list[str]:
         branch = ("/model.22/cv2.", "/model.22/cv3.")
         return [n.name for n in nodes if "/model.22/" in n.name
                 and not (n.name.startswith(branch) and n.op_type in ("Conv", "Sigmoid", "Mul"))]
-    return [n.name for n in nodes[-3:]]
+    # the recognisers: from the classifier's MatMul on (its bias, softmax)
+    last = max(i for i, n in enumerate(nodes) if n.op_type == "MatMul")
+    return [n.name for n in nodes[last:]]
 
 
 class _Reader:
@@ -111,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from lpr.engine import DEFAULT_DET, DEFAULT_PLATE_DET, MODELS_DIR
+    from lpr.engine import DEFAULT_DET, DEFAULT_PLATE_DET, DEFAULT_REC
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--what", choices=("plate_det", "text_det", "rec"), required=True)
@@ -123,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     model = args.model or {"plate_det": DEFAULT_PLATE_DET, "text_det": DEFAULT_DET,
-                           "rec": MODELS_DIR / "plate_rec.onnx"}[args.what]
+                           "rec": DEFAULT_REC}[args.what]
     images = dev_images(args.dev, args.per_folder)
     feeds = {"plate_det": lambda: plate_det_inputs(images, (320, 416, 640)),
              "text_det": lambda: text_det_inputs(images, 896),
@@ -131,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     calibrate = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                  "entropy": CalibrationMethod.Entropy}[args.calibrate]
     prepared = args.out.with_suffix(".prep.onnx")
-    quant_pre_process(str(model), str(prepared), skip_symbolic_shape=True)
+    quant_pre_process(str(_at_least_opset_13(model, args.out.with_suffix(".op13.onnx"))),
+                      str(prepared), skip_symbolic_shape=True)
+    args.out.with_suffix(".op13.onnx").unlink(missing_ok=True)
     quantize_static(str(prepared), str(args.out), _Reader(feeds), quant_format=QuantFormat.QDQ,
                     per_channel=True, activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8, calibrate_method=calibrate,
