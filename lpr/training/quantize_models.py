@@ -155,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
                         default="minmax", help="how activation ranges are set")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
+    if args.what == "rec" and args.calibrate != "minmax":
+        # their histograms need inputs of one shape; text lines differ in width
+        parser.error("--what rec: only --calibrate minmax works (the lines differ in width)")
     model = args.model or {"plate_det": DEFAULT_PLATE_DET, "text_det": DEFAULT_DET,
                            "rec": DEFAULT_REC}[args.what]
     images = dev_images(args.dev, args.per_folder)
