@@ -216,9 +216,9 @@ class TextDetector:
         The network's memory grows with its input: the whole-frame search at 896 x 512 held
         ~84 MB at its peak in one run, ~63 MB in two strips of 320 rows (~53 MB since its
         tensors are planned, see `_session`, and each strip made into floats only as it runs).
-        Each row of the joined
-        map comes from the strip in which it lies farther from a cut (half the overlap of
-        context on each side). With 128 rows of overlap the two-strip search read the same
+        Each row of the joined map comes from the strip in which it lies farther from a cut
+        (half the overlap of context on each side). With 128 rows of overlap the two-strip
+        search read the same
         plates as one run on every development half (US, EU, BR); thinner strips or less
         overlap changed plates there.
         """
