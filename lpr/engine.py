@@ -218,9 +218,8 @@ class TextDetector:
         tensors are planned, see `_session`, and each strip made into floats only as it runs).
         Each row of the joined map comes from the strip in which it lies farther from a cut
         (half the overlap of context on each side). With 128 rows of overlap the two-strip
-        search read the same
-        plates as one run on every development half (US, EU, BR); thinner strips or less
-        overlap changed plates there.
+        search read the same plates as one run on every development half (US, EU, BR);
+        thinner strips or less overlap changed plates there.
         """
         h, w = image.shape[:2]
         strips = self.strips(h, w)
