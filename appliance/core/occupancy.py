@@ -101,7 +101,9 @@ class SpotOccupancyFilter:
         self._candidate_since = 0.0
         self._for = 0  # readings agreeing with the candidate since it was first seen
         self._against = 0  # readings contradicting it since then
+        # the readings a decision can still look at (see `_forget`), at most 256
         self._window: deque[tuple[float, str]] = deque(maxlen=256)
+        self._window_sided = 0  # how many of them are not band readings
 
     def _classify(self, distance_cm: int) -> str:
         s = self.settings
@@ -121,7 +123,11 @@ class SpotOccupancyFilter:
         self.last_valid_s = now_s
         self.distance_cm = distance_cm
         kind = self._classify(distance_cm)
+        if len(self._window) == self._window.maxlen and self._window[0][1] != _BAND:
+            self._window_sided -= 1  # the append below pushes it out
         self._window.append((now_s, kind))
+        self._window_sided += kind != _BAND
+        self._forget(now_s)
         current = _state_kind(self.state)
         if kind != _BAND:
             if kind == self._candidate:
@@ -144,6 +150,21 @@ class SpotOccupancyFilter:
             new = SpotState.OCCUPIED if self._candidate == _OCCUPIED else SpotState.AVAILABLE
             return self._change(new, now_s, "reading")
         return None
+
+    def _forget(self, now_s: float) -> None:
+        """Drop the readings no decision can look at again: older than the debounce window
+        (readings come in time order, so they never re-enter it) and not among the last
+        `settle_min_readings` that are not band readings (`_recent_share` reaches back to those
+        when the window holds too few). Keeping all 256 of every spot held ~10 MB for a
+        500-spot lot, filled over a quarter of an hour."""
+        horizon = now_s - max(self.settings.debounce_s, 0.0)
+        keep_sided = self.settings.settle_min_readings
+        while self._window and self._window[0][0] < horizon:
+            sided = self._window[0][1] != _BAND
+            if sided and self._window_sided <= keep_sided:
+                break
+            self._window.popleft()
+            self._window_sided -= sided
 
     def _start(self, kind: str, now_s: float) -> None:
         self._candidate = kind

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from appliance.core.occupancy import (
     OccupancySettings,
@@ -109,3 +111,40 @@ def test_stale_sensor_to_unknown_to_fallback_end_to_end():
     assert (f1.state, f2.state) == (SpotState.AVAILABLE, SpotState.UNKNOWN)
     counts = level_free_counts({"L1": [f1.state, f2.state]}, {"L1": 1})
     assert (counts["L1"].free, counts["L1"].source) == (1, "counter")
+
+
+class _Unforgetting(SpotOccupancyFilter):
+    """The filter as it was: every reading kept (up to 256), none dropped for age."""
+
+    def _forget(self, now_s: float) -> None:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps=st.lists(st.tuples(st.floats(0.05, 4.0), st.one_of(st.none(), st.integers(0, 800))),
+                      min_size=1, max_size=300),
+       debounce_s=st.sampled_from([0.0, 1.0, 3.0]), settle_min=st.sampled_from([1, 4, 16]))
+def test_forgetting_old_readings_changes_no_decision(steps, debounce_s, settle_min):
+    """A spot keeps only the readings a decision can still look at (the debounce window and
+    the last `settle_min_readings`); over random readings at random gaps, every change and
+    every confidence is what the filter that keeps them all gives."""
+    cfg = OccupancySettings(occupied_below_cm=150, hysteresis_cm=20, debounce_s=debounce_s,
+                            heartbeat_s=30.0, settle_min_readings=settle_min)
+    lean, full = SpotOccupancyFilter("A1", cfg), _Unforgetting("A1", cfg)
+    t = 0.0
+    for gap, distance in steps:
+        t += gap
+        assert lean.observe(distance, t) == full.observe(distance, t)
+        assert (lean.state, lean.confidence) == (full.state, full.confidence)
+
+
+def test_a_spot_keeps_only_the_readings_a_decision_can_look_at():
+    """A sensor read every 1.7 s (a 500-spot bus) for an hour: the filter holds the readings of
+    its 3 s debounce window and the last `settle_min_readings`, not the last 256 (which, over
+    500 spots, held ~10 MB)."""
+    cfg = OccupancySettings(debounce_s=3.0, settle_min_readings=4)
+    f = SpotOccupancyFilter("A1", cfg)
+    for k in range(int(3600 / 1.7)):
+        f.observe(90 if (k // 200) % 2 == 0 else 400, k * 1.7)  # a car every 11 min
+        assert len(f._window) <= 4 + 1  # 4 sided ones, or those of the last 3 s (2)
+    assert f.state == SpotState.OCCUPIED
