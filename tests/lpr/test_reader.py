@@ -317,6 +317,76 @@ def test_lane_threads_run_the_fallback_whole_frame_search_one_at_a_time(reader):
     assert most[0] == 1
 
 
+def test_a_whole_frame_search_runs_with_no_other_read_beside_it(reader):
+    """The whole-frame search is the dearest run in memory (~47 MB): lane threads sharing the
+    reader run it alone, so its peak never adds to another lane's read. Lane a searches a bare
+    wall (the search slowed to 0.4 s) while lane b keeps reading a plate; then b reads (its
+    plate detector slowed) while a asks to search. No run of b's plate detector overlaps a
+    search, and both lanes still read what they read alone."""
+    import threading
+    import time
+
+    wall = np.full((720, 1280, 3), 110, np.uint8)
+    scene = render_scene("7XYZ123", seed=2)
+    runs: list[tuple[str, str, float, float]] = []  # (thread, what, start, end)
+    detector, plates = reader.detector, reader.plate_detector
+    searching = threading.Event()
+
+    def search(image, *, max_side_px=None, upscale=False):
+        if image.shape[:2] != wall.shape[:2]:
+            return type(detector).detect(detector, image, max_side_px=max_side_px,
+                                         upscale=upscale)
+        start = time.monotonic()
+        searching.set()
+        time.sleep(0.4)
+        found = type(detector).detect(detector, image, max_side_px=max_side_px, upscale=upscale)
+        runs.append((threading.current_thread().name, "search", start, time.monotonic()))
+        return found
+
+    def plate_look(image, input_px=None, faint=None):
+        start = time.monotonic()
+        if threading.current_thread().name == "b":
+            time.sleep(0.05)
+        found = type(plates).detect(plates, image, input_px=input_px, faint=faint)
+        runs.append((threading.current_thread().name, "plates", start, time.monotonic()))
+        return found
+
+    b_reads: list[str | None] = []
+
+    def lane_b():
+        assert searching.wait(60)
+        for _ in range(4):  # reads asked for while a's search runs, and after it
+            b_reads.append(reader.read(scene).plate)
+
+    detector.detect, plates.detect = search, plate_look
+    try:
+        lanes = [threading.Thread(target=lambda: reader.read(wall), name="a"),
+                 threading.Thread(target=lane_b, name="b")]
+        for t in lanes:
+            t.start()
+        for t in lanes:
+            t.join(120)
+        # b reads first and a asks to search while b's plate look is under way
+        searching.clear()
+        lanes = [threading.Thread(target=lambda: b_reads.append(reader.read(scene).plate),
+                                  name="b"),
+                 threading.Thread(target=lambda: reader.read(wall), name="a")]
+        for t in lanes:
+            t.start()
+            time.sleep(0.02)
+        for t in lanes:
+            t.join(120)
+    finally:
+        del detector.detect, plates.detect
+    searches = [(s, e) for who, what, s, e in runs if what == "search"]
+    others = [(s, e) for who, what, s, e in runs if who == "b"]
+    assert len(searches) == 2 and len(others) >= 5
+    for s0, e0 in searches:
+        for s1, e1 in others:
+            assert e1 <= s0 or s1 >= e0, "a plate look ran beside a whole-frame search"
+    assert b_reads == ["7XYZ123"] * 5
+
+
 def _run_with_detect(detector, detect, threads) -> None:
     """Run the lane threads to their end with the text detector's `detect` replaced."""
     detector.detect = detect
