@@ -76,9 +76,10 @@ def fuse(model):
                 continue
             add = producer.get(clip.input[0])
             x = mul.input[x_at]
-            if (add is None or add.op_type != "Add" or readers.get(add.output[0]) != 1
-                    or sorted(add.input, key=lambda name: name != x)[0] != x
-                    or not is_const(next(n for n in add.input if n != x), 3.0)):
+            if add is None or add.op_type != "Add" or readers.get(add.output[0]) != 1:
+                continue
+            three = [name for name in add.input if name != x]
+            if len(three) != 1 or len(add.input) != 2 or not is_const(three[0], 3.0):
                 continue
             replaced[id(div)] = helper.make_node("HardSwish", [x], list(div.output),
                                                  name=f"{div.name or div.output[0]}_hardswish")
