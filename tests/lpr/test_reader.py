@@ -438,6 +438,22 @@ def test_a_large_text_search_runs_in_strips_and_finds_the_same_lines():
         assert np.abs(np.array(a.bbox) - np.array(b.bbox)).max() <= 3
 
 
+def test_every_strip_of_a_frame_has_one_shape_so_its_memory_is_planned_once():
+    """onnxruntime plans a shape's memory on its first run, which peaks higher: the strips of
+    any landscape frame at 896 px are all 896 x 320 (the last one ends at the frame's bottom,
+    sharing more rows with the one before), so one plan serves every frame."""
+    from itertools import pairwise
+
+    det = TextDetector(threads=1)
+    for w, h, rows in ((1280, 720, 320), (1024, 640, 320), (1280, 960, 320), (1920, 1080, 320),
+                       (800, 600, 352)):  # 800 px wide is not scaled up: its own height
+        image = det._prepare(np.zeros((h, w, 3), np.uint8), 896, False)[0]
+        strips = det.strips(*image.shape[:2])
+        assert {end - start for start, end in strips} == {rows}, (w, h, strips)
+        assert strips[0][0] == 0 and strips[-1][1] == image.shape[0]
+        assert all(b[0] <= a[1] - det.strip_overlap_px for a, b in pairwise(strips))
+
+
 def test_planned_memory_leaves_the_text_map_as_it_was():
     """The text detector's session plans its tensors into one block per input shape (faster
     and smaller where they outgrow the mmap threshold); the map it gives is the unplanned one,
