@@ -130,3 +130,24 @@ def test_boxes_below_the_threshold_come_back_as_faint_ones_only_when_asked():
     faint = []
     assert usual.detect(scene, faint=faint) == usual.detect(scene)
     assert all(0.03 <= box.score < 0.2 for box in faint)
+
+
+def test_the_plate_detectors_input_is_made_in_one_array(plate_detector):
+    """The network input of a 720p frame at 640 px is 2.9 MB: made in place, the letterbox
+    takes that and its uint8 canvas, not two float temporaries more; the values are the
+    frame's RGB channels scaled to [0, 1] in the letterbox (grey 114 around it)."""
+    import tracemalloc
+
+    frame = np.random.default_rng(3).integers(0, 256, (720, 1280, 3), dtype=np.uint8)
+    tracemalloc.start()
+    try:
+        blob, scale, left, top = plate_detector._letterbox(frame, input_px=640)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert blob.shape == (1, 3, 384, 640) and blob.dtype == np.float32
+    assert blob.flags.c_contiguous and (scale, left, top) == (0.5, 0, 12)
+    assert peak < blob.nbytes * 1.5, f"{peak} bytes at the peak for a {blob.nbytes}-byte input"
+    assert np.allclose(blob[0, :, :12], 114 / 255) and np.allclose(blob[0, :, -12:], 114 / 255)
+    shrunk = cv2.resize(frame, (640, 360), interpolation=cv2.INTER_AREA)
+    assert np.abs(blob[0, :, 12:372] - shrunk[:, :, ::-1].transpose(2, 0, 1) / 255.0).max() < 1e-6
