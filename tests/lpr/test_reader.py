@@ -387,6 +387,43 @@ def test_a_whole_frame_search_runs_with_no_other_read_beside_it(reader):
     assert b_reads == ["7XYZ123"] * 5
 
 
+def _rss_anon_kib() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("RssAnon:"))
+
+
+def test_the_whole_frame_search_starts_on_a_trimmed_heap(reader):
+    """The search is a read's peak in memory. The plate detector's looks and the reads of
+    their boxes before it free their buffers into the heap, which keeps them resident until a
+    trim: the search must not stack its peak on them. At the search's start a trim finds
+    (almost) nothing left to hand back."""
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6")
+    wall = np.full((720, 1280, 3), 110, np.uint8)
+    detector = reader.detector
+    untrimmed_kib: list[int] = []
+
+    def search(image, *, max_side_px=None, upscale=False):
+        if image.shape[:2] == wall.shape[:2]:
+            before = _rss_anon_kib()
+            libc.malloc_trim(0)
+            untrimmed_kib.append(before - _rss_anon_kib())
+        return type(detector).detect(detector, image, max_side_px=max_side_px,
+                                     upscale=upscale)
+
+    scene = render_scene("7XYZ123", seed=2, width_px=1280, height_px=720)
+    detector.detect = search
+    try:
+        for _ in range(3):
+            assert reader.read(scene).plate == "7XYZ123"  # its buffers freed before the wall
+            assert reader.read(wall).plate is None
+    finally:
+        del detector.detect
+    assert len(untrimmed_kib) == 3
+    assert max(untrimmed_kib) < 1024, f"the search started beside {untrimmed_kib} KiB freed"
+
+
 def _run_with_detect(detector, detect, threads) -> None:
     """Run the lane threads to their end with the text detector's `detect` replaced."""
     detector.detect = detect
