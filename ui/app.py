@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from appliance.client import ApiError, ServiceClient, ServiceUnavailable
@@ -295,6 +296,15 @@ class AttendantApp(App[None]):
         self.polls += 1
         self.health = health
         self.shift = shift
+        try:
+            await self._redraw(health, availability, active, sensors, alarms, shift, activity)
+        except NoMatches:  # the app closed its widgets while the poll waited (quitting)
+            return
+
+    async def _redraw(self, health, availability, active, sensors, alarms, shift,
+                      activity) -> None:
+        """Every view from one poll's snapshots."""
+        alarms_view = self._views[AlarmsView]
         self._banner.display = False
         self._views[LanesView].show(health.get("lanes", []))
         self._views[AvailabilityView].show(availability, active, sensors)

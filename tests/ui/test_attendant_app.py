@@ -266,3 +266,36 @@ def test_cloud_state_words():
     assert cloud_state({"sync": {"online": True, "backlog": 0}}) == ("ONLINE", "sync backlog 0")
     assert cloud_state({"sync": {"online": False, "backlog": 37}}) == (
         "OFFLINE", "sync backlog 37")
+
+
+async def test_a_poll_that_finds_the_views_gone_ends_quietly(running_lot):
+    """Quitting while a poll waits for the service: the app closes its widgets, then the poll's
+    answer comes. The poll never raises (a NoMatches from a view whose table is gone crashed
+    the app with a traceback). Here the lanes table is removed while the poll waits."""
+    from textual.widgets import DataTable
+
+    from ui.screens.lanes import LanesView
+
+    client = ServiceClient(running_lot.socket_path)
+    waiting, release = asyncio.Event(), asyncio.Event()
+    get = client.get
+
+    async def slow_get(path, **params):
+        if path == "/health" and not release.is_set():
+            waiting.set()
+            await release.wait()
+        return await get(path, **params)
+
+    app = AttendantApp(client, poll_s=3600, sign_in=False)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            client.get = slow_get
+            poll = asyncio.ensure_future(app.poll())
+            await asyncio.wait_for(waiting.wait(), 10)
+            await app.query_one(LanesView).query_one(DataTable).remove()
+            release.set()
+            await asyncio.wait_for(poll, 10)
+            await pilot.pause(0.1)
+        assert app.return_code in (0, None)
+    finally:
+        await client.aclose()
