@@ -53,7 +53,7 @@ class FrameRead:
 class _RunGate:
     """Lane threads' reads side by side, except a whole-frame text search, which runs alone.
 
-    The search is the dearest run in memory (~45 MB at 896 px; a plate detector's look 10-25
+    The search is the dearest run in memory (~43 MB at 896 px; a plate detector's look 10-25
     MB): with two reader threads, a search beside another lane's read adds their peaks up
     (full load, 240-s runs: RSS peak 278.0 and 278.9 MiB with this gate, 282.4 without). A
     thread asking to search waits until the reads under way end (its own read's share counts
