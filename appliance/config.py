@@ -388,8 +388,8 @@ class LprSection:
     """How much the second recogniser's vote counts against the first's (0.5-3) for plates of
     regions the shipped first recogniser was not fine-tuned on (all but us)."""
     detector: str = "yolo"  # the plate detector (AGPL-3.0); "text" = text detector only
-    """yolo: a plate detector first, the text search as fallback (the shipped detector is AGPL-3.0);
-    text: the text-detector search only.
+    """yolo: a plate detector first, a larger look of it as fallback (the shipped detector is
+    AGPL-3.0); text: the text-detector search only.
     """
     plate_det_model: str = ""
     """Plate detector model (ONNX, YOLOv8 style); empty: the shipped one."""
@@ -398,6 +398,10 @@ class LprSection:
     plate_det_retry_px: int = 640
     """A second, larger plate-detector look when the first gives no plate read at least
     plate_sure confident (a multiple of 32 up to 1280); 0: off."""
+    plate_det_search_px: int = 800
+    """When both plate-detector looks give no good read, the last resort: a third look at this
+    size (a multiple of 32 from 96 to 1280) for the far and small plates; 0: the whole-frame
+    text search instead (dearer: see docs/lpr.md)."""
     plate_sure: float = 0.0
     """A plate read this confident (0-1) after the plate detector ends the search."""
     plate_line_px: int = 128
@@ -416,7 +420,8 @@ class LprSection:
     `detector = "text"`."""
     det_retry_max_side_px: int = 896
     """A second, larger text-search pass when the first finds no good plate (96-4096); 0: off.
-    Behind the plate detector the whole-frame fallback is one pass at the larger of the two."""
+    Behind the plate detector with `plate_det_search_px = 0`, the whole-frame fallback is one
+    pass at the larger of the two."""
     burst_frames: int = 5
     """Frames taken per lane read."""
     burst_interval_ms: int = 200
@@ -458,6 +463,10 @@ class LprSection:
                 not 96 <= self.plate_det_retry_px <= 1280 or self.plate_det_retry_px % 32):
             raise ValueError("plate_det_retry_px: must be 0 (off) or a multiple of 32 between "
                              "96 and 1280")
+        if self.plate_det_search_px and (
+                not 96 <= self.plate_det_search_px <= 1280 or self.plate_det_search_px % 32):
+            raise ValueError("plate_det_search_px: must be 0 (the text search) or a multiple of "
+                             "32 between 96 and 1280")
         if not 0.5 <= self.second_rec_weight <= 3:
             raise ValueError("second_rec_weight: must be between 0.5 and 3")
         if not 0 <= self.plate_sure <= 1:

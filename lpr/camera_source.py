@@ -109,8 +109,8 @@ class CameraPlates:
                 self._executor.submit(self._warm_up)
 
     def _warm_up(self) -> None:
-        # One thread at a time: the bare scene runs the whole-frame text search, the dearest
-        # read in memory; side by side in every thread they were the service's peak
+        # One thread at a time: the bare scene runs every look down to the last resort, the
+        # dearest read in memory; side by side in every thread they were the service's peak
         # (458 MiB at start against ~250 MiB serving four lanes). The bare scene is small
         # (640x360): its memory grows with the frame (at 720p it was the start's peak, ~335
         # MiB), and a small one warms the sessions up as well. A car that comes meanwhile
@@ -223,7 +223,7 @@ def read_burst(reader: PlateReader, next_frame: Callable[[], object | None],
         frame = next_frame()
         if frame is None:
             return reads, True
-        # the full search (larger looks, whole-frame text search: the dearest part of a
+        # the full search (larger looks down to the last resort: the dearest part of a
         # read) runs on the first frame; later frames of the same car repeat it only once
         # a frame has found a plate, else they take the quick look
         search = not reads or any(r.plate is not None for r, _ in reads)
@@ -250,7 +250,7 @@ def _where_it_was(reads: list[tuple[FrameRead, object]]) -> FrameRead | None:
 
     The car stands on the loop, so its plate is where an earlier frame found it; reading that
     spot again costs the recogniser alone instead of the plate detector and, for a plate only
-    the whole-frame search found, that search again (the dearest part of a read)."""
+    the last resort found, that look again (the dearest part of a read)."""
     leading = vote([(r.plate, r.confidence) for r, _ in reads], min_confidence=0.0)
     if leading.plate is None:
         return None

@@ -31,7 +31,7 @@ from lpr.regions import US, RegionFormat, normalize
 
 # the regions whose plates the shipped first recogniser (plate_rec.onnx) was fine-tuned on
 _FIRST_REC_TUNED_ON = frozenset({"us"})
-FAINT_READS = 3  # faint plate boxes read before the whole-frame search, best first
+FAINT_READS = 3  # faint plate boxes read before the last resort (`_last_look`), best first
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -51,10 +51,12 @@ class FrameRead:
 
 
 class _RunGate:
-    """Lane threads' reads side by side, except a whole-frame text search, which runs alone.
+    """Lane threads' reads side by side, except a read's last resort (the plate detector's
+    largest look, or the whole-frame text search), which runs alone.
 
-    The search is the dearest run in memory (~43 MB at 896 px; a plate detector's look 10-25
-    MB): with two reader threads, a search beside another lane's read adds their peaks up
+    The last resort is the dearest run in memory (the plate detector at 800 px ~31 MB, the
+    text search at 896 px ~43 MB; a smaller look 10-25 MB): with two reader threads, it
+    beside another lane's read adds their peaks up
     (full load, 240-s runs: RSS peak 278.0 and 278.9 MiB with this gate, 282.4 without). A
     thread asking to search waits until the reads under way end (its own read's share counts
     as ended while it waits), and reads asked for meanwhile wait for the search.
@@ -134,17 +136,19 @@ class PlateReader:
             the line is about this tall (fixes boxes the coarse pass cut short).
         max_candidates: how many coarse text lines are read per pass.
         detector: `yolo` = find plates with the plate detector (`plate_det_model`, AGPL-3.0)
-            first and read the text line inside each, falling back to the text-detector search
-            when it finds no valid plate; `text` = the text-detector search only (Apache-2.0).
+            and read the text line inside each (the text detector in the plate's window);
+            `text` = the text-detector search only (Apache-2.0).
         plate_det_model: the plate detector ONNX file (default: the shipped YOLOv8 one).
         plate_det_px: plate detector input size (longer side, multiple of 32).
         plate_det_retry_px: the plate detector looks again at this size when the first look
             gives no plate read at least `plate_sure` confident (0 = never).
+        plate_det_search_px: the last resort behind the plate detector, when its looks give
+            no good read: a third look at this size (0 = the whole-frame text search instead).
         plate_sure: a plate read this confident (0-1) ends the search after the plate detector.
         plate_line_px: plate windows are scaled so the plate box is about this tall before the
             text line inside it is detected.
         read_faint: behind the plate detector, read the boxes it scored below its threshold
-            (see `PlateDetector.detect`) before searching the whole frame.
+            (see `PlateDetector.detect`) before the last resort (`_last_look`).
     """
 
     def __init__(self, *, det_model: Path | str | None = None, rec_model: Path | str | None = None,
@@ -158,7 +162,8 @@ class PlateReader:
                  plate_det_retry_px: int = 640, plate_sure: float = 0.0,
                  plate_line_px: int = 128, second_rec_model: Path | str | None = None,
                  second_rec_dict: Path | str | None = None, second_rec_below: float = 2.0,
-                 second_rec_weight: float = 1.3, read_faint: bool = True):
+                 second_rec_weight: float = 1.3, read_faint: bool = True,
+                 plate_det_search_px: int = 800):
         if detector not in ("yolo", "text"):
             raise ValueError(f"detector: must be 'yolo' or 'text', not {detector!r}")
         self.plate_detector = (PlateDetector(Path(plate_det_model or DEFAULT_PLATE_DET),
@@ -166,6 +171,7 @@ class PlateReader:
                                if detector == "yolo" else None)
         self.plate_line_px = plate_line_px
         self.plate_det_retry_px = plate_det_retry_px
+        self.plate_det_search_px = plate_det_search_px
         self.plate_sure = plate_sure
         self.lines_per_plate = 1
         self.plate_full_width = False
@@ -206,7 +212,8 @@ class PlateReader:
                    det_retry_max_side_px=lpr_cfg.det_retry_max_side_px, regions=lpr_cfg.regions,
                    detector=lpr_cfg.detector, plate_det_model=lpr_cfg.plate_det_model or None,
                    plate_det_px=lpr_cfg.plate_det_px,
-                   plate_det_retry_px=lpr_cfg.plate_det_retry_px, plate_sure=lpr_cfg.plate_sure,
+                   plate_det_retry_px=lpr_cfg.plate_det_retry_px,
+                   plate_det_search_px=lpr_cfg.plate_det_search_px, plate_sure=lpr_cfg.plate_sure,
                    plate_line_px=lpr_cfg.plate_line_px,
                    second_rec_model=lpr_cfg.second_rec_model or None,
                    second_rec_dict=lpr_cfg.second_rec_dict or None,
@@ -219,7 +226,7 @@ class PlateReader:
 
         search_frame: False is a quick look for a burst's later frames, once a first frame's
             full search found nothing in the same scene: the plate detector at its first size
-            only (no larger second look) and no whole-frame text search behind it.
+            only (no larger looks behind it).
         near: a read of an earlier frame of the same scene (a burst's car standing on the
             loop): look first where it found its plate (its plate box, or a window around its
             text line); only when that finds no plate is the frame searched as above.
@@ -255,7 +262,7 @@ class PlateReader:
                 return dataclasses.replace(best, ms=(time.perf_counter() - started) * 1000)
             if faint and score < self.good_score:
                 # No plate in the boxes the detector is sure of: the ones it half saw (below
-                # its threshold) cost a window each, the whole-frame search below a frame; a
+                # its threshold) cost a window each, the last resort below a frame; a
                 # faint box read as well as a good one ends the search.
                 again, again_score = self._best_in_plates(image, _distinct(faint)[:FAINT_READS])
                 if again_score > score:
@@ -264,15 +271,11 @@ class PlateReader:
                     release_free_memory()
                     return dataclasses.replace(best, ms=(time.perf_counter() - started) * 1000)
             if search_frame and score < self.good_score:
-                # Behind the plate detector the whole-frame text search is the fallback for the
-                # frames it found no valid plate in: far and small plates, which the larger size
-                # reads. One look at that size (the first size read none of them that it did
-                # not: same plates on every dev and held-out half, ~130 ms less on a miss).
-                side = max(self.retry_side_px, self.detector.max_side_px)
-                found = self._search(image, side)
-                text_best, text_score = self._best(image, found)
-                if text_score > score:
-                    best, score = text_best, text_score
+                # Behind the plate detector the last resort for a frame it found no valid plate
+                # in: far and small plates, which a larger look finds (see `_last_look`)
+                last, last_score = self._last_look(image)
+                if last_score > score:
+                    best, score = last, last_score
         else:
             best, score = self._best(image, self.detector.detect(image))
             if score < self.good_score and self.retry_side_px > self.detector.max_side_px:
@@ -284,6 +287,25 @@ class PlateReader:
         release_free_memory()
         ms = (time.perf_counter() - started) * 1000
         return dataclasses.replace(best, ms=ms)
+
+    def _last_look(self, image: np.ndarray) -> tuple[FrameRead, float]:
+        """Behind the plate detector, a frame whose looks gave no good read: the plate detector
+        once more at `plate_det_search_px`, alone (see `_RunGate`); with it 0, the
+        whole-frame text search at the larger text size (one size: the smaller read no plate
+        the larger did not, on every dev and held-out half).
+
+        Both find the far and small plates the smaller looks miss (a plate 57 px wide in a
+        720p frame), and on every dev half (US, EU, BR) they read the same plates. The look
+        at 800 px costs half the CPU of the text search and less memory at its peak (one
+        thread, a 720p frame: 87 against 183 ms, +31 against +43 MB), and a portrait photo
+        is one run instead of three strips."""
+        if self.plate_det_search_px:
+            with self._runs.alone():
+                release_free_memory()
+                boxes = self.plate_detector.detect(image, input_px=self.plate_det_search_px)
+            return self._best_in_plates(image, boxes)
+        return self._best(image, self._search(image, max(self.retry_side_px,
+                                                         self.detector.max_side_px)))
 
     def _search(self, image: np.ndarray, side_px: int) -> list[TextBox]:
         """The whole-frame text search at `side_px` (the size goes with the call: lane threads
