@@ -398,10 +398,11 @@ class LprSection:
     plate_det_retry_px: int = 640
     """A second, larger plate-detector look when the first gives no plate read at least
     plate_sure confident (a multiple of 32 up to 1280); 0: off."""
-    plate_det_search_px: int = 800
-    """When both plate-detector looks give no good read, the last resort: a third look at this
-    size (a multiple of 32 from 96 to 1280) for the far and small plates; 0: the whole-frame
-    text search instead (dearer: see docs/lpr.md)."""
+    plate_det_search_px: int = 0
+    """The last resort when both plate-detector looks give no good read, for the far and small
+    plates. 0: the whole-frame text search; a size (a multiple of 32 above both looks' and up
+    to 1280, such as 800): a third plate-detector look instead, at half the CPU and less memory
+    at its peak, which read fewer held-out plates (docs/lpr.md, "How a plate is read")."""
     plate_sure: float = 0.0
     """A plate read this confident (0-1) after the plate detector ends the search."""
     plate_line_px: int = 128
@@ -464,9 +465,11 @@ class LprSection:
             raise ValueError("plate_det_retry_px: must be 0 (off) or a multiple of 32 between "
                              "96 and 1280")
         if self.plate_det_search_px and (
-                not 96 <= self.plate_det_search_px <= 1280 or self.plate_det_search_px % 32):
+                not self.plate_det_px < self.plate_det_search_px <= 1280
+                or self.plate_det_search_px <= self.plate_det_retry_px
+                or self.plate_det_search_px % 32):
             raise ValueError("plate_det_search_px: must be 0 (the text search) or a multiple of "
-                             "32 between 96 and 1280")
+                             "32 larger than plate_det_px and plate_det_retry_px, up to 1280")
         if not 0.5 <= self.second_rec_weight <= 3:
             raise ValueError("second_rec_weight: must be between 0.5 and 3")
         if not 0 <= self.plate_sure <= 1:

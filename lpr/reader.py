@@ -51,11 +51,11 @@ class FrameRead:
 
 
 class _RunGate:
-    """Lane threads' reads side by side, except a read's last resort (the plate detector's
-    largest look, or the whole-frame text search), which runs alone.
+    """Lane threads' reads side by side, except a read's last resort (the whole-frame text
+    search, or the plate detector's largest look), which runs alone.
 
-    The last resort is the dearest run in memory (the plate detector at 800 px ~31 MB, the
-    text search at 896 px ~43 MB; a smaller look 10-25 MB): with two reader threads, it
+    The last resort is the dearest run in memory (the text search at 896 px ~43 MB, the plate
+    detector at 800 px ~31 MB; a smaller look 10-25 MB): with two reader threads, it
     beside another lane's read adds their peaks up
     (full load, 240-s runs: RSS peak 278.0 and 278.9 MiB with this gate, 282.4 without). A
     thread asking to search waits until the reads under way end (its own read's share counts
@@ -143,7 +143,8 @@ class PlateReader:
         plate_det_retry_px: the plate detector looks again at this size when the first look
             gives no plate read at least `plate_sure` confident (0 = never).
         plate_det_search_px: the last resort behind the plate detector, when its looks give
-            no good read: a third look at this size (0 = the whole-frame text search instead).
+            no good read: 0 = the whole-frame text search; a size = a third look at that size
+            instead (cheaper, fewer plates: see `_last_look`).
         plate_sure: a plate read this confident (0-1) ends the search after the plate detector.
         plate_line_px: plate windows are scaled so the plate box is about this tall before the
             text line inside it is detected.
@@ -163,7 +164,7 @@ class PlateReader:
                  plate_line_px: int = 128, second_rec_model: Path | str | None = None,
                  second_rec_dict: Path | str | None = None, second_rec_below: float = 2.0,
                  second_rec_weight: float = 1.3, read_faint: bool = True,
-                 plate_det_search_px: int = 800):
+                 plate_det_search_px: int = 0):
         if detector not in ("yolo", "text"):
             raise ValueError(f"detector: must be 'yolo' or 'text', not {detector!r}")
         self.plate_detector = (PlateDetector(Path(plate_det_model or DEFAULT_PLATE_DET),
@@ -289,16 +290,17 @@ class PlateReader:
         return dataclasses.replace(best, ms=ms)
 
     def _last_look(self, image: np.ndarray) -> tuple[FrameRead, float]:
-        """Behind the plate detector, a frame whose looks gave no good read: the plate detector
-        once more at `plate_det_search_px`, alone (see `_RunGate`); with it 0, the
-        whole-frame text search at the larger text size (one size: the smaller read no plate
-        the larger did not, on every dev and held-out half).
+        """Behind the plate detector, a frame whose looks gave no good read: the whole-frame
+        text search at the larger text size (one size: the smaller read no plate the larger did
+        not, on every dev and held-out half); with `plate_det_search_px` set, the plate
+        detector once more at that size instead. Either runs alone (see `_RunGate`).
 
-        Both find the far and small plates the smaller looks miss (a plate 57 px wide in a
-        720p frame), and on every dev half (US, EU, BR) they read the same plates. The look
-        at 800 px costs half the CPU of the text search and less memory at its peak (one
-        thread, a 720p frame: 87 against 183 ms, +31 against +43 MB), and a portrait photo
-        is one run instead of three strips."""
+        Both find far and small plates the smaller looks miss (a plate 57 px wide in a 720p
+        frame), and on every dev half (US, EU, BR) they read the same plates. The look at
+        800 px costs half the CPU of the text search and less memory at its peak (one thread,
+        a 720p frame: 82 against 170 ms, +31 against +43 MB; a portrait photo is one run
+        instead of three strips), but it read 3 fewer of the 111 US held-out plates (98
+        against 101): the text search stays the default (`make bench`, docs/lpr.md)."""
         if self.plate_det_search_px:
             with self._runs.alone():
                 release_free_memory()

@@ -145,11 +145,12 @@ def test_second_rec_weight_is_config_with_limits():
 
 def test_a_bursts_quick_look_skips_the_larger_looks_and_the_last_resort(reader):
     """A frame with no plate (grey wall): behind the plate detector a full read looks at the
-    first size, at plate_det_retry_px, then, as the last resort, at plate_det_search_px, and
-    never searches the whole frame with the text detector; with plate_det_search_px = 0 the
-    last resort is the whole-frame text search, once, at det_retry_max_side_px (the text-only
-    pipeline searches at det_max_side_px, then det_retry_max_side_px). A burst's quick look
-    (a later frame of a scene whose first frame gave nothing) takes the first look only."""
+    first size, then at plate_det_retry_px, then, as the last resort, searches the whole frame
+    with the text detector once, at det_retry_max_side_px (the text-only pipeline searches at
+    det_max_side_px, then det_retry_max_side_px); with plate_det_search_px set the last resort
+    is a third plate-detector look at that size, and the whole frame is never text-searched.
+    A burst's quick look (a later frame of a scene whose first frame gave nothing) takes the
+    first look only."""
     wall = np.full((720, 1280, 3), 110, np.uint8)
 
     def whole_frame_sizes(plate_reader, **options):
@@ -178,26 +179,29 @@ def test_a_bursts_quick_look_skips_the_larger_looks_and_the_last_resort(reader):
             del plates.detect
         return looks
 
-    assert (reader.plate_det_retry_px, reader.plate_det_search_px) == (640, 800)
-    assert whole_frame_sizes(reader) == []
-    assert plate_looks(reader) == [None, 640, 800]
+    assert (reader.plate_det_retry_px, reader.plate_det_search_px) == (640, 0)
+    assert whole_frame_sizes(reader) == [896]
+    assert plate_looks(reader) == [None, 640]
     assert whole_frame_sizes(reader, search_frame=False) == []  # a burst's later frame
     assert plate_looks(reader, search_frame=False) == [None]  # the first size only
-    text_last = PlateReader(threads=1, plate_det_search_px=0)
-    assert whole_frame_sizes(text_last) == [896]
-    assert plate_looks(text_last) == [None, 640]
-    assert whole_frame_sizes(text_last, search_frame=False) == []
+    look_last = PlateReader(threads=1, plate_det_search_px=800)
+    assert whole_frame_sizes(look_last) == []
+    assert plate_looks(look_last) == [None, 640, 800]
+    assert plate_looks(look_last, search_frame=False) == [None]
     assert whole_frame_sizes(PlateReader(threads=1, detector="text")) == [640, 896]
 
 
 def test_plate_det_search_px_is_config_with_limits():
     from appliance.config import LprSection
 
-    assert LprSection().plate_det_search_px == 800
-    assert PlateReader.from_config(LprSection(plate_det_search_px=0)).plate_det_search_px == 0
-    for bad in (64, 810, 1312):
+    assert LprSection().plate_det_search_px == 0  # the text search
+    assert PlateReader.from_config(LprSection(plate_det_search_px=800)).plate_det_search_px == 800
+    for bad in (64, 810, 1312, 640, 416):  # not above both looks' sizes, off the grid, too large
         with pytest.raises(ValueError, match="plate_det_search_px"):
             LprSection(plate_det_search_px=bad)
+    with pytest.raises(ValueError, match="plate_det_search_px"):
+        LprSection(plate_det_retry_px=960, plate_det_search_px=800)
+    assert LprSection(plate_det_retry_px=0, plate_det_search_px=640).plate_det_search_px == 640
 
 
 def test_a_bursts_later_frame_is_read_where_the_earlier_one_found_the_plate(reader):
@@ -230,7 +234,7 @@ def test_a_bursts_later_frame_is_read_where_the_earlier_one_found_the_plate(read
             if plates is not None:
                 del plates.detect
 
-    for plate_reader in (reader, PlateReader(threads=1, plate_det_search_px=0),
+    for plate_reader in (reader, PlateReader(threads=1, plate_det_search_px=800),
                          PlateReader(threads=1, detector="text")):
         first, searched = frame_searches(plate_reader, scene)
         assert first.plate == "7XYZ123" and searched
@@ -271,14 +275,15 @@ def test_a_plate_the_detector_half_saw_is_read_before_the_last_resort(reader):
         assert (read.plate, searched, looked) == ("8D79882", [], [(True, None), (True, 640)])
         reader.read_faint = False  # the option off: no faint boxes, the last resort runs
         looked.clear()
+        assert reader.read(scene).plate == "8D79882" and searched == [896]  # the text search
+        assert looked == [(False, None), (False, 640)]
+        reader.plate_det_search_px = 800  # the plate detector's look as the last resort
+        looked.clear()
+        searched.clear()
         assert reader.read(scene).plate is None  # (this stub's detector sees no plate at all)
         assert (searched, looked) == ([], [(False, None), (False, 640), (False, 800)])
-        reader.plate_det_search_px = 0  # the text search as the last resort finds the plate
-        looked.clear()
-        assert reader.read(scene).plate == "8D79882" and searched == [896]
-        assert looked == [(False, None), (False, 640)]
     finally:
-        reader.read_faint, reader.plate_det_search_px = True, 800
+        reader.read_faint, reader.plate_det_search_px = True, 0
         del reader.plate_detector.detect, reader.detector.detect
 
 
@@ -314,7 +319,7 @@ def test_lane_threads_sharing_the_reader_each_search_at_their_own_sizes():
     assert detector.max_side_px == 640
 
 
-LAST_RESORTS = ("plates", "text")  # the plate detector's largest look; the whole-frame text search
+LAST_RESORTS = ("text", "plates")  # the whole-frame text search; the plate detector at 800 px
 
 
 @contextlib.contextmanager
@@ -322,7 +327,7 @@ def _last_resort_as(reader, kind: str, wrap, frame_shape):
     """The reader with `kind` as its last resort, each run of that going through
     `wrap(run)` (`run()`: the real one); every other detector run is the real one."""
     detector, plates = reader.detector, reader.plate_detector
-    search_px = reader.plate_det_search_px
+    search_px = 800
 
     def text(image, *, max_side_px=None, upscale=False):
         def run():
@@ -336,18 +341,19 @@ def _last_resort_as(reader, kind: str, wrap, frame_shape):
         return wrap(run) if kind == "plates" and input_px == search_px else run()
 
     detector.detect, plates.detect = text, plate_look
+    was = reader.plate_det_search_px
     reader.plate_det_search_px = search_px if kind == "plates" else 0
     try:
         yield
     finally:
-        reader.plate_det_search_px = search_px
+        reader.plate_det_search_px = was
         del detector.detect, plates.detect
 
 
 @pytest.mark.parametrize("kind", LAST_RESORTS)
 def test_lane_threads_run_the_last_resort_one_at_a_time(reader, kind):
-    """Behind the plate detector the last resort (its look at 800 px, or the whole-frame
-    text search at 896 px) is the dearest run in memory: lane threads sharing the reader run
+    """Behind the plate detector the last resort (the whole-frame text search at 896 px, or
+    its own look at 800 px) is the dearest run in memory: lane threads sharing the reader run
     it one at a time, so two lanes' peaks never add up. Two threads read bare walls; the last
     resort is slowed so that they would overlap."""
     import threading
@@ -380,8 +386,8 @@ def test_lane_threads_run_the_last_resort_one_at_a_time(reader, kind):
 
 @pytest.mark.parametrize("kind", LAST_RESORTS)
 def test_the_last_resort_runs_with_no_other_read_beside_it(reader, kind):
-    """The last resort is the dearest run in memory (~31 MB at 800 px, ~43 MB for the text
-    search): lane threads sharing the reader run it alone, so its peak never adds to another
+    """The last resort is the dearest run in memory (~43 MB for the text search, ~31 MB for
+    the plate detector at 800 px): lane threads sharing the reader run it alone, so its peak never adds to another
     lane's read. Lane a reads a bare wall (its last resort slowed to 0.4 s) while lane b keeps
     reading a plate; then b reads (its plate detector slowed) while a asks for its last
     resort. No run of b's plate detector overlaps a last resort, and both lanes still read
