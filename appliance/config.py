@@ -388,8 +388,8 @@ class LprSection:
     """How much the second recogniser's vote counts against the first's (0.5-3) for plates of
     regions the shipped first recogniser was not fine-tuned on (all but us)."""
     detector: str = "yolo"  # the plate detector (AGPL-3.0); "text" = text detector only
-    """yolo: a plate detector first, a larger look of it as fallback (the shipped detector is
-    AGPL-3.0); text: the text-detector search only.
+    """yolo: a plate detector first, the text search as its last resort (see
+    plate_det_search_px; the shipped detector is AGPL-3.0); text: the text-detector search only.
     """
     plate_det_model: str = ""
     """Plate detector model (ONNX, YOLOv8 style); empty: the shipped one."""

@@ -136,8 +136,9 @@ class PlateReader:
             the line is about this tall (fixes boxes the coarse pass cut short).
         max_candidates: how many coarse text lines are read per pass.
         detector: `yolo` = find plates with the plate detector (`plate_det_model`, AGPL-3.0)
-            and read the text line inside each (the text detector in the plate's window);
-            `text` = the text-detector search only (Apache-2.0).
+            and read the text line inside each (the text detector in the plate's window), the
+            whole-frame text search as the last resort (`plate_det_search_px`); `text` = the
+            text-detector search only (Apache-2.0).
         plate_det_model: the plate detector ONNX file (default: the shipped YOLOv8 one).
         plate_det_px: plate detector input size (longer side, multiple of 32).
         plate_det_retry_px: the plate detector looks again at this size when the first look
@@ -298,7 +299,7 @@ class PlateReader:
         Both find far and small plates the smaller looks miss (a plate 57 px wide in a 720p
         frame), and on every dev half (US, EU, BR) they read the same plates. The look at
         800 px costs half the CPU of the text search and less memory at its peak (one thread,
-        a 720p frame: 82 against 170 ms, +31 against +43 MB; a portrait photo is one run
+        a 720p frame: 86 against 188 ms, +31 against +43 MB; a portrait photo is one run
         instead of three strips), but it read 3 fewer of the 111 US held-out plates (98
         against 101): the text search stays the default (`make bench`, docs/lpr.md)."""
         if self.plate_det_search_px:
