@@ -110,25 +110,12 @@ def run() -> list[dict]:
             rows += _lane_rows(f"{tag} held-out", run_lane_bench(
                 reader, split_items(items, "held-out"), burst_frames=LprSection().burst_frames))
     # the faster settings (they meet the latency goal; see docs/lpr.md for what they cost)
-    fast = PlateReader(threads=1, plate_det_px=320, second_rec_below=0.9)
-    for folder, codes in SETS:
-        path = root / folder
-        if path.is_dir() and codes != ("eu", "generic"):
-            fast.regions = resolve_regions(codes)
-            result = run_bench(fast, split_items(load_labels(path), "held-out"))
-            rows += _rows(f"lpr {folder} [regions {'+'.join(codes)}, fast: plate_det_px 320, "
-                          "second_rec_below 0.9] held-out", result, "")
+    rows += _held_out_rows(PlateReader(threads=1, plate_det_px=320, second_rec_below=0.9), root,
+                           "fast: plate_det_px 320, second_rec_below 0.9")
     # a cheaper last resort than the default's whole-frame text search: the plate detector's
     # own look at 800 px (see docs/lpr.md for what it costs)
-    look_last = PlateReader(threads=1, plate_det_search_px=LOOK_LAST_PX)
-    for folder, codes in SETS:
-        path = root / folder
-        if path.is_dir() and codes != ("eu", "generic"):
-            look_last.regions = resolve_regions(codes)
-            result = run_bench(look_last, split_items(load_labels(path), "held-out"))
-            rows += _rows(f"lpr {folder} [regions {'+'.join(codes)}, plate_det_search_px "
-                          f"{LOOK_LAST_PX}] held-out", result, "")
-    del look_last
+    rows += _held_out_rows(PlateReader(threads=1, plate_det_search_px=LOOK_LAST_PX), root,
+                           f"plate_det_search_px {LOOK_LAST_PX}")
     us = root / "us"
     if us.is_dir():
         text = PlateReader(threads=1, detector="text")
@@ -147,6 +134,22 @@ def run() -> list[dict]:
                       "720p frame: CPU time (median of 5)", "value": cpu_ms, "unit": "ms"},
              {"name": f"lpr plate detector look at {LOOK_LAST_PX} px (plate_det_search_px), "
                       "720p frame: peak RSS growth", "value": peak_mb, "unit": "MB"}]
+    return rows
+
+
+def _held_out_rows(reader, root: Path, setting: str) -> list[dict]:
+    """Another reader's figures on each region's held-out half (`setting` names it)."""
+    from lpr.bench import load_labels, run_bench, split_items
+    from lpr.regions import resolve_regions
+
+    rows = []
+    for folder, codes in SETS:
+        path = root / folder
+        if path.is_dir() and codes != ("eu", "generic"):
+            reader.regions = resolve_regions(codes)
+            result = run_bench(reader, split_items(load_labels(path), "held-out"))
+            rows += _rows(f"lpr {folder} [regions {'+'.join(codes)}, {setting}] held-out",
+                          result, "")
     return rows
 
 
