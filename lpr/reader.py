@@ -303,23 +303,27 @@ class PlateReader:
         instead of three strips), but it read 3 fewer of the 111 US held-out plates (98
         against 101): the text search stays the default (`make bench`, docs/lpr.md)."""
         if self.plate_det_search_px:
-            with self._runs.alone():
-                release_free_memory()
+            with self._alone_on_a_trimmed_heap():
                 boxes = self.plate_detector.detect(image, input_px=self.plate_det_search_px)
             return self._best_in_plates(image, boxes)
         return self._best(image, self._search(image, max(self.retry_side_px,
                                                          self.detector.max_side_px)))
 
-    def _search(self, image: np.ndarray, side_px: int) -> list[TextBox]:
-        """The whole-frame text search at `side_px` (the size goes with the call: lane threads
-        share this detector), alone: the dearest run in memory, with no other beside it.
-
-        The heap is trimmed first: the plate detector's looks before it, and the reads of
-        their boxes, free their buffers into the heap, which keeps them resident until a trim,
-        and the search's peak came on top of them (a 720p frame with no plate: ~29 MB; under
-        full load 7-22 MB at each search's start)."""
+    @contextlib.contextmanager
+    def _alone_on_a_trimmed_heap(self):
+        """A last resort's run: alone (see `_RunGate`), the dearest run in memory, with no
+        other beside it, and on a trimmed heap: the plate detector's looks before it, and the
+        reads of their boxes, free their buffers into the heap, which keeps them resident until
+        a trim, and the run's peak came on top of them (a 720p frame with no plate: ~29 MB;
+        under full load 7-22 MB at each text search's start)."""
         with self._runs.alone():
             release_free_memory()
+            yield
+
+    def _search(self, image: np.ndarray, side_px: int) -> list[TextBox]:
+        """The whole-frame text search at `side_px` (the size goes with the call: lane threads
+        share this detector), alone on a trimmed heap."""
+        with self._alone_on_a_trimmed_heap():
             return self.detector.detect(image, max_side_px=side_px)
 
     def _look_again(self, image: np.ndarray, near: FrameRead) -> FrameRead:
