@@ -55,11 +55,11 @@ class _RunGate:
     search, or the plate detector's largest look), which runs alone.
 
     The last resort is the dearest run in memory (the text search at 896 px ~43 MB, the plate
-    detector at 800 px ~31 MB; a smaller look 10-25 MB): with two reader threads, it
-    beside another lane's read adds their peaks up
-    (full load, 240-s runs: RSS peak 278.0 and 278.9 MiB with this gate, 282.4 without). A
-    thread asking to search waits until the reads under way end (its own read's share counts
-    as ended while it waits), and reads asked for meanwhile wait for the search.
+    detector at 800 px ~31 MB; a smaller look 10-25 MB): with two reader threads, running it
+    beside another lane's read adds their peaks up (full load, 240-s runs: RSS peak 278.0 and
+    278.9 MiB with this gate, 282.4 without). A thread asking to search waits until the reads
+    under way end (its own read's share counts as ended while it waits), and reads asked for
+    meanwhile wait for the search.
     """
 
     def __init__(self) -> None:
